@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both set up .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKDIR ?= workspace
+PROFILE ?= small
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export BENTOML_DO_NOT_TRACK := True
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-unit bench clean help
+
+help:
+	@echo "make setup   create $(VENV) and install (idempotent)"
+	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
+	@echo "make test    setup, then the test suite"
+	@echo "make bench   benchmarks (figures go to docs/benchmarks.md by hand)"
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: an open torch requirement would pull a multi-GB CUDA build (STACK.md).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/gfm pipeline --workdir $(WORKDIR) --profile $(PROFILE)
+
+test: setup
+	$(BIN)/pytest -q
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+bench: setup
+	$(BIN)/python bench/bench_transform.py
+
+clean:
+	rm -rf $(WORKDIR) .pytest_cache

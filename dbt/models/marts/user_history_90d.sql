@@ -1,0 +1,99 @@
+-- Daily user-history snapshots (DESIGN.md): for each day d in [graph_as_of, cutoff] and each
+-- item type, the distinct top-level items a user consumed in [d - history_days, d), most
+-- recent first. Days are counted from graph_as_of, so a snapshot never sees an event at or
+-- after its own instant.
+--
+-- Cost: events are first reduced to one row per (user, item, day); each such row is then
+-- joined only to the snapshots where it is the item's latest day in the window (until the
+-- item's next day, at most history_days later), so the joined rows are exactly the list
+-- entries of the output, never (entries x snapshots).
+with
+
+interactions as (
+
+    select * from {{ ref('int_interactions_rolled_up') }}
+
+),
+
+snapshot_spine as (
+
+    select
+        snapshot_index,
+        {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
+
+    from range(0, {{ var('label_days') | int }} + 1) as spine (snapshot_index)
+
+),
+
+daily as (
+
+    -- day_index 0 is [graph_as_of, graph_as_of + 1 day); negative days are before graph_as_of
+    select
+        user_id,
+        top_item_id as item_id,
+        top_item_type as item_type,
+        cast(floor(
+            (epoch(event_ts) - epoch({{ timeline_ts('graph_as_of') }})) / 86400
+        ) as bigint) as day_index,
+        max(event_ts) as last_event_ts
+
+    from interactions
+    where event_type in {{ sql_string_list(var('history_event_types')) }}
+        and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('history_days') }}
+        and event_ts < {{ timeline_ts('cutoff') }}
+    group by 1, 2, 3, 4
+
+),
+
+spans as (
+
+    -- the snapshots for which this day is the item's latest day inside the window:
+    -- after the day itself, up to the item's next day and at most history_days later
+    select
+        *,
+        greatest(day_index + 1, 0) as first_snapshot_index,
+        least(
+            coalesce(
+                lead(day_index) over (partition by user_id, item_id order by day_index),
+                {{ var('label_days') | int }}
+            ),
+            day_index + {{ var('history_days') | int }},
+            {{ var('label_days') | int }}
+        ) as last_snapshot_index
+
+    from daily
+
+),
+
+snapshot_items as (
+
+    select
+        spans.user_id,
+        snapshot_spine.snapshot_ts,
+        spans.item_type,
+        spans.item_id,
+        spans.last_event_ts
+
+    from spans
+    inner join snapshot_spine
+        on snapshot_spine.snapshot_index between spans.first_snapshot_index
+            and spans.last_snapshot_index
+
+),
+
+final as (
+
+    select
+        user_id,
+        snapshot_ts,
+        item_type,
+        list(item_id order by last_event_ts desc, item_id) as item_ids,
+        count(*) as n_items,
+        max(last_event_ts) as last_event_ts
+
+    from snapshot_items
+    group by 1, 2, 3
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""The `gfm` command line: one small module per subcommand, wired in main.py."""

@@ -1,0 +1,193 @@
+"""The one configuration of a workspace: built-in defaults, a YAML file, per-flag overrides.
+
+Every stage reads the timeline (DESIGN.md, "Time is explicit everywhere") from here and only
+here. Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gfm.errors import ConfigError
+
+
+@dataclass
+class TimelineConfig:
+    # Midnight (naive UTC) that ends training data; None = last event's day minus holdout_days.
+    cutoff: dt.date | None = None
+    history_days: int = 90  # window of co-interaction edges and user histories
+    label_days: int = 14  # two-tower label window: [graph_as_of, cutoff)
+    holdout_days: int = 14  # evaluation hold-out: [cutoff, cutoff + holdout_days)
+
+
+@dataclass
+class WarehouseConfig:
+    # An edge needs at least this many distinct users who streamed both items.
+    min_edge_support: int = 1
+    # Bound on the quadratic self-join: only a user's most recent N distinct top-level items
+    # in the window form pairs (N*(N-1) pairs at most per user).
+    max_items_per_user: int = 200
+    edge_event_types: list[str] = field(default_factory=lambda: ["stream"])
+    # 2T-HGNN: weak signals (follows, previews) help user histories.
+    history_event_types: list[str] = field(default_factory=lambda: ["stream", "follow", "preview"])
+
+
+@dataclass
+class Config:
+    timeline: TimelineConfig = field(default_factory=TimelineConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        def convert(value: Any) -> Any:
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: convert(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [convert(v) for v in value]
+            return value
+
+        return convert(dataclasses.asdict(self))
+
+
+CONFIG_FILE_NAME = "gfm.yaml"
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a YAML or flag value to the annotated type, or raise a ConfigError naming `where`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value]
+    if annotation is dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: expected a date like 2025-03-01, got {value!r}") from None
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes"):
+            return True
+        if str(value).lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation in (int, float, str):
+        if annotation is int and isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            converted = annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
+        if annotation is int and isinstance(value, float) and value != converted:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return converted
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    label = where or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{label}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(known))}"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key_where = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], data[f.name] or {}, key_where)
+        else:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], key_where)
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    t = config.timeline
+    for name in ("history_days", "label_days", "holdout_days"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"timeline.{name} must be at least 1 day, got {getattr(t, name)}")
+    if config.warehouse.min_edge_support < 1:
+        raise ConfigError("warehouse.min_edge_support must be at least 1")
+    if config.warehouse.max_items_per_user < 2:
+        raise ConfigError("warehouse.max_items_per_user must be at least 2 (a pair needs two items)")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn `section.key=value` flags into a nested dict."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: expected section.key=value, e.g. timeline.label_days=7")
+        dotted, value = pair.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value) if value else None
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    workdir: Path | None = None,
+    config_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then the YAML file (explicit path, else <workdir>/gfm.yaml if present), then flags."""
+    data: dict[str, Any] = {}
+    path = config_path
+    if path is None and workdir is not None and (workdir / CONFIG_FILE_NAME).exists():
+        path = workdir / CONFIG_FILE_NAME
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        data = loaded
+    if overrides:
+        data = _merge(data, overrides)
+    config = _build(Config, data, "")
+    _validate(config)
+    return config

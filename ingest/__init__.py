@@ -1,0 +1,1 @@
+"""Raw data: the contract, the synthetic audio-streaming platform and the importers."""

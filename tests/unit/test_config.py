@@ -1,0 +1,68 @@
+import datetime as dt
+
+import pytest
+
+from gfm.config import Config, load_config, parse_overrides
+from gfm.errors import ConfigError
+from gfm.timeline import Timeline, resolve_timeline
+from gfm.workspace import Workspace
+
+
+def test_defaults_follow_the_design_timeline():
+    config = load_config()
+    assert config.timeline.history_days == 90
+    assert config.timeline.label_days == 14
+    assert config.timeline.holdout_days == 14
+    assert config.timeline.cutoff is None
+
+
+def test_yaml_then_flags(tmp_path):
+    (tmp_path / "gfm.yaml").write_text("timeline:\n  cutoff: 2025-05-01\n  label_days: 7\n")
+    config = load_config(tmp_path, overrides=parse_overrides(["timeline.label_days=3"]))
+    assert config.timeline.cutoff == dt.date(2025, 5, 1)
+    assert config.timeline.label_days == 3  # the flag wins over the file
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("timline:\n  cutoff: 2025-01-01\n", "unknown key(s) timline"),
+        ("timeline:\n  history_dayz: 3\n", "unknown key(s) history_dayz"),
+        ("timeline:\n  history_days: ninety\n", "timeline.history_days: expected int"),
+        ("timeline:\n  cutoff: yesterday\n", "expected a date"),
+        ("timeline:\n  label_days: 0\n", "at least 1 day"),
+        ("warehouse:\n  edge_event_types: 5\n", "expected a list"),
+    ],
+)
+def test_bad_config_is_refused_by_name(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(config_path=path)
+
+
+def test_override_needs_key_value():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_overrides(["timeline.label_days"])
+
+
+def test_list_override_from_comma_separated_flag():
+    config = load_config(overrides=parse_overrides(["warehouse.history_event_types=stream,follow"]))
+    assert config.warehouse.history_event_types == ["stream", "follow"]
+
+
+def test_timeline_instants():
+    t = Timeline(dt.datetime(2025, 7, 1), history_days=90, label_days=14, holdout_days=14)
+    assert t.graph_as_of == dt.datetime(2025, 6, 17)
+    assert t.holdout_end == dt.datetime(2025, 7, 15)
+    assert t.edge_window_start == dt.datetime(2025, 3, 19)
+    days = t.snapshot_days()
+    assert days[0] == t.graph_as_of and days[-1] == t.cutoff and len(days) == 15
+
+
+def test_default_cutoff_is_last_event_day_minus_holdout(tiny_raw_workspace):
+    ws = Workspace.at(tiny_raw_workspace)
+    t = resolve_timeline(Config().timeline, ws)
+    # The tiny profile spans 140 days from 2025-03-01: the last event falls on 2025-07-18.
+    assert t.cutoff == dt.datetime(2025, 7, 18) - dt.timedelta(days=14)
+    assert t.cutoff.time() == dt.time(0, 0)

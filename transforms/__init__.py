@@ -1,0 +1,1 @@
+"""Warehouse transforms: the dbt-duckdb project under dbt/, run for one workspace."""
