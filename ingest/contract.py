@@ -105,7 +105,7 @@ def check_table(name: str, table: pa.Table, source: str) -> pa.Table:
         if not col.nullable:
             nulls = pc.is_null(table.column(col.name))
             if col.kind == STRING:
-                nulls = pc.or_(nulls, pc.equal(pc.utf8_length(table.column(col.name)), 0))
+                nulls = pc.or_kleene(nulls, pc.equal(pc.utf8_length(table.column(col.name)), 0))
             if n := _count(nulls):
                 problems.append(
                     f"column {col.name!r} has {n} null or empty value(s), it must not:\n"
