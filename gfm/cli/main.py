@@ -8,11 +8,11 @@ import os
 import sys
 
 from gfm import __version__
-from gfm.cli import generate, import_data, pipeline, transform
+from gfm.cli import embed, evaluate, generate, import_data, pipeline, report, train, transform
 from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
-SUBCOMMANDS = [generate, import_data, transform, pipeline]
+SUBCOMMANDS = [generate, import_data, transform, embed, train, evaluate, report, pipeline]
 
 
 def _offline_environment() -> None:

@@ -1,0 +1,421 @@
+"""Hit-Rate@k, MRR and catalogue coverage per top-level item type, for any set of retrievers.
+
+Protocol (DESIGN.md; the paper's Hit-Rate@10 per item type on the hold-out):
+- Every model scores every candidate (exact); items are ranked per type, among that type's
+  candidates only.
+- Discovery (primary): items in the user's history at the cutoff are neither recommended nor
+  counted as targets. A user counts for a type if they have a history and streamed, in the
+  hold-out, an item of that type that is not in their history; a hit if one of those items is in
+  their top k of the type.
+- Inclusive: history items may be recommended and count as targets.
+- Cold start: users without history (their hit rate, with whatever fallback the model has), and
+  users with history restricted to hold-out targets released at/after the cutoff (new items).
+- Coverage@k: share of a type's candidates in at least one counted user's top k; overall: the
+  same over all candidates.
+
+Adding a model: implement `evaluation.retrievers.Retriever` and register a builder in MODELS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from evaluation import metrics as m
+from evaluation.retrievers import (
+    ALSRetriever,
+    ModelUnavailable,
+    PopularityRetriever,
+    Retriever,
+    VectorKNNRetriever,
+)
+from evaluation.split import EvalSplit
+from gfm.errors import GfmError
+from gfm.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+PRIMARY = "exclude_history"
+INCLUSIVE = "inclusive"
+COLD_USERS = "cold_users"
+NEW_ITEMS = "new_items"
+GROUPS = (PRIMARY, INCLUSIVE, COLD_USERS, NEW_ITEMS)
+SCORE_BYTES_PER_BATCH = 64 * 2**20  # bound on one batch's (users x items) float32 score matrix
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def latest_feature_file(directory: Path) -> Path | None:
+    """The most recently modified parquet file in `directory` (names starting with _ or . are
+    writes in progress or hidden: ignored)."""
+    if not directory.is_dir():
+        return None
+    files = [p for p in directory.glob("*.parquet")
+             if p.is_file() and not p.name.startswith(("_", "."))]
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
+
+
+def _text_vectors_path(workspace: Workspace) -> Path | None:
+    """The text vectors `gfm embed` last wrote or confirmed. A rerun on unchanged items only
+    touches the version's json, not its parquet, so its own rule beats the newest mtime."""
+    try:
+        from transforms.text_embedding import latest_text_embedding
+    except ImportError:
+        return latest_feature_file(workspace.features_dir / "item_text_embedding")
+    try:
+        return latest_text_embedding(workspace)
+    except GfmError:
+        return latest_feature_file(workspace.features_dir / "item_text_embedding")
+
+
+def _vector_knn(
+    feature_view: str, locate: Callable[[Workspace], Path | None] | None = None
+) -> Callable[[EvalSplit, Workspace], Retriever]:
+    """A builder of VectorKNN over the vectors of `feature_view` (default: its newest parquet)."""
+
+    def build(split: EvalSplit, workspace: Workspace) -> Retriever:
+        directory = workspace.features_dir / feature_view
+        path = locate(workspace) if locate else latest_feature_file(directory)
+        if path is None:
+            raise ModelUnavailable(f"no vectors in {directory}/*.parquet")
+        retriever = VectorKNNRetriever.from_parquet(split, path)
+        retriever.source = str(path)
+        return retriever
+
+    return build
+
+
+# name -> builder(split, workspace). `gfm evaluate` runs them in this order.
+MODELS: dict[str, Callable[[EvalSplit, Workspace], Retriever]] = {
+    "popularity": lambda split, workspace: PopularityRetriever(split),
+    "als": lambda split, workspace: ALSRetriever(split),
+    "text_knn": _vector_knn("item_text_embedding", _text_vectors_path),
+    "hgnn_knn": _vector_knn("item_hgnn_embedding"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _type_codes(split: EvalSplit) -> np.ndarray:
+    codes = {t: i for i, t in enumerate(split.types)}
+    return np.fromiter((codes[t] for t in split.item_types), dtype=np.int64, count=split.n_items)
+
+
+def user_counts(split: EvalSplit) -> dict[str, dict[str, int]]:
+    """Users counted per group and type (independent of the model)."""
+    n_items = split.n_items
+    users = np.repeat(np.arange(split.n_users), split.targets.lengths)
+    items = split.targets.values
+    history_keys = np.repeat(np.arange(split.n_users), split.histories.lengths) * n_items
+    in_history = np.isin(users * n_items + items, history_keys + split.histories.values)
+    warm = split.has_history[users]
+    codes = _type_codes(split)[items]
+    out: dict[str, dict[str, int]] = {group: {} for group in GROUPS}
+    for code, t in enumerate(split.types):
+        of_type = codes == code
+        masks = {
+            PRIMARY: of_type & warm & ~in_history,
+            INCLUSIVE: of_type & warm,
+            COLD_USERS: of_type & ~warm,
+            NEW_ITEMS: of_type & warm & ~in_history & split.is_new_item[items],
+        }
+        for group, mask in masks.items():
+            out[group][t] = int(len(np.unique(users[mask])))
+    return out
+
+
+@dataclass
+class _Tally:
+    """Running sums of one (group, type) over user batches."""
+
+    n_candidates: int
+    n_users: int = 0
+    hits: float = 0.0
+    reciprocal_ranks: float = 0.0
+    covered: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.covered = np.zeros(self.n_candidates, dtype=bool)
+
+    def add(self, best: np.ndarray, k: int, mrr_k: int, top: np.ndarray | None = None) -> None:
+        """`best`: the counted users' best target ranks; `top`: their top k (for coverage)."""
+        self.n_users += len(best)
+        self.hits += float(m.hits_at_k(best, k).sum())
+        self.reciprocal_ranks += float(m.reciprocal_ranks_at_k(best, mrr_k).sum())
+        if top is not None:
+            self.covered |= m.covered_items(top, k, self.n_candidates)
+
+    def hit_rate(self) -> float:
+        return self.hits / self.n_users if self.n_users else math.nan
+
+    def mrr(self) -> float:
+        return self.reciprocal_ranks / self.n_users if self.n_users else math.nan
+
+
+def _number(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), 6)
+
+
+def _auto_batch_size(n_items: int) -> int:
+    return int(max(1, min(4096, SCORE_BYTES_PER_BATCH // (4 * max(n_items, 1)))))
+
+
+def _type_scores(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The columns of one type: a view when they are contiguous (as load_split orders them)."""
+    if len(columns) and columns[-1] - columns[0] == len(columns) - 1:
+        return scores[:, columns[0]:columns[-1] + 1]
+    return scores[:, columns]
+
+
+def _tally_type(
+    tallies: Mapping[str, _Tally],
+    scores: np.ndarray,
+    warm: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray, np.ndarray],
+    history: tuple[np.ndarray, np.ndarray],
+    k: int,
+    mrr_k: int,
+) -> None:
+    """Add one batch's users to the tallies of one type.
+
+    scores: (batch, n_type) of the type's candidates; targets: (rows, cols, is_new) of the
+    batch's hold-out pairs of the type; history: (rows, cols) of its history pairs.
+    """
+    n_rows, n_cols = scores.shape
+    rows, cols, is_new = targets
+    h_rows, h_cols = history
+    ranks = m.target_ranks(scores, rows, cols)  # among all candidates of the type
+    # Discovery: a target already in the history does not count, and history items do not
+    # take places in the ranking.
+    fresh = ~np.isin(rows * n_cols + cols, h_rows * n_cols + h_cols)
+    ranks_fresh = ranks - m.count_ranked_ahead(scores, rows, cols, h_rows, h_cols)
+
+    best = m.best_ranks(ranks, rows, n_rows)
+    counted = best != m.NO_RANK
+    tallies[COLD_USERS].add(best[counted & ~warm], k, mrr_k)
+    counted &= warm
+    tallies[INCLUSIVE].add(best[counted], k, mrr_k, m.top_k(scores[counted], k))
+
+    best = m.best_ranks(ranks_fresh[fresh], rows[fresh], n_rows)
+    counted = (best != m.NO_RANK) & warm
+    masked = scores[counted]  # a copy: the history is masked out for the top k
+    position = np.cumsum(counted) - 1  # batch row -> row of `masked`
+    in_masked = counted[h_rows]
+    masked[position[h_rows[in_masked]], h_cols[in_masked]] = -np.inf
+    tallies[PRIMARY].add(best[counted], k, mrr_k, m.top_k(masked, k))
+
+    new = fresh & is_new
+    best = m.best_ranks(ranks_fresh[new], rows[new], n_rows)
+    tallies[NEW_ITEMS].add(best[(best != m.NO_RANK) & warm], k, mrr_k)
+
+
+def evaluate_retriever(
+    split: EvalSplit,
+    retriever: Retriever,
+    k: int = 10,
+    mrr_k: int = 100,
+    batch_size: int | None = None,
+    progress: bool = True,
+    name: str = "model",
+) -> dict[str, Any]:
+    """Metrics of one retriever: the primary setting at the top level, the others nested."""
+    users = split.eval_users()
+    batch_size = batch_size or _auto_batch_size(split.n_items)
+    codes = _type_codes(split)
+    tallies = {t: {g: _Tally(len(split.type_items[t])) for g in GROUPS} for t in split.types}
+    with tqdm(total=len(users), desc=f"evaluate {name}", unit="user",
+              disable=None if progress else True) as bar:
+        for start in range(0, len(users), batch_size):
+            batch = users[start:start + batch_size]
+            scores = retriever.score(batch)
+            if scores.shape != (len(batch), split.n_items):
+                raise ValueError(f"{name}: score() returned {scores.shape}, "
+                                 f"expected {(len(batch), split.n_items)}")
+            if not np.isfinite(scores).all():
+                raise ValueError(f"{name}: score() returned NaN or infinite scores")
+            warm = split.has_history[batch]
+            target_rows, target_items = split.targets.take(batch)
+            history_rows, history_items = split.histories.take(batch)
+            for code, t in enumerate(split.types):
+                of_type = codes[target_items] == code
+                targets = (target_rows[of_type], split.type_position[target_items[of_type]],
+                           split.is_new_item[target_items[of_type]])
+                of_type = codes[history_items] == code
+                history = (history_rows[of_type], split.type_position[history_items[of_type]])
+                _tally_type(tallies[t], _type_scores(scores, split.type_items[t]), warm,
+                            targets, history, k, mrr_k)
+            bar.update(len(batch))
+
+    hr, mrr, cov = f"hr@{k}", f"mrr@{mrr_k}", f"coverage@{k}"
+
+    def group_metrics(group: str, with_coverage: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            hr: {t: _number(tallies[t][group].hit_rate()) for t in split.types},
+            mrr: {t: _number(tallies[t][group].mrr()) for t in split.types},
+        }
+        if with_coverage:
+            covered = sum(int(tallies[t][group].covered.sum()) for t in split.types)
+            out[cov] = _number(covered / split.n_items if split.n_items else math.nan)
+            out[f"{cov}_by_type"] = {
+                t: _number(tallies[t][group].covered.mean()) if len(split.type_items[t]) else None
+                for t in split.types
+            }
+        return out
+
+    result = group_metrics(PRIMARY, with_coverage=True)
+    result[INCLUSIVE] = group_metrics(INCLUSIVE, with_coverage=True)
+    result[COLD_USERS] = group_metrics(COLD_USERS, with_coverage=False)
+    result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)
+    if retriever.source:
+        result["source"] = retriever.source
+    return result
+
+
+def evaluate_retrievers(
+    split: EvalSplit,
+    retrievers: Mapping[str, Retriever],
+    k: int = 10,
+    mrr_k: int = 100,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """{"split": ..., "settings": ..., "results": {model: metrics}}, ready for write_reports."""
+    results = {}
+    for name, retriever in retrievers.items():
+        results[name] = evaluate_retriever(split, retriever, k, mrr_k, batch_size, progress, name)
+    return {
+        "split": {**split.summary(), "n_users": user_counts(split)},
+        "settings": {
+            "k": k,
+            "mrr_k": mrr_k,
+            "primary": PRIMARY,
+            "ranking": "exact scoring over all candidates, top k per top-level item type",
+        },
+        "results": results,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{t} {n:,}" for t, n in counts.items())
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|:--" + "|--:" * (len(header) - 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_markdown(report: Mapping[str, Any]) -> str:
+    """The report as markdown: discovery (primary), inclusive and cold-start tables."""
+    split, settings, results = report["split"], report["settings"], report["results"]
+    k, mrr_k = settings["k"], settings["mrr_k"]
+    hr, mrr, cov = f"hr@{k}", f"mrr@{mrr_k}", f"coverage@{k}"
+    types = list(split["n_items"])
+    counts = split["n_users"]
+
+    def setting_table(get: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> str:
+        header = (["model"] + [f"HR@{k} {t}" for t in types] + [f"MRR@{mrr_k} {t}" for t in types]
+                  + [f"coverage@{k}"])
+        rows = [[name] + [_fmt(get(r)[hr].get(t)) for t in types]
+                + [_fmt(get(r)[mrr].get(t)) for t in types] + [_fmt(get(r)[cov])]
+                for name, r in results.items()]
+        return _table(header, rows)
+
+    cold_header = (["model"] + [f"no history: {t}" for t in types]
+                   + [f"new items: {t}" for t in types])
+    cold_rows = [[name] + [_fmt(r[COLD_USERS][hr].get(t)) for t in types]
+                 + [_fmt(r[NEW_ITEMS][hr].get(t)) for t in types] for name, r in results.items()]
+    sample = ""
+    if split.get("sampled_from_n_users"):
+        sample = (f" Sample: {split['n_users_with_targets']:,} of the "
+                  f"{split['sampled_from_n_users']:,} users with hold-out targets.")
+    cutoff = (split.get("cutoff") or "?")[:10]
+    holdout_end = (split.get("holdout_end") or "?")[:10]
+    parts = [
+        "# Offline evaluation",
+        f"Cutoff {cutoff}, hold-out [{cutoff}, {holdout_end}). Candidates (top-level items "
+        f"released before the hold-out ends): {_counts(split['n_items'])}; released since the "
+        f"cutoff: {_counts(split['n_new_items'])}. Exact scoring over every candidate; ranking "
+        f"per item type.{sample}",
+        "## Discovery (primary): items in the user's history excluded",
+        f"Users with history and a new hold-out item of the type: {_counts(counts[PRIMARY])}.",
+        setting_table(lambda r: r),
+        "## Inclusive: history items may be recommended",
+        f"Users with history and a hold-out item of the type: {_counts(counts[INCLUSIVE])}.",
+        setting_table(lambda r: r[INCLUSIVE]),
+        f"## Cold start: HR@{k}",
+        f"No history: users without history at the cutoff ({_counts(counts[COLD_USERS])}). "
+        f"New items: users with history, counting only hold-out items released at/after the "
+        f"cutoff, history excluded ({_counts(counts[NEW_ITEMS])}).",
+        _table(cold_header, cold_rows),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def plot_hit_rate(report: Mapping[str, Any], path: Path) -> None:
+    """Grouped bars: HR@k of every model, per item type (primary setting)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = report["settings"]["k"]
+    results = report["results"]
+    types = list(report["split"]["n_items"])
+    models = list(results)
+    figure = Figure(figsize=(max(6.0, 1.2 * len(types) * max(len(models), 1)), 4.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(types))
+    for i, name in enumerate(models):
+        values = [results[name][f"hr@{k}"].get(t) for t in types]
+        heights = [v if v is not None else 0.0 for v in values]
+        bars = axes.bar(x + (i - (len(models) - 1) / 2) * width, heights, width, label=name)
+        axes.bar_label(bars, labels=[_fmt(v) if v is not None else "n/a" for v in values],
+                       fontsize=7, padding=2)
+    axes.set_xticks(x, types)
+    axes.set_ylabel(f"HR@{k}")
+    axes.set_ylim(0, min(1.0, max([0.05] + [(v or 0) * 1.2 for r in results.values()
+                                            for v in r[f"hr@{k}"].values()])))
+    cutoff = str(report["split"].get("cutoff"))[:10]
+    axes.set_title(f"HR@{k} per item type (history excluded), cutoff {cutoff}")
+    if models:
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def write_reports(report: Mapping[str, Any], reports_dir: Path) -> dict[str, Path]:
+    """metrics.json, metrics.md and hr_at_10.png (named after k) under reports_dir."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    k = report["settings"]["k"]
+    paths = {
+        "json": reports_dir / "metrics.json",
+        "markdown": reports_dir / "metrics.md",
+        "plot": reports_dir / f"hr_at_{k}.png",
+    }
+    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
+    paths["markdown"].write_text(format_markdown(report))
+    plot_hit_rate(report, paths["plot"])
+    return paths

@@ -1,0 +1,83 @@
+"""`gfm evaluate` and `gfm report` on the tiny synthetic workspace, end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gfm.cli.main import main
+from gfm.workspace import Workspace
+from transforms.warehouse import warehouse_query
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_raw_workspace, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("evaluate") / "ws"
+    shutil.copytree(tiny_raw_workspace, workdir)
+    assert main(["transform", "--workdir", str(workdir)]) == 0
+
+    # Stand-in text vectors (random, seeded): exercise the text_knn path without the model.
+    # A file starting with _ (a write in progress) must be ignored, even if newer and unreadable.
+    ids = [r[0] for r in warehouse_query(Workspace.at(workdir),
+                                         "select item_id from item_catalog order by item_id")]
+    vectors = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    features = workdir / "features" / "item_text_embedding"
+    features.mkdir(parents=True)
+    pq.write_table(pa.table({"item_id": ids,
+                             "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
+                   features / "v1.parquet")
+    (features / "_v2.parquet").write_bytes(b"not parquet yet")
+    return workdir
+
+
+def test_report_before_evaluate_names_the_fix(tmp_path, capsys):
+    assert main(["report", "--workdir", str(tmp_path)]) == 2
+    assert "gfm evaluate" in capsys.readouterr().err
+
+
+def test_evaluate_writes_reports(evaluated, capsys):
+    assert main(["evaluate", "--workdir", str(evaluated)]) == 0
+    printed = capsys.readouterr().out
+    reports = evaluated / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())
+
+    results = metrics["results"]
+    assert list(results) == ["popularity", "als", "text_knn"]  # no HGNN vectors: skipped
+    assert "skipping hgnn_knn" in printed
+    assert results["text_knn"]["source"].endswith("v1.parquet")
+    types = sorted(metrics["split"]["n_items"])
+    assert types == ["audiobook", "podcast"]
+    for name, result in results.items():
+        for group in (result, result["inclusive"]):
+            assert sorted(group["hr@10"]) == types and sorted(group["mrr@100"]) == types
+            values = [*group["hr@10"].values(), *group["mrr@100"].values(), group["coverage@10"]]
+            assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values), (name, values)
+            # MRR@100 can only exceed HR@10 through ranks 11-100, which add at most 1/11 each.
+            for t in types:
+                assert group["mrr@100"][t] <= group["hr@10"][t] + 1 / 11
+        assert sorted(result["cold_users"]["hr@10"]) == types
+    assert all(results["popularity"]["hr@10"][t] > 0 for t in types)
+    counts = metrics["split"]["n_users"]
+    for t in types:  # excluding history can only remove users
+        assert 0 < counts["exclude_history"][t] <= counts["inclusive"][t]
+
+    table = (reports / "metrics.md").read_text()
+    assert table in printed
+    for name in results:
+        assert f"| {name} |" in table
+    assert (reports / "hr_at_10.png").stat().st_size > 0
+
+    assert main(["report", "--workdir", str(evaluated)]) == 0
+    assert capsys.readouterr().out == table
+
+
+def test_evaluate_named_model_without_inputs_fails(evaluated, capsys):
+    assert main(["evaluate", "--workdir", str(evaluated), "--models", "hgnn_knn"]) == 2
+    assert "item_hgnn_embedding" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Model training: the static layer (HGNN) and the dynamic layer (two-tower)."""

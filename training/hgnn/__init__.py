@@ -1,0 +1,1 @@
+"""Heterogeneous GraphSAGE over the item-item co-interaction graph (the static layer)."""

@@ -1,0 +1,40 @@
+"""Configuration of the HGNN: one dataclass, saved inside every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class HGNNConfig:
+    hidden_dim: int = 128
+    out_dim: int = 128
+    dropout: float = 0.1
+    # Max-margin loss (PinSage, 2T-HGNN): relu(s_neg - s_pos + margin) on cosine scores.
+    margin: float = 0.3
+    # Negatives per positive edge, of the positive's node type: half uniform over that type,
+    # half drawn in proportion to degree^0.75 ("harder": popular items that are not a neighbour,
+    # so the model cannot score well by popularity alone).
+    negatives_per_edge: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 4096  # positive edges per step
+    max_epochs: int = 30
+    patience: int = 5  # epochs without val_mrr improvement before stopping
+    val_fraction: float = 0.1  # of the undirected edges of each edge type
+    max_val_edges_per_type: int = 2_000
+    val_negatives: int = 100  # per validation edge, for AUC and MRR
+    # Multi-link sampler (2T-HGNN 4.1.3): each epoch, every edge type is under-sampled to the
+    # count of the rarest one (never below min_edges_per_type_per_epoch), redrawn every epoch.
+    multi_link_sampler: bool = True
+    min_edges_per_type_per_epoch: int = 4_096
+    # full = one forward over the whole graph per step; sampled = uniform neighbour sampling
+    # around each batch (bounded memory); auto = full while the graph has at most
+    # full_batch_max_edges message-passing edges.
+    batch_mode: str = "auto"
+    full_batch_max_edges: int = 1_000_000
+    fanouts: list[int] = field(default_factory=lambda: [10, 10])
+    inference_batch_nodes: int = 4_096
+    time_budget_s: float = 1_800.0  # training stops at the end of the step that exceeds it
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = torch's default

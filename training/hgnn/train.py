@@ -1,0 +1,371 @@
+"""`gfm train hgnn`: train by link prediction, infer a vector for every catalog item, write metrics.
+
+One call trains (early stopping on validation MRR, a time budget), then infers with the best
+weights: top-level items from the model (inductive: an item without edges gets a vector from its
+text), episodes inherit their show's vector. The version id is derived from the config, the
+graph's as-of time and the input versions, so a rerun with the same inputs is recognised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm import tqdm
+
+from gfm.errors import GfmError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+from training.hgnn.config import HGNNConfig
+from training.hgnn.graph import EdgeSplit, ItemGraph, Relation, edge_fingerprint, load_item_graph, split_edges
+from training.hgnn.model import HeteroGraphSAGE
+from training.hgnn.sampler import NeighborSampler
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIR = "item_hgnn_embedding"
+
+
+@dataclass
+class HGNNRun:
+    version: str
+    vectors_path: Path
+    checkpoint_path: Path
+    metrics: dict
+    reused: bool = False
+
+
+def to_adjacency(edge_index: np.ndarray, n_src: int, n_dst: int) -> torch.Tensor:
+    """(n_dst, n_src) CSR adjacency with unit weights, duplicates removed.
+
+    PyG's SAGEConv aggregates over a sparse adjacency with one sparse-dense product, 2-3x
+    faster on CPU than gathering a message per edge (forward and backward).
+    """
+    index = torch.from_numpy(np.ascontiguousarray(edge_index[::-1]))
+    size = (n_dst, n_src)
+    coalesced = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), size).coalesce()
+    ones = torch.ones(coalesced.indices().shape[1])  # a duplicate edge must not count twice
+    return torch.sparse_coo_tensor(coalesced.indices(), ones, size).to_sparse_csr()
+
+
+def hgnn_version(config: HGNNConfig, graph_as_of: dt.datetime, text_version: str, edges: str) -> str:
+    semantic = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
+    payload = json.dumps([semantic, graph_as_of.isoformat(), text_version, edges], sort_keys=True)
+    return "hgnn_" + hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class LinkPredictionTrainer:
+    """Holds the graph tensors, the model and the sampling state of one training run."""
+
+    def __init__(self, graph: ItemGraph, split: EdgeSplit, config: HGNNConfig):
+        self.graph, self.split, self.config = graph, split, config
+        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        n_message = sum(e.shape[1] for e in split.message_edges.values())
+        if config.batch_mode not in ("auto", "full", "sampled"):
+            raise GfmError(f"hgnn.batch_mode must be auto, full or sampled, not {config.batch_mode!r}")
+        self.mode = config.batch_mode
+        if self.mode == "auto":
+            self.mode = "full" if n_message <= config.full_batch_max_edges else "sampled"
+        self.x = {t: torch.from_numpy(v) for t, v in graph.x.items()}
+        num_nodes = {t: graph.num_nodes(t) for t in graph.node_types}
+        self.num_nodes = num_nodes
+        self.message_edges = {r: to_adjacency(e, num_nodes[r[0]], num_nodes[r[2]])
+                              for r, e in split.message_edges.items()}
+        self.sampler = NeighborSampler(num_nodes, split.message_edges)
+        in_dim = next(iter(graph.x.values())).shape[1]
+        self.model = HeteroGraphSAGE(graph.node_types, sorted(split.message_edges), in_dim, config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        # Harder negatives: in proportion to degree^0.75 in the training graph.
+        degree = {t: np.zeros(n) for t, n in num_nodes.items()}
+        for (_, _, dst), e in split.message_edges.items():
+            degree[dst] += np.bincount(e[1], minlength=num_nodes[dst])
+        self.negative_cdf = {}
+        for t, d in degree.items():
+            w = (d + 1.0) ** 0.75
+            self.negative_cdf[t] = np.cumsum(w) / w.sum()
+        self.val_negatives = {
+            name: self.rng.integers(0, num_nodes[d], (pairs.shape[1], config.val_negatives))
+            for name, (_, d, pairs) in split.val.items()
+        }
+
+    # -- sampling ---------------------------------------------------------------------------
+    def epoch_edges(self) -> list[tuple[str, str, np.ndarray]]:
+        """Positive pairs of one epoch, by edge type (the multi-link sampler when enabled)."""
+        counts = {name: pairs.shape[1] for name, (_, _, pairs) in self.split.train.items()}
+        cap = None
+        if self.config.multi_link_sampler and counts:
+            cap = max(min(counts.values()), self.config.min_edges_per_type_per_epoch)
+        chosen = []
+        for name, (s, d, pairs) in self.split.train.items():
+            n = pairs.shape[1]
+            take = self.rng.permutation(n)[: cap if cap is not None else n]
+            chosen.append((s, d, pairs[:, take]))
+        return chosen
+
+    def negatives(self, node_type: str, n: int) -> np.ndarray:
+        k = self.config.negatives_per_edge
+        uniform = self.rng.integers(0, len(self.negative_cdf[node_type]), (n, k - k // 2))
+        hard = np.searchsorted(self.negative_cdf[node_type], self.rng.random((n, k // 2)))
+        return np.concatenate([uniform, hard], axis=1)
+
+    def batches(self) -> list[list[tuple[str, str, np.ndarray]]]:
+        """Shuffle pairs of every type together (random direction), cut into batches."""
+        flat_s, flat_d, flat_a, flat_b = [], [], [], []
+        for s, d, pairs in self.epoch_edges():
+            flip = self.rng.random(pairs.shape[1]) < 0.5
+            a = np.where(flip, pairs[1], pairs[0])
+            b = np.where(flip, pairs[0], pairs[1])
+            flat_s.append(np.where(flip, d, s).astype(object))
+            flat_d.append(np.where(flip, s, d).astype(object))
+            flat_a.append(a)
+            flat_b.append(b)
+        if not flat_a:
+            return []
+        src_t, dst_t = np.concatenate(flat_s), np.concatenate(flat_d)
+        a, b = np.concatenate(flat_a), np.concatenate(flat_b)
+        order = self.rng.permutation(len(a))
+        out = []
+        for start in range(0, len(a), self.config.batch_size):
+            idx = order[start : start + self.config.batch_size]
+            groups = []
+            for s, d in sorted({(x, y) for x, y in zip(src_t[idx], dst_t[idx])}):
+                m = idx[(src_t[idx] == s) & (dst_t[idx] == d)]
+                groups.append((s, d, np.stack([a[m], b[m]])))
+            out.append(groups)
+        return out
+
+    # -- forward ----------------------------------------------------------------------------
+    def embed_batch(self, seeds: dict[str, np.ndarray]) -> tuple[dict[str, torch.Tensor], callable]:
+        """Embeddings for `seeds`; returns them and a lookup (type, global ids) -> rows."""
+        if self.mode == "full":
+            z = self.model(self.x, self.message_edges)
+            return z, lambda t, ids: z[t][torch.from_numpy(ids)]
+        sub = self.sampler.sample(seeds, self.config.fanouts, self.rng)
+        x = {t: self.x[t][torch.from_numpy(ids)] for t, ids in sub.nodes.items()}
+        edges = {r: to_adjacency(e, len(sub.nodes[r[0]]), len(sub.nodes[r[2]]))
+                 for r, e in sub.edges.items()}
+        z = self.model(x, edges)
+        return z, lambda t, ids: z[t][torch.from_numpy(sub.local(t, ids))]
+
+    def train_epoch(self, deadline: float) -> tuple[float, int]:
+        self.model.train()
+        total, steps = 0.0, 0
+        batches = self.batches()
+        for groups in tqdm(batches, desc="  steps", leave=False, disable=None):
+            negs = [self.negatives(d, pairs.shape[1]) for _, d, pairs in groups]
+            seeds: dict[str, list[np.ndarray]] = {}
+            for (s, d, pairs), neg in zip(groups, negs):
+                seeds.setdefault(s, []).append(pairs[0])
+                seeds.setdefault(d, []).extend([pairs[1], neg.ravel()])
+            _, lookup = self.embed_batch({t: np.concatenate(v) for t, v in seeds.items()})
+            losses = []
+            for (s, d, pairs), neg in zip(groups, negs):
+                za, zp = lookup(s, pairs[0]), lookup(d, pairs[1])  # (b, dim)
+                zn = lookup(d, neg.ravel()).view(len(pairs[0]), neg.shape[1], -1)  # (b, k, dim)
+                pos = (za * zp).sum(-1, keepdim=True)  # (b, 1)
+                neg_scores = torch.einsum("bd,bkd->bk", za, zn)  # (b, k)
+                losses.append(torch.relu(neg_scores - pos + self.config.margin).flatten())
+            loss = torch.cat(losses).mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item()
+            steps += 1
+            if time.monotonic() > deadline:
+                break
+        return total / max(steps, 1), steps
+
+    @torch.no_grad()
+    def embed_all(self) -> dict[str, np.ndarray]:
+        """Inference for every node (full graph, or sampled neighbourhoods in chunks)."""
+        self.model.eval()
+        if self.mode == "full":
+            return {t: v.numpy() for t, v in self.model(self.x, self.message_edges).items()}
+        rng_state = self.rng
+        self.rng = np.random.default_rng(self.config.seed + 1)  # same vectors on every call
+        out = {}
+        try:
+            for t in self.graph.node_types:
+                parts = []
+                n = self.graph.num_nodes(t)
+                for start in range(0, n, self.config.inference_batch_nodes):
+                    ids = np.arange(start, min(n, start + self.config.inference_batch_nodes))
+                    _, lookup = self.embed_batch({t: ids})
+                    parts.append(lookup(t, ids).numpy())
+                out[t] = np.concatenate(parts) if parts else np.zeros((0, self.config.out_dim))
+        finally:
+            self.rng = rng_state
+        return out
+
+    def validate(self, z: dict[str, np.ndarray]) -> dict[str, float]:
+        return link_metrics(z, self.split.val, self.val_negatives)
+
+
+def link_metrics(z: dict[str, np.ndarray], val: dict, negatives: dict) -> dict[str, float]:
+    """AUC and MRR of held-out pairs against the same negatives, pooled over edge types."""
+    hits, ranks = [], []
+    per_type = {}
+    for name, (s, d, pairs) in val.items():
+        za = z[s][pairs[0]]
+        pos = (za * z[d][pairs[1]]).sum(-1)  # (n,)
+        neg = np.einsum("nd,nkd->nk", za, z[d][negatives[name]])  # (n, k)
+        auc = (neg < pos[:, None]).mean(1) + 0.5 * (neg == pos[:, None]).mean(1)
+        rr = 1.0 / (1.0 + (neg >= pos[:, None]).sum(1))
+        hits.append(auc)
+        ranks.append(rr)
+        per_type[name] = {"auc": float(auc.mean()), "mrr": float(rr.mean()), "n": int(len(pos))}
+    if not hits:
+        return {"auc": float("nan"), "mrr": float("nan"), "per_edge_type": {}}
+    return {"auc": float(np.concatenate(hits).mean()), "mrr": float(np.concatenate(ranks).mean()),
+            "per_edge_type": per_type}
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def write_item_vectors(
+    path: Path, graph: ItemGraph, z: dict[str, np.ndarray], as_of: dt.datetime, version: str
+) -> int:
+    """Every catalog item: top-level items from the model, episodes from their show."""
+    row = {}
+    for t in graph.node_types:
+        for i, item in enumerate(graph.item_ids[t]):
+            row[item] = (t, i)
+    ids, types, vectors = [], [], []
+    for item, item_type in sorted(graph.item_types.items()):
+        t, i = row[graph.episodes.get(item, item)]
+        ids.append(item)
+        types.append(item_type)
+        vectors.append(z[t][i])
+    matrix = _normalise(np.stack(vectors).astype(np.float32))
+    dim = matrix.shape[1]
+    table = pa.table({
+        "item_id": pa.array(ids, pa.string()),
+        "item_type": pa.array(types, pa.string()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dim).cast(
+            pa.list_(pa.float32())),
+        "event_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us")),
+        "version": pa.array([version] * len(ids), pa.string()),
+    })
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return len(ids)
+
+
+def train_hgnn(
+    workspace: Workspace, config: HGNNConfig, timeline: Timeline, text_path: Path,
+    force: bool = False,
+) -> HGNNRun:
+    text_version = text_path.stem
+    version = hgnn_version(config, timeline.graph_as_of, text_version, edge_fingerprint(workspace))
+    out_dir = workspace.features_dir / FEATURE_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vectors_path = out_dir / f"{version}.parquet"
+    model_dir = workspace.models_dir / "hgnn" / version
+    checkpoint_path = model_dir / "checkpoint.pt"
+    metrics_path = workspace.reports_dir / "hgnn_metrics.json"
+    if vectors_path.exists() and checkpoint_path.exists() and not force:
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        workspace.reports_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+        log.info("HGNN %s already trained on these inputs; pass --force to retrain", version)
+        return HGNNRun(version, vectors_path, checkpoint_path, metrics, reused=True)
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    graph = load_item_graph(workspace, text_path)
+    if graph.num_edges() == 0:
+        raise GfmError(
+            "co_interaction_edges is empty: there is nothing to learn from. Check the timeline "
+            "(graph_as_of must leave history_days of streams before it) and rerun `gfm transform`"
+        )
+    split = split_edges(graph, config.val_fraction, config.max_val_edges_per_type, config.seed)
+    trainer = LinkPredictionTrainer(graph, split, config)
+    text_z = {t: _normalise(v) for t, v in graph.x.items()}
+    text_metrics = link_metrics(text_z, split.val, trainer.val_negatives)
+    log.info("mode %s; text cosine on validation edges: auc %.4f mrr %.4f", trainer.mode,
+             text_metrics["auc"], text_metrics["mrr"])
+
+    start = time.monotonic()
+    deadline = start + config.time_budget_s
+    epochs, best, best_state, stale = [], None, None, 0
+    for epoch in range(1, config.max_epochs + 1):
+        t0 = time.monotonic()
+        loss, steps = trainer.train_epoch(deadline)
+        train_s = time.monotonic() - t0
+        val = trainer.validate(trainer.embed_all())
+        epochs.append({"epoch": epoch, "loss": loss, "steps": steps, "val_auc": val["auc"],
+                       "val_mrr": val["mrr"], "epoch_time_s": round(train_s, 3),
+                       "eval_time_s": round(time.monotonic() - t0 - train_s, 3)})
+        print(f"epoch {epoch:03d}  loss {loss:.4f}  val_auc {val['auc']:.4f}  "
+              f"val_mrr {val['mrr']:.4f}  time {train_s:.1f}s", flush=True)
+        if best is None or val["mrr"] > best["mrr"]:
+            best, stale = {**val, "epoch": epoch}, 0
+            best_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        else:
+            stale += 1
+        if stale >= config.patience:
+            log.info("early stop: no val_mrr gain for %d epochs", config.patience)
+            break
+        if time.monotonic() > deadline:
+            log.info("time budget of %.0f s spent", config.time_budget_s)
+            break
+
+    trainer.model.load_state_dict(best_state)
+    z = trainer.embed_all()
+    n_items = write_item_vectors(vectors_path, graph, z, timeline.graph_as_of, version)
+    metrics = {
+        "version": version,
+        "val_auc": best["auc"],
+        "val_mrr": best["mrr"],
+        "text_cosine_auc": text_metrics["auc"],
+        "text_cosine_mrr": text_metrics["mrr"],
+        "best_epoch": best["epoch"],
+        "per_edge_type": best["per_edge_type"],
+        "text_per_edge_type": text_metrics["per_edge_type"],
+        "epochs": epochs,
+        "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
+        "train_time_s": round(time.monotonic() - start, 2),
+        "batch_mode": trainer.mode,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
+        "edges": {"__".join(r): int(e.shape[1]) for r, e in graph.edges.items()},
+        "n_items_written": n_items,
+        "graph_as_of": timeline.graph_as_of.isoformat(),
+        "text_version": text_version,
+    }
+    model_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": dataclasses.asdict(config), "state_dict": best_state,
+                "node_types": graph.node_types, "relations": sorted(split.message_edges),
+                "in_dim": next(iter(graph.x.values())).shape[1], "version": version,
+                "text_version": text_version, "graph_as_of": timeline.graph_as_of.isoformat()},
+               checkpoint_path)
+    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    lineage = {k: metrics[k] for k in ("version", "graph_as_of", "text_version", "val_auc", "val_mrr")}
+    lineage.update({"checkpoint": str(checkpoint_path.relative_to(workspace.root)),
+                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "config": dataclasses.asdict(config)})
+    (out_dir / f"{version}.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    workspace.reports_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return HGNNRun(version, vectors_path, checkpoint_path, metrics)
