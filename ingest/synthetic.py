@@ -5,9 +5,11 @@ The world, in short (docs/synthetic_data.md says more):
   descriptions, genre) reveals an item's topic, noisily, but never its niche: only who consumed
   what together reveals niches. That is the part of the signal a co-interaction graph can add
   to text.
-- Users like a few topics (sparse Dirichlet) and, in each, one niche; they have a type
-  propensity (podcast-heavy, audiobook-heavy or mixed) and the same niches across types, so
-  podcasts and audiobooks are co-consumed on shared tastes (the paper's point).
+- Users belong mostly to one of `n_personas` shared personas: a persona likes a few topics
+  (sparse Dirichlet) and one niche in each, so tastes that cross topics are shared by many
+  users (collaborative signal that text cannot see); a user adds some tastes of their own.
+  Users have a type propensity (podcast-heavy, audiobook-heavy or mixed) and the same niches
+  across types, so podcasts and audiobooks are co-consumed on shared tastes (the paper's point).
 - Item popularity is power-law; users return to a few core items (habits) and explore the rest.
 - Some items are released during the period (cold start), some users sign up during it.
 - Weak signals: follows (no playback) and previews (under 30 s).
@@ -54,6 +56,7 @@ class Profile:
     mean_events_per_user: float
     days: int = 140
     niches_per_topic: int = 4
+    n_personas: int = 24
     users_per_chunk: int = 20_000
 
 
@@ -69,7 +72,7 @@ PROFILES = {
                      n_audiobooks=22_000, mean_events_per_user=55),
     # A few hundred users: for tests only.
     "tiny": Profile(n_users=300, n_shows=60, mean_episodes_per_show=3, n_audiobooks=80,
-                    mean_events_per_user=40, niches_per_topic=2),
+                    mean_events_per_user=40, niches_per_topic=2, n_personas=8),
 }
 
 TOPIC_KEYS = list(TOPICS)
@@ -78,6 +81,8 @@ NEW_ITEM_SHARE = 0.12  # released during the period: cold-start items
 LATE_SIGNUP_SHARE = 0.12  # users who join during the period
 CORE_EVENT_SHARE = 0.5  # events on a user's habitual items
 NICHE_LOYALTY = 0.8  # chance an exploration stays in the user's niche of the topic
+PERSONA_SHARE = 0.75  # weight of the shared persona in a user's topic taste
+PERSONA_NICHE_SHARE = 0.85  # chance a user's niche in a topic is their persona's
 TEXT_TOPIC_SHARE = 0.55  # share of description words from the item's own topic
 
 
@@ -235,17 +240,33 @@ def _categorical_rows(rng: np.random.Generator, probs: np.ndarray, rows: np.ndar
     return (cum[rows] < u[:, None]).sum(axis=1)
 
 
+@dataclass
+class Personas:
+    taste: np.ndarray  # (n_personas, n_topics) topic distribution
+    niche: np.ndarray  # (n_personas, n_topics) the persona's niche in each topic
+
+
+def _build_personas(profile: Profile, rng: np.random.Generator) -> Personas:
+    # Some topics are mainstream, others niche (Zipf over topics).
+    topic_popularity = 1.0 / np.arange(1, N_TOPICS + 1) ** 0.8
+    alpha = 2.0 * topic_popularity / topic_popularity.sum()
+    return Personas(rng.dirichlet(alpha, profile.n_personas),
+                    rng.integers(0, profile.niches_per_topic, (profile.n_personas, N_TOPICS)))
+
+
 def _generate_chunk(
-    profile: Profile, catalog: Catalog, sampler: _PoolSampler, rng: np.random.Generator,
+    profile: Profile, catalog: Catalog, sampler: _PoolSampler, personas: Personas,
+    rng: np.random.Generator,
     first_user: int, n_users: int, period_s: int, id_width: int,
 ) -> tuple[pa.Table, pa.Table]:
     k = profile.niches_per_topic
     user_ids = np.array([f"u{first_user + i:0{id_width}d}" for i in range(n_users)], dtype=object)
     # Tastes: a few topics, one niche in each, a type propensity, an activity level.
-    # Some topics are mainstream, others niche (Zipf over topics).
-    topic_popularity = 1.0 / np.arange(1, N_TOPICS + 1) ** 0.8
-    taste = rng.dirichlet(3.0 * topic_popularity / topic_popularity.sum(), n_users)
-    home_niche = rng.integers(0, k, (n_users, N_TOPICS))
+    persona = rng.integers(0, profile.n_personas, n_users)
+    own_taste = rng.dirichlet(np.full(N_TOPICS, 0.1), n_users)
+    taste = PERSONA_SHARE * personas.taste[persona] + (1 - PERSONA_SHARE) * own_taste
+    home_niche = np.where(rng.random((n_users, N_TOPICS)) < PERSONA_NICHE_SHARE,
+                          personas.niche[persona], rng.integers(0, k, (n_users, N_TOPICS)))
     segment = rng.choice(3, n_users, p=[0.5, 0.2, 0.3])  # podcast-heavy, audiobook-heavy, mixed
     p_audiobook = np.array([0.08, 0.85, 0.45])[segment]
     n_events = np.minimum(
@@ -344,7 +365,9 @@ def generate(profile_name: str, seed: int, out_dir: Path) -> dict[str, int]:
     period_s = profile.days * DAY_S
     root = np.random.SeedSequence([seed, 20240513])
     catalog_seed, *chunk_seeds = root.spawn(1 + -(-profile.n_users // profile.users_per_chunk))
-    catalog, items = _build_catalog(profile, np.random.default_rng(catalog_seed), period_s)
+    catalog_rng = np.random.default_rng(catalog_seed)
+    catalog, items = _build_catalog(profile, catalog_rng, period_s)
+    personas = _build_personas(profile, catalog_rng)
     pq.write_table(items, out_dir / "items.parquet")
     sampler = _PoolSampler(catalog, N_TOPICS * profile.niches_per_topic)
     id_width = len(str(profile.n_users))
@@ -358,7 +381,7 @@ def generate(profile_name: str, seed: int, out_dir: Path) -> dict[str, int]:
             first_user = chunk * profile.users_per_chunk
             n = min(profile.users_per_chunk, profile.n_users - first_user)
             users, interactions = _generate_chunk(
-                profile, catalog, sampler, np.random.default_rng(chunk_seed), first_user, n,
+                profile, catalog, sampler, personas, np.random.default_rng(chunk_seed), first_user, n,
                 period_s, id_width,
             )
             users_out.write_table(users.cast(arrow_schema("users")))

@@ -30,14 +30,18 @@ class HeteroSAGELayer(nn.Module):
         })
 
     def forward(
-        self, x: dict[str, torch.Tensor], edges: dict[Relation, torch.Tensor]
+        self, x: dict[str, torch.Tensor], edges: dict[Relation, torch.Tensor],
+        keep_messages: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         out = {t: self.self_lin[t](h) for t, h in x.items()}  # (n_t, out_dim)
         for relation, edge_index in edges.items():
             src, _, dst = relation
             key = relation_key(relation)
             if key in self.convs and src in x and dst in x:
-                out[dst] = out[dst] + self.convs[key]((x[src], x[dst]), edge_index)
+                message = self.convs[key]((x[src], x[dst]), edge_index)  # (n_dst, out_dim)
+                if keep_messages is not None and dst in keep_messages:
+                    message = message * keep_messages[dst]
+                out[dst] = out[dst] + message
         return out
 
 
@@ -51,10 +55,13 @@ class HeteroGraphSAGE(nn.Module):
         self.dropout = config.dropout
 
     def forward(
-        self, x: dict[str, torch.Tensor], edges: dict[Relation, torch.Tensor]
+        self, x: dict[str, torch.Tensor], edges: dict[Relation, torch.Tensor],
+        keep_messages: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """keep_messages: per node type, (n_t, 1) of 0/1; 0 makes a node see no neighbours, as
+        a new item does (cold-start training)."""
         h = {t: F.relu(self.encoder[t](v)) for t, v in x.items()}  # (n_t, hidden_dim)
-        h = self.layer1(h, edges)  # (n_t, hidden_dim)
+        h = self.layer1(h, edges, keep_messages)  # (n_t, hidden_dim)
         h = {t: F.dropout(F.relu(v), self.dropout, self.training) for t, v in h.items()}
-        h = self.layer2(h, edges)  # (n_t, out_dim)
+        h = self.layer2(h, edges, keep_messages)  # (n_t, out_dim)
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}

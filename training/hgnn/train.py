@@ -156,14 +156,22 @@ class LinkPredictionTrainer:
     def embed_batch(self, seeds: dict[str, np.ndarray]) -> tuple[dict[str, torch.Tensor], callable]:
         """Embeddings for `seeds`; returns them and a lookup (type, global ids) -> rows."""
         if self.mode == "full":
-            z = self.model(self.x, self.message_edges)
+            z = self.model(self.x, self.message_edges, self.cold_mask(self.num_nodes))
             return z, lambda t, ids: z[t][torch.from_numpy(ids)]
         sub = self.sampler.sample(seeds, self.config.fanouts, self.rng)
         x = {t: self.x[t][torch.from_numpy(ids)] for t, ids in sub.nodes.items()}
         edges = {r: to_adjacency(e, len(sub.nodes[r[0]]), len(sub.nodes[r[2]]))
                  for r, e in sub.edges.items()}
-        z = self.model(x, edges)
+        z = self.model(x, edges, self.cold_mask({t: len(ids) for t, ids in sub.nodes.items()}))
         return z, lambda t, ids: z[t][torch.from_numpy(sub.local(t, ids))]
+
+    def cold_mask(self, sizes: dict[str, int]) -> dict[str, torch.Tensor] | None:
+        """While training, a random share of nodes loses its neighbours (see HGNNConfig)."""
+        if not self.model.training or self.config.cold_start_node_rate <= 0:
+            return None
+        rate = self.config.cold_start_node_rate
+        return {t: torch.from_numpy((self.rng.random((n, 1)) >= rate).astype(np.float32))
+                for t, n in sizes.items()}
 
     def train_epoch(self, deadline: float) -> tuple[float, int]:
         self.model.train()
