@@ -38,6 +38,7 @@ from evaluation.retrievers import (
     VectorKNNRetriever,
 )
 from evaluation.split import EvalSplit
+from evaluation.two_tower import build_two_tower
 from gfm.errors import GfmError
 from gfm.workspace import Workspace
 
@@ -101,6 +102,7 @@ MODELS: dict[str, Callable[[EvalSplit, Workspace], Retriever]] = {
     "als": lambda split, workspace: ALSRetriever(split),
     "text_knn": _vector_knn("item_text_embedding", _text_vectors_path),
     "hgnn_knn": _vector_knn("item_hgnn_embedding"),
+    "unified_2t": lambda split, workspace: build_two_tower(split, workspace),
 }
 
 

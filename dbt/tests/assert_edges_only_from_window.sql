@@ -1,5 +1,6 @@
--- Both ends of every edge are top-level items streamed in [graph_as_of - history_days,
--- graph_as_of): an edge never stands on an interaction at or after its as_of.
+-- Both ends of every edge are top-level items of the stated type that were streamed in
+-- [graph_as_of - history_days, graph_as_of): an edge never stands on an interaction at or
+-- after its as_of (checked per item, after reducing the edges to their distinct ends).
 with
 
 edges as (
@@ -14,6 +15,20 @@ interactions as (
 
 ),
 
+items as (
+
+    select * from {{ ref('item_catalog') }}
+
+),
+
+edge_ends as (
+
+    -- edges are symmetric (assert_edges_are_symmetric), so the sources are all the ends
+    select distinct src_item_id as item_id, src_item_type as item_type
+    from edges
+
+),
+
 streamed_in_window as (
 
     select distinct top_item_id as item_id
@@ -22,27 +37,19 @@ streamed_in_window as (
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('history_days') }}
         and event_ts < {{ timeline_ts('graph_as_of') }}
 
-),
-
-items as (
-
-    select * from {{ ref('item_catalog') }}
-
 )
 
-select edges.*
-from edges
-left join streamed_in_window as src_seen
-    on edges.src_item_id = src_seen.item_id
-left join streamed_in_window as dst_seen
-    on edges.dst_item_id = dst_seen.item_id
-left join items as src_item
-    on edges.src_item_id = src_item.item_id
-left join items as dst_item
-    on edges.dst_item_id = dst_item.item_id
-where src_seen.item_id is null
-    or dst_seen.item_id is null
-    or not coalesce(src_item.is_top_level, false)
-    or not coalesce(dst_item.is_top_level, false)
-    or edges.src_item_type <> src_item.item_type
-    or edges.dst_item_type <> dst_item.item_type
+select
+    edge_ends.*,
+    streamed_in_window.item_id is not null as streamed_in_window,
+    items.is_top_level,
+    items.item_type as catalog_item_type
+
+from edge_ends
+left join streamed_in_window
+    on edge_ends.item_id = streamed_in_window.item_id
+left join items
+    on edge_ends.item_id = items.item_id
+where streamed_in_window.item_id is null
+    or not coalesce(items.is_top_level, false)
+    or edge_ends.item_type is distinct from items.item_type

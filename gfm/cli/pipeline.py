@@ -1,28 +1,68 @@
-"""`gfm pipeline`: every stage that exists, in order, on one workspace."""
+"""`gfm pipeline`: every stage, in order, on one workspace (what `make demo` runs).
+
+Each stage is run exactly as its own subcommand would be, with the same workspace and config
+flags, so a failed pipeline can be resumed by hand from the stage that failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
 
-from gfm.cli import generate, transform
 from gfm.cli.common import Context
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "pipeline", help="run every stage in order (generates synthetic data if raw/ is empty)"
+        "pipeline",
+        help="run every stage in order: generate (if raw/ is empty), transform, embed, "
+             "train hgnn, features apply + materialize, train two-tower, evaluate",
     )
     parser.add_argument("--profile", default="small", help="synthetic profile when raw/ is empty")
     parser.add_argument("--seed", type=int, default=7)
     return parser
 
 
-def run(args: argparse.Namespace, ctx: Context) -> None:
-    stages = []
+def stages(args: argparse.Namespace, ctx: Context) -> list[list[str]]:
+    plan = []
     if not ctx.workspace.has_raw_data():
-        stages.append(("generate", generate.run,
-                       argparse.Namespace(profile=args.profile, seed=args.seed, overwrite=False)))
-    stages.append(("transform", transform.run, argparse.Namespace(dbt_command="build")))
-    for i, (name, run_stage, stage_args) in enumerate(stages, 1):
-        print(f"== [{i}/{len(stages)}] {name}", flush=True)
-        run_stage(stage_args, ctx)
+        plan.append(["generate", "--profile", args.profile, "--seed", str(args.seed)])
+    plan += [
+        ["transform"],
+        ["embed"],
+        ["train", "hgnn"],
+        ["features", "apply"],
+        ["features", "materialize"],
+        ["train", "two-tower"],
+        ["evaluate"],
+    ]
+    return plan
+
+
+def _common_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--workdir", str(args.workdir)]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    for override in args.overrides:
+        flags += ["--set", override]
+    if args.cutoff is not None:
+        flags += ["--cutoff", args.cutoff]
+    for name in ("history_days", "label_days", "holdout_days"):
+        if getattr(args, name) is not None:
+            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return flags
+
+
+def run(args: argparse.Namespace, ctx: Context) -> None:
+    from gfm.cli.main import build_parser
+
+    parser = build_parser()
+    plan = stages(args, ctx)
+    began = time.monotonic()
+    for i, argv in enumerate(plan, 1):
+        print(f"\n== [{i}/{len(plan)}] gfm {' '.join(argv)}", flush=True)
+        t0 = time.monotonic()
+        stage_args = parser.parse_args([*argv, *_common_flags(args)])
+        stage_args.handler(stage_args, ctx)
+        print(f"== [{i}/{len(plan)}] done in {time.monotonic() - t0:.0f} s", flush=True)
+    print(f"\npipeline finished in {time.monotonic() - began:.0f} s; workspace {ctx.workspace.root}")

@@ -1,4 +1,4 @@
-"""`gfm train hgnn`: the static layer (and, later, `gfm train two-tower`)."""
+"""`gfm train hgnn` (the static layer) and `gfm train two-tower` (the dynamic layer)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gfm.cli.common import Context
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train a model")
-    models = parser.add_subparsers(dest="model", required=True, metavar="{hgnn}")
+    models = parser.add_subparsers(dest="model", required=True, metavar="{hgnn,two-tower}")
     hgnn = models.add_parser(
         "hgnn",
         help="heterogeneous GraphSAGE by link prediction on co_interaction_edges; writes a vector "
@@ -18,10 +18,32 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     hgnn.add_argument("--force", action="store_true",
                       help="retrain even if this version (same config and inputs) exists")
+    models.add_parser(
+        "two-tower",
+        help="unified two-tower from Feast point-in-time joins (in-batch softmax, log-Q); saved "
+             "to <workdir>/bentoml as unified_2t:<version>, which `gfm serve` then serves "
+             "(settings: the two_tower section of the config)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
+    if args.model == "two-tower":
+        _run_two_tower(ctx)
+    else:
+        _run_hgnn(args, ctx)
+
+
+def _run_two_tower(ctx: Context) -> None:
+    from training.two_tower.train import train_two_tower
+
+    run_ = train_two_tower(ctx.workspace, ctx.config, ctx.timeline())
+    print(f"two-tower {run_.tag}: best val_recall@10 {run_.metrics['best_val_recall@10']:.4f} "
+          f"on {run_.metrics['n_examples']:,} examples; feature service "
+          f"{run_.metrics['feature_service']}")
+
+
+def _run_hgnn(args: argparse.Namespace, ctx: Context) -> None:
     from training.hgnn.train import train_hgnn  # torch is slow to import; only when needed
     from transforms.text_embedding import latest_text_embedding
 

@@ -1,0 +1,52 @@
+import math
+
+import torch
+import torch.nn.functional as F
+
+from training.two_tower.loss import in_batch_softmax_loss
+
+
+def _direct(user, item, ids, log_q, t, remove_hits):
+    """Loss computed one example at a time, straight from the definition."""
+    total = 0.0
+    for i in range(len(user)):
+        logits = []
+        for j in range(len(item)):
+            if remove_hits and j != i and ids[j] == ids[i]:
+                continue
+            s = float(user[i] @ item[j]) / t
+            if log_q is not None:
+                s -= float(log_q[j])
+            logits.append((j, s))
+        top = max(s for _, s in logits)
+        log_z = top + math.log(sum(math.exp(s - top) for _, s in logits))
+        own = next(s for j, s in logits if j == i)
+        total += log_z - own
+    return total / len(user)
+
+
+def test_log_q_loss_matches_direct_computation():
+    torch.manual_seed(0)
+    user = F.normalize(torch.randn(6, 4), dim=-1)
+    item = F.normalize(torch.randn(6, 4), dim=-1)
+    ids = torch.tensor([3, 1, 3, 2, 5, 1])  # items 3 and 1 appear twice: accidental hits
+    log_q = torch.log(torch.tensor([0.3, 0.2, 0.3, 0.1, 0.05, 0.2]))
+    for q in (None, log_q):
+        for remove in (True, False):
+            got = in_batch_softmax_loss(user, item, ids, q, 0.1, remove)
+            assert abs(float(got) - _direct(user, item, ids, q, 0.1, remove)) < 1e-4
+
+
+def test_log_q_correction_lowers_the_weight_of_frequent_negatives():
+    # Equal scores everywhere; item 1 is sampled 50x more often than item 0. Without the
+    # correction both examples lose log(2); with it, the example whose negative is the
+    # frequent item loses less, and the one whose negative is the rare item loses more.
+    user = F.normalize(torch.ones(2, 2), dim=-1)
+    item = user.clone()
+    ids = torch.tensor([0, 1])
+    log_q = torch.log(torch.tensor([0.01, 0.5]))
+    plain = float(in_batch_softmax_loss(user, item, ids, None, 1.0))
+    assert abs(plain - math.log(2)) < 1e-6
+    first = float(in_batch_softmax_loss(user[:1].repeat(2, 1), item, ids, log_q, 1.0))
+    expected_first = 0.5 * (math.log(1 + 0.01 / 0.5) + math.log(1 + 0.5 / 0.01))
+    assert abs(first - expected_first) < 1e-5

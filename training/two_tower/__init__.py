@@ -1,0 +1,1 @@
+"""The unified two-tower model (the dynamic layer): one item tower for every item type."""

@@ -1,0 +1,25 @@
+"""In-batch softmax with the log-Q sampling-bias correction (Yi et al., RecSys 2019)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def in_batch_softmax_loss(
+    user: torch.Tensor,  # (b, d) L2-normalised
+    item: torch.Tensor,  # (b, d) L2-normalised; row i is user i's positive
+    item_ids: torch.Tensor,  # (b,) integer ids of the positives
+    log_q: torch.Tensor | None,  # (b,) log sampling probability of each positive
+    temperature: float,
+    remove_accidental_hits: bool = True,
+) -> torch.Tensor:
+    logits = user @ item.T / temperature  # (b, b)
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    if remove_accidental_hits:
+        same = item_ids[None, :] == item_ids[:, None]  # (b, b)
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+    labels = torch.arange(len(user), device=user.device)
+    return F.cross_entropy(logits, labels)

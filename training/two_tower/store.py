@@ -1,0 +1,117 @@
+"""The two-tower models in the BentoML model store of a workspace, and which one is served.
+
+BENTOML_HOME is the workspace's `bentoml/` (never the user's home), telemetry off. Only
+`gfm train two-tower` moves the serving pointer; evaluation variants are saved under their own
+names and never become the served default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gfm.errors import WorkspaceError
+from gfm.workspace import Workspace
+from training.two_tower.config import TwoTowerConfig
+from training.two_tower.data import Vocabulary
+from training.two_tower.model import TwoTowerModel
+
+SERVED_MODEL_NAME = "unified_2t"
+WEIGHTS_FILE = "two_tower.pt"
+
+
+def bentoml_home(workspace: Workspace) -> str:
+    home = str(workspace.root / "bentoml")
+    os.environ["BENTOML_HOME"] = home
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+    return home
+
+
+def _serving_pointer(workspace: Workspace):
+    return workspace.models_dir / "two_tower" / "serving.json"
+
+
+@dataclass
+class TwoTowerBundle:
+    """A trained model with everything needed to encode users and items for it."""
+
+    model: TwoTowerModel
+    config: TwoTowerConfig
+    item_vocab: Vocabulary
+    user_vocab: Vocabulary
+    item_types: list[str]
+    hgnn_dim: int
+    text_dim: int
+    metadata: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return self.metadata["model_version"]
+
+    @property
+    def feature_service(self) -> str:
+        return self.metadata["feature_service"]
+
+
+def save_bundle(workspace: Workspace, name: str, bundle: TwoTowerBundle, serve: bool) -> str:
+    """Save to the model store as name:<model_version>; return the tag."""
+    bentoml_home(workspace)
+    import bentoml
+
+    payload = {
+        "state_dict": bundle.model.state_dict(),
+        "config": bundle.config.__dict__,
+        "item_vocab": bundle.item_vocab.codes,
+        "user_vocab": bundle.user_vocab.codes,
+        "item_types": bundle.item_types,
+        "hgnn_dim": bundle.hgnn_dim,
+        "text_dim": bundle.text_dim,
+        "metadata": bundle.metadata,
+    }
+    # BentoML metadata values must be simple: nested structures as JSON strings.
+    metadata = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
+                for k, v in bundle.metadata.items()}
+    with bentoml.models.create(name=name, version=bundle.version, metadata=metadata,
+                               labels={"kind": "two_tower"}) as model_ref:
+        torch.save(payload, os.path.join(model_ref.path, WEIGHTS_FILE))
+    tag = f"{name}:{bundle.version}"
+    if serve:
+        pointer = _serving_pointer(workspace)
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"tag": tag}) + "\n")
+        os.replace(tmp, pointer)
+    return tag
+
+
+def served_tag(workspace: Workspace) -> str:
+    pointer = _serving_pointer(workspace)
+    if not pointer.exists():
+        raise WorkspaceError(
+            f"no served two-tower model in {workspace.root}: run `gfm train two-tower` first"
+        )
+    return json.loads(pointer.read_text())["tag"]
+
+
+def load_bundle(workspace: Workspace, tag: str | None = None) -> TwoTowerBundle:
+    bentoml_home(workspace)
+    import bentoml
+
+    tag = tag or served_tag(workspace)
+    try:
+        model_ref = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise WorkspaceError(f"model {tag} is not in {workspace.root / 'bentoml'}") from None
+    payload = torch.load(os.path.join(model_ref.path, WEIGHTS_FILE), weights_only=False)
+    config = TwoTowerConfig(**payload["config"])
+    item_vocab, user_vocab = Vocabulary(payload["item_vocab"]), Vocabulary(payload["user_vocab"])
+    model = TwoTowerModel(config, payload["hgnn_dim"], payload["text_dim"], payload["item_types"],
+                          item_vocab.sizes(), user_vocab.sizes())
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return TwoTowerBundle(model, config, item_vocab, user_vocab, payload["item_types"],
+                          payload["hgnn_dim"], payload["text_dim"], payload["metadata"])

@@ -1,0 +1,245 @@
+"""`gfm train two-tower`: the unified two-tower trained from Feast point-in-time joins.
+
+Examples are the streams in [graph_as_of, cutoff) on top-level items; each gets, through the
+model's FeatureService, the user snapshot of its day and the item vectors stamped graph_as_of.
+Loss: in-batch softmax with the log-Q correction and accidental hits removed. The model goes to
+the workspace's BentoML model store with the feature versions it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from gfm.config import Config
+from gfm.errors import GfmError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+from training.two_tower.config import TwoTowerConfig
+from training.two_tower.data import (
+    ITEM_CATEGORICALS,
+    USER_CATEGORICALS,
+    ItemInputs,
+    UserInputs,
+    Vocabulary,
+    item_inputs,
+    user_inputs,
+)
+from training.two_tower.loss import in_batch_softmax_loss
+from training.two_tower.model import TwoTowerModel
+from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TwoTowerRun:
+    tag: str
+    bundle: TwoTowerBundle
+    metrics: dict
+
+
+@torch.no_grad()
+def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -> np.ndarray:
+    bundle.model.eval()
+    out = [bundle.model.item_tower(part.hgnn, part.text, part.codes).numpy()
+           for part in (items.take(torch.arange(s, min(s + batch, len(items))))
+                        for s in range(0, len(items), batch))]
+    return np.concatenate(out) if out else np.zeros((0, bundle.config.tower_dims[-1]), np.float32)
+
+
+@torch.no_grad()
+def encode_users(bundle: TwoTowerBundle, users: UserInputs, batch: int = 8192) -> np.ndarray:
+    bundle.model.eval()
+    out = [bundle.model.user_tower(p.avg_by_type, p.n_by_type, p.avg_all, p.codes).numpy()
+           for p in (users.take(torch.arange(s, min(s + batch, len(users))))
+                     for s in range(0, len(users), batch))]
+    return np.concatenate(out) if out else np.zeros((0, bundle.config.tower_dims[-1]), np.float32)
+
+
+def model_version(config: TwoTowerConfig, service: str, timeline: Timeline, name: str,
+                  extra: dict | None = None) -> str:
+    payload = json.dumps([dataclasses.asdict(config), service, timeline.cutoff.isoformat(), name,
+                          extra or {}], sort_keys=True, default=str)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"2t_{stamp}_{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
+
+
+def _split_users(user_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """True for examples of validation users (a stable hash of the user id and the seed)."""
+    if fraction <= 0:
+        return np.zeros(len(user_ids), dtype=bool)
+    keys = pd.util.hash_array(np.asarray(user_ids, dtype=object), hash_key=f"{seed:016d}"[:16])
+    return (keys % 10_000) < fraction * 10_000
+
+
+def fit_two_tower(
+    frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
+) -> tuple[TwoTowerBundle, dict]:
+    """Train on a point-in-time frame (one row per example with every feature joined)."""
+    if len(frame) == 0:
+        raise GfmError("no training examples: the label window [graph_as_of, cutoff) holds no "
+                       "streams on top-level items")
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    present = frame["hgnn_embedding"].notna() & frame["text_embedding"].notna()
+    if not present.all():
+        log.warning("%d example(s) lack item vectors and are dropped", int((~present).sum()))
+        frame = frame[present].reset_index(drop=True)
+    hgnn_dim = len(frame["hgnn_embedding"].iloc[0])
+    text_dim = len(frame["text_embedding"].iloc[0])
+    item_vocab = Vocabulary.fit([frame, *extra_item_frames], ITEM_CATEGORICALS)
+    user_vocab = Vocabulary.fit([frame], USER_CATEGORICALS)
+
+    # Items once each; examples point at them (for the item tower, log Q and accidental hits).
+    item_codes, item_index = np.unique(frame["item_id"].to_numpy(dtype=object), return_inverse=True)
+    first_row = np.zeros(len(item_codes), dtype=np.int64)
+    first_row[item_index[::-1]] = np.arange(len(frame))[::-1]
+    items = item_inputs(frame.iloc[first_row].reset_index(drop=True), item_vocab, hgnn_dim, text_dim)
+    users = user_inputs(frame, user_vocab, item_types, hgnn_dim)
+    counts = np.bincount(item_index, minlength=len(item_codes)).astype(np.float64)
+    log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
+    item_index_t = torch.from_numpy(item_index)
+
+    is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
+    train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    model = TwoTowerModel(config, hgnn_dim, text_dim, item_types, item_vocab.sizes(),
+                          user_vocab.sizes())
+    bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, list(item_types), hgnn_dim,
+                            text_dim, {})
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    def batch_loss(rows: np.ndarray) -> torch.Tensor:
+        index = torch.from_numpy(rows)
+        u = users.take(index)
+        it = item_index_t[index]
+        v = items.take(it)
+        zu = model.user_tower(u.avg_by_type, u.n_by_type, u.avg_all, u.codes)  # (b, d)
+        zi = model.item_tower(v.hgnn, v.text, v.codes)  # (b, d)
+        log_q = log_q_item[it] if config.logq_correction else None
+        return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
+                                     config.remove_accidental_hits)
+
+    @torch.no_grad()
+    def val_recall_at_10() -> float:
+        """Share of validation examples whose item is in the user's top 10 of trained items."""
+        if len(val_rows) == 0:
+            return float("nan")
+        item_vectors = torch.from_numpy(encode_items(bundle, items))
+        user_vectors = torch.from_numpy(encode_users(bundle, users.take(torch.from_numpy(val_rows))))
+        top = torch.topk(user_vectors @ item_vectors.T, k=min(10, len(item_codes)), dim=1).indices
+        return float((top == item_index_t[val_rows][:, None]).any(1).float().mean())
+
+    epochs, best, best_state = [], None, None
+    started = time.monotonic()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        t0 = time.monotonic()
+        order = train_rows[rng.permutation(len(train_rows))]
+        total, steps = 0.0, 0
+        batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
+        for rows in tqdm(batches, desc="  steps", leave=False, disable=None):
+            if len(rows) < 2:
+                continue
+            loss = batch_loss(rows)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, steps = total + loss.item(), steps + 1
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(np.mean([batch_loss(val_rows[s:s + config.batch_size]).item()
+                                      for s in range(0, len(val_rows), config.batch_size)
+                                      if len(val_rows[s:s + config.batch_size]) > 1] or [np.nan]))
+        recall = val_recall_at_10()
+        seconds = time.monotonic() - t0
+        epochs.append({"epoch": epoch, "loss": total / max(steps, 1), "val_loss": val_loss,
+                       "val_recall@10": recall, "epoch_time_s": round(seconds, 3),
+                       "examples_per_s": round(len(train_rows) / seconds, 1)})
+        print(f"epoch {epoch:03d}  loss {total / max(steps, 1):.4f}  val_loss {val_loss:.4f}  "
+              f"val_recall@10 {recall:.4f}  time {seconds:.1f}s", flush=True)
+        if best is None or not recall <= best:  # NaN (no validation users) keeps the last
+            best, best_state = recall, {k: v.clone() for k, v in model.state_dict().items()}
+        if time.monotonic() - started > config.time_budget_s:
+            log.info("time budget of %.0f s spent", config.time_budget_s)
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    metrics = {
+        "epochs": epochs,
+        "best_val_recall@10": best,
+        "n_examples": int(len(frame)),
+        "n_train_examples": int(len(train_rows)),
+        "n_val_examples": int(len(val_rows)),
+        "n_items_trained": int(len(item_codes)),
+        "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
+        "train_examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])),
+    }
+    return bundle, metrics
+
+
+def train_two_tower(
+    workspace: Workspace, config: Config, timeline: Timeline, *, name: str = SERVED_MODEL_NAME,
+    item_type_filter: list[str] | None = None, serve: bool = True,
+) -> TwoTowerRun:
+    """Train, save to the model store, register the model's FeatureService in Feast."""
+    from transforms.feature_store import core as feature_store
+    from transforms.training_set import build_training_examples, get_training_frame
+
+    cfg = config.two_tower
+    input_service = feature_store.latest_feature_service(workspace)
+    spec = feature_store.service_spec(workspace, input_service)
+    examples = build_training_examples(workspace, timeline, max_examples=cfg.max_examples or None,
+                                       seed=cfg.seed)
+    frame = get_training_frame(workspace, input_service, examples)
+    if item_type_filter:
+        frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
+    item_types = spec["item_types"]
+    log.info("training on %d examples through %s", len(frame), input_service)
+    bundle, metrics = fit_two_tower(frame, cfg, item_types)
+
+    version = model_version(cfg, input_service, timeline, name, {"types": item_type_filter})
+    service_name = f"two_tower_v{version.removeprefix('2t_')}" if serve else input_service
+    bundle.metadata.update({
+        "model_name": name,
+        "model_version": version,
+        "feature_service": service_name,
+        "input_feature_service": input_service,
+        "feature_views": spec["views"],
+        "hgnn_version": spec["tags"].get("hgnn_version"),
+        "text_version": spec["tags"].get("text_version"),
+        "graph_as_of": timeline.graph_as_of.isoformat(),
+        "cutoff": timeline.cutoff.isoformat(),
+        "item_types": item_types,
+        "item_type_filter": item_type_filter,
+        "config": dataclasses.asdict(cfg),
+        "best_val_recall@10": metrics["best_val_recall@10"],
+    })
+    if serve:
+        # The model's own service pins exactly the views it was trained on.
+        feature_store.register_feature_service(
+            workspace, config, service_name, spec["views"],
+            tags={"model": f"{name}:{version}", "input_feature_service": input_service,
+                  "hgnn_version": spec["tags"].get("hgnn_version", ""),
+                  "text_version": spec["tags"].get("text_version", ""),
+                  "cutoff": timeline.cutoff.isoformat()},
+            description=f"Features of two-tower model {name}:{version}.",
+        )
+    tag = save_bundle(workspace, name, bundle, serve=serve)
+    metrics.update({"tag": tag, "feature_service": service_name})
+    reports = workspace.reports_dir
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"two_tower_metrics_{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return TwoTowerRun(tag, bundle, metrics)

@@ -1,0 +1,222 @@
+"""Run the dbt-duckdb project (dbt/) for one workspace, and query the warehouse it builds.
+
+dbt runs in-process through `dbtRunner`. Everything that depends on the workspace reaches dbt
+from outside the project: the DuckDB path (env GFM_WAREHOUSE_PATH, read by dbt/profiles.yml),
+the raw folder, the timeline and the warehouse settings (--vars), and target/ and logs/ (under
+`workspace.dbt_dir`, never inside the source tree). Usage statistics are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from gfm.config import Config
+from gfm.errors import GfmError, WorkspaceError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+LOCK_MESSAGE = "Could not set lock"
+_FAILED = {"error", "fail", "runtime error"}
+
+
+def dbt_vars(workspace: Workspace, config: Config, timeline: Timeline) -> dict[str, Any]:
+    """The --vars of a run: the timeline, the raw folder and the warehouse settings."""
+    warehouse = config.warehouse
+    return {
+        **timeline.as_dbt_vars(),
+        "raw_dir": str(workspace.raw_dir),
+        "min_edge_support": warehouse.min_edge_support,
+        "max_items_per_user": warehouse.max_items_per_user,
+        "edge_event_types": list(warehouse.edge_event_types),
+        "history_event_types": list(warehouse.history_event_types),
+    }
+
+
+def dbt_args(
+    workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None
+) -> list[str]:
+    """The full dbt command line: `args` (default `build`) plus project, paths and --vars."""
+    command = list(args) if args else ["build"]
+    return [
+        *command,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(workspace.dbt_dir / "target"),
+        "--log-path", str(workspace.dbt_dir / "logs"),
+        # Console output goes through this module's logger (see _forward_event); the file log
+        # under logs/ keeps the full debug detail.
+        "--log-level", "none",
+        "--log-level-file", "debug",
+        "--no-use-colors",
+        "--vars", json.dumps(dbt_vars(workspace, config, timeline)),
+    ]
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a run, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _forward_event(event: Any) -> None:
+    """Route dbt's events to logging: info and above as they are, the rest at debug."""
+    level = getattr(event.info, "level", "debug")
+    if getattr(event.info, "name", "") == "MainStackTrace":
+        level = "debug"  # dbt's own traceback: the GfmError says what failed
+    message = event.info.msg
+    if level == "error":
+        logger.error("%s", message)
+    elif level == "warn":
+        logger.warning("%s", message)
+    elif level == "info":
+        logger.info("%s", message)
+    elif logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s", message)
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    dbt-duckdb holds its database in a class attribute between invocations; left open, it keeps
+    the file lock and makes a later read-only connect in this process fail ("different
+    configuration than existing connections").
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        try:
+            environment.close()
+        finally:
+            DuckDBConnectionManager.close_all_connections()
+
+
+def _describe_failures(result: Any) -> tuple[list[str], bool]:
+    """One line per failed model or test of a RunExecutionResult, plus a count of skipped nodes.
+
+    Also says whether a staging model (one reading a raw file) failed.
+    """
+    lines, skipped, failed_staging = [], 0, False
+    for node_result in getattr(result, "results", None) or []:
+        status = str(getattr(node_result.status, "value", node_result.status)).lower()
+        node = node_result.node
+        if status == "skipped":
+            skipped += 1
+            continue
+        if status not in _FAILED:
+            continue
+        message = (node_result.message or "").strip().replace("\n", "\n      ")
+        kind = getattr(node.resource_type, "value", node.resource_type)
+        failed_staging |= kind == "model" and node.name.startswith("stg_")
+        where = f" (compiled SQL: {node.compiled_path})" if getattr(node, "compiled_path", None) else ""
+        lines.append(f"  - {kind} {node.name}: {status}: {message}{where}")
+    if skipped:
+        lines.append(f"  ({skipped} downstream node(s) skipped)")
+    return lines, failed_staging
+
+
+def _what_to_do(details: str, failed_staging: bool, workspace: Workspace) -> str:
+    """The fix for the commonest failures, appended to the error message."""
+    if LOCK_MESSAGE in details:
+        return (
+            f"Another process holds the DuckDB file {workspace.warehouse_path} (DuckDB allows one "
+            "writer and no readers beside it): close notebooks, `duckdb` shells or services that "
+            "opened it, then rerun. To read the warehouse while it may be rebuilt, query a copy."
+        )
+    if "Required var" in details:
+        return "A dbt var is missing: run dbt through `gfm` (transforms.warehouse.run_dbt)."
+    if failed_staging:
+        return (
+            f"A raw file in {workspace.raw_dir} cannot be read as the raw data contract says "
+            "(docs/data_contract.md): write it again with `gfm generate` or `gfm import`."
+        )
+    return (
+        "A failed test means the data breaks an assumption of the marts: run its compiled SQL to "
+        "see the offending rows, then fix the data or the importer. A failed model is a SQL "
+        f"error. The full log is {workspace.dbt_dir / 'logs' / 'dbt.log'}."
+    )
+
+
+def run_dbt(
+    workspace: Workspace,
+    config: Config,
+    timeline: Timeline,
+    args: list[str] | None = None,
+) -> None:
+    """Run dbt (default `build`) on the workspace's warehouse; raise GfmError if anything fails."""
+    from dbt.cli.main import dbtRunner  # imported here: dbt takes a second to import
+
+    if not workspace.has_raw_data():
+        raise WorkspaceError(
+            f"{workspace.raw_dir} lacks items/users/interactions parquet files: "
+            "run `gfm generate` or `gfm import` for this workspace first"
+        )
+    workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
+    cli_args = dbt_args(workspace, config, timeline, args)
+    env = {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path),
+    }
+    command = " ".join(args or ["build"])
+    logger.info("dbt %s on %s (as of %s)", command, workspace.warehouse_path, timeline.cutoff)
+    with _environment(env):
+        try:
+            outcome = dbtRunner(callbacks=[_forward_event]).invoke(cli_args)
+        finally:
+            _release_duckdb()
+    if outcome.success:
+        return
+
+    lines, failed_staging = _describe_failures(outcome.result)
+    if outcome.exception is not None:
+        lines.append(f"  - {type(outcome.exception).__name__}: {outcome.exception}")
+    if not lines:
+        lines.append("  - dbt reported a failure without details")
+    details = "\n".join(lines)
+    raise GfmError(
+        f"dbt {command} failed for workspace {workspace.root}:\n{details}\n"
+        + _what_to_do(details, failed_staging, workspace)
+    )
+
+
+def warehouse_query(
+    workspace: Workspace, sql: str, parameters: Sequence[Any] | None = None
+) -> list[tuple]:
+    """Run one query on the warehouse, opened read-only; return all rows."""
+    path = workspace.warehouse_path
+    if not path.exists():
+        raise WorkspaceError(f"{path} does not exist: run `gfm warehouse` (dbt build) first")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        if LOCK_MESSAGE in str(exc):
+            raise GfmError(
+                f"{path} is locked by another process (probably a running dbt build): wait for "
+                "it to finish, or query a copy of the file"
+            ) from None
+        raise
+    try:
+        # fetchall(), never fetchone(): an unfinished result blocks the next query (STACK.md).
+        return con.execute(sql, parameters or []).fetchall()
+    finally:
+        con.close()
