@@ -75,7 +75,7 @@ def save_bundle(workspace: Workspace, name: str, bundle: TwoTowerBundle, serve: 
     # BentoML metadata values must be simple: nested structures as JSON strings.
     metadata = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
                 for k, v in bundle.metadata.items()}
-    with bentoml.models.create(name=name, version=bundle.version, metadata=metadata,
+    with bentoml.models.create(name=f"{name}:{bundle.version}", metadata=metadata,
                                labels={"kind": "two_tower"}) as model_ref:
         torch.save(payload, os.path.join(model_ref.path, WEIGHTS_FILE))
     tag = f"{name}:{bundle.version}"
