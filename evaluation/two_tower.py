@@ -28,7 +28,7 @@ def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
     FeatureService: what `gfm serve` computes from the online store at the same instant."""
     from training.two_tower.data import item_inputs, user_inputs
     from training.two_tower.train import encode_items, encode_users
-    from training.two_tower.features import entity_features
+    from transforms.training_set import entity_features
 
     users = entity_features(workspace, bundle.feature_service, "user_id", user_ids, at)
     items = entity_features(workspace, bundle.feature_service, "item_id", item_ids, at)

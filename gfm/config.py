@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import yaml
 
 from gfm.errors import ConfigError
 from training.hgnn.config import HGNNConfig
+from training.two_tower.config import TwoTowerConfig
 
 
 @dataclass
@@ -50,11 +52,47 @@ class EmbedConfig:
 
 
 @dataclass
+class FeatureStoreConfig:
+    # Feast's online store: "sqlite" (embedded, a file under <workdir>/feature_repo/data/) or
+    # "redis" (a server at redis_connection_string). Offline store: DuckDB over the parquet files.
+    online_store: str = "sqlite"
+    # Feast's Redis connection string: host:port[,db=N][,password=...] (not a redis:// URL).
+    redis_connection_string: str = "localhost:6379"
+    # Feast project name: give each workspace that shares one Redis server its own.
+    project: str = "gfm"
+
+
+@dataclass
+class ServingConfig:
+    # Milvus index over the item-tower vectors (`gfm index`): HNSW (default), FLAT (exact),
+    # HNSW_SQ, IVF_FLAT, IVF_SQ8 or AUTOINDEX. Metric: inner product of unit vectors, which is
+    # the model's cosine score.
+    index_type: str = "HNSW"
+    hnsw_m: int = 16  # HNSW: links per node
+    hnsw_ef_construction: int = 200  # HNSW: candidate list while building
+    hnsw_ef: int = 128  # HNSW: candidate list while searching (raised to the limit if smaller)
+    ivf_nlist: int = 128  # IVF_*: clusters
+    ivf_nprobe: int = 16  # IVF_*: clusters searched per query
+    # Empty: embedded milvus-lite, <workdir>/milvus/index.db (one process at a time). Otherwise a
+    # Milvus server, e.g. http://127.0.0.1:19530 (`python -m milvus_lite server`, or Milvus).
+    milvus_uri: str = ""
+    # BentoML worker processes of `gfm serve`. More than 1 needs milvus_uri (a server) and
+    # features.online_store: redis (embedded stores take one process each).
+    workers: int = 1
+    torch_threads: int = 1  # per worker; a request is one small forward pass
+    popular_items: int = 1000  # per item type, kept for users without history (cold start)
+    recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
+
+
+@dataclass
 class Config:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     hgnn: HGNNConfig = field(default_factory=HGNNConfig)
+    features: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
+    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         def convert(value: Any) -> Any:
@@ -150,6 +188,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("warehouse.min_edge_support must be at least 1")
     if config.warehouse.max_items_per_user < 2:
         raise ConfigError("warehouse.max_items_per_user must be at least 2 (a pair needs two items)")
+    if config.features.online_store not in ("sqlite", "redis"):
+        raise ConfigError(
+            f"features.online_store must be sqlite or redis, got {config.features.online_store!r}"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_]*", config.features.project):
+        raise ConfigError(
+            f"features.project {config.features.project!r}: use letters, digits and underscores "
+            "(Feast's rule for project names), e.g. gfm_prod"
+        )
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

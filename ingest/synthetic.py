@@ -70,9 +70,9 @@ PROFILES = {
     # ~11M interactions over ~95k items.
     "large": Profile(n_users=200_000, n_shows=12_000, mean_episodes_per_show=5,
                      n_audiobooks=22_000, mean_events_per_user=55),
-    # A few hundred users: for tests only.
-    "tiny": Profile(n_users=300, n_shows=60, mean_episodes_per_show=3, n_audiobooks=80,
-                    mean_events_per_user=40, niches_per_topic=2, n_personas=8),
+    # A few hundred users with strong shared tastes: for tests only.
+    "tiny": Profile(n_users=500, n_shows=150, mean_episodes_per_show=2, n_audiobooks=200,
+                    mean_events_per_user=50, niches_per_topic=2, n_personas=5),
 }
 
 TOPIC_KEYS = list(TOPICS)

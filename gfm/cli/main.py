@@ -8,11 +8,24 @@ import os
 import sys
 
 from gfm import __version__
-from gfm.cli import embed, evaluate, generate, import_data, pipeline, report, train, transform
+from gfm.cli import (
+    embed,
+    evaluate,
+    features,
+    generate,
+    import_data,
+    index,
+    pipeline,
+    report,
+    serve,
+    train,
+    transform,
+)
 from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
-SUBCOMMANDS = [generate, import_data, transform, embed, train, evaluate, report, pipeline]
+SUBCOMMANDS = [generate, import_data, transform, embed, train, features, evaluate, index, serve,
+               report, pipeline]
 
 
 def _offline_environment() -> None:

@@ -35,6 +35,7 @@ def stages(args: argparse.Namespace, ctx: Context) -> list[list[str]]:
         ["features", "materialize"],
         ["train", "two-tower"],
         ["evaluate"],
+        ["index"],
     ]
     return plan
 

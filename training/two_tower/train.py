@@ -195,13 +195,12 @@ def train_two_tower(
     item_type_filter: list[str] | None = None, serve: bool = True,
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
-    from training.two_tower.features import service_spec
     from transforms.feature_store import core as feature_store
     from transforms.training_set import build_training_examples, get_training_frame
 
     cfg = config.two_tower
     input_service = feature_store.latest_feature_service(workspace)
-    spec = service_spec(workspace, input_service)
+    spec = feature_store.service_spec(workspace, input_service)
     examples = build_training_examples(workspace, timeline, max_examples=cfg.max_examples or None,
                                        seed=cfg.seed)
     frame = get_training_frame(workspace, input_service, examples)

@@ -1,0 +1,248 @@
+"""Benchmark `gfm transform` (dbt build of the warehouse) on generated workspaces.
+
+    .venv/bin/python bench/bench_transform.py [--profiles small medium large] [--repeats 2]
+                                              [--seed 7] [--no-write]
+
+Each profile gets a workspace /tmp/bench_<profile> whose raw data is generated once (`gfm
+generate --profile P --seed S`) and reused by later runs. Every repeat runs `gfm transform` as a
+child process and records:
+
+- wall seconds of the child and interactions per second (rows of raw/interactions.parquet / wall);
+- the child's peak RSS (os.wait4's rusage of that one child, so other children do not mix in);
+- dbt's own timings from <workdir>/dbt/target/run_results.json: the build's elapsed time and each
+  model's execution time, in particular co_interaction_edges (the item-item self-join), whose share
+  of the build is printed;
+- the size of the edge build's input: streams in the edge window, (user, item) pairs after the
+  max_items_per_user bound, the self-join's candidate pairs sum_u n_u(n_u-1)/2, and the edges
+  written.
+
+The goal checked: the edge build grows about linearly with the interactions (seconds per million
+interactions roughly flat from small to large). Medians over repeats are printed and written to
+the section "Warehouse (gfm transform)" of docs/benchmarks.md (replaced if present, else appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GFM = REPO / ".venv" / "bin" / "gfm"
+DOC = REPO / "docs" / "benchmarks.md"
+SECTION = "## Warehouse (gfm transform)"
+EDGE_MODEL = "model.gfm.co_interaction_edges"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def write_section(text: str) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md, or append it."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        tail = "".join(lines[end:])
+        doc = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
+    DOC.write_text(doc)
+
+
+def run_child(argv: list[str], log_path: Path) -> tuple[float, float]:
+    """Run argv, output to log_path; return (wall seconds, peak RSS in MiB of that child)."""
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log_path.read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}); log {log_path}:\n{tail}")
+    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def ensure_raw(workdir: Path, profile: str, seed: int) -> float | None:
+    """Generate the profile into workdir/raw once; return the seconds it took, or None if reused."""
+    if all((workdir / "raw" / f"{t}.parquet").exists() for t in ("items", "users", "interactions")):
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    wall, _ = run_child([str(GFM), "generate", "--profile", profile, "--seed", str(seed),
+                         "--workdir", str(workdir)], workdir / "bench_generate.log")
+    return wall
+
+
+def edge_inputs(workdir: Path, dbt_vars: dict) -> dict[str, int]:
+    """Sizes of the edge build: window streams, bounded (user, item) pairs, self-join pairs, edges."""
+    import duckdb
+
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        types = ", ".join(f"'{t}'" for t in dbt_vars["edge_event_types"])
+        window = (f"event_type in ({types}) "
+                  f"and event_ts >= timestamp '{dbt_vars['graph_as_of']}' "
+                  f"- interval {int(dbt_vars['history_days'])} day "
+                  f"and event_ts < timestamp '{dbt_vars['graph_as_of']}'")
+        n_window = con.execute(
+            f"select count(*) from int_interactions_rolled_up where {window}").fetchone()[0]
+        cap = int(dbt_vars["max_items_per_user"])
+        user_items, join_pairs = con.execute(f"""
+            with ui as (
+                select i.user_id, i.top_item_id
+                from int_interactions_rolled_up i
+                join int_items_rolled_up t on t.item_id = i.top_item_id and t.is_top_level
+                where {window}
+                group by 1, 2
+            ), per_user as (
+                select least(count(*), {cap}) as n from ui group by user_id
+            )
+            select sum(n), sum(n * (n - 1) / 2) from per_user
+        """).fetchone()
+        edges = con.execute("select count(*) from co_interaction_edges").fetchone()[0]
+        interactions = con.execute(
+            f"select count(*) from read_parquet('{workdir / 'raw' / 'interactions.parquet'}')"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return {"interactions": int(interactions), "window_streams": int(n_window),
+            "user_items": int(user_items or 0), "join_pairs": int(join_pairs or 0),
+            "edges": int(edges)}
+
+
+def dbt_timings(workdir: Path) -> dict:
+    results = json.loads((workdir / "dbt" / "target" / "run_results.json").read_text())
+    models = {r["unique_id"]: r["execution_time"] for r in results["results"]
+              if r["unique_id"].startswith("model.")}
+    tests = sum(r["execution_time"] for r in results["results"] if r["unique_id"].startswith("test."))
+    return {"elapsed_s": results["elapsed_time"], "models": models, "tests_s": tests,
+            "vars": results["args"]["vars"]}
+
+
+def bench_profile(profile: str, seed: int, repeats: int) -> dict:
+    workdir = Path(f"/tmp/bench_{profile}")
+    generated = ensure_raw(workdir, profile, seed)
+    if generated is not None:
+        print(f"[{profile}] generated raw data in {generated:.0f} s", flush=True)
+    runs = []
+    for repeat in range(repeats):
+        wall, rss = run_child([str(GFM), "transform", "--workdir", str(workdir)],
+                              workdir / f"bench_transform_{repeat}.log")
+        timings = dbt_timings(workdir)
+        runs.append({"wall_s": wall, "rss_mb": rss, **timings})
+        edge_s = timings["models"].get(EDGE_MODEL, float("nan"))
+        print(f"[{profile}] repeat {repeat + 1}: wall {wall:.1f} s, dbt {timings['elapsed_s']:.1f} s, "
+              f"edges {edge_s:.2f} s, peak RSS {rss:.0f} MiB, load {os.getloadavg()[0]:.1f}",
+              flush=True)
+    sizes = edge_inputs(workdir, runs[-1]["vars"])
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    edge_s = statistics.median(r["models"][EDGE_MODEL] for r in runs)
+    slowest = {}
+    for uid in runs[-1]["models"]:
+        slowest[uid.split(".")[-1]] = statistics.median(r["models"][uid] for r in runs)
+    result = {
+        "profile": profile, "workdir": str(workdir), "repeats": repeats, **sizes,
+        "wall_s": med("wall_s"), "dbt_s": med("elapsed_s"), "tests_s": med("tests_s"),
+        "rss_mb": max(r["rss_mb"] for r in runs), "edge_s": edge_s,
+        "edge_share": edge_s / med("elapsed_s"),
+        "rows_per_s": sizes["interactions"] / med("wall_s"),
+        "dbt_rows_per_s": sizes["interactions"] / med("elapsed_s"),
+        "edge_s_per_m_interactions": edge_s / (sizes["interactions"] / 1e6),
+        "edge_s_per_m_join_pairs": edge_s / max(sizes["join_pairs"] / 1e6, 1e-9),
+        "models_s": dict(sorted(slowest.items(), key=lambda kv: -kv[1])),
+        "walls": [round(r["wall_s"], 1) for r in runs],
+    }
+    print(f"[{profile}] {json.dumps({k: v for k, v in result.items() if k != 'models_s'})}",
+          flush=True)
+    return result
+
+
+def render(results: list[dict], load: tuple[float, float]) -> str:
+    today = dt.date.today().isoformat()
+    import duckdb
+    import dbt.version
+
+    lines = [
+        SECTION, "",
+        f"`bench/bench_transform.py --profiles {' '.join(r['profile'] for r in results)} "
+        f"--repeats {results[0]['repeats']}` ({today}): `gfm transform` (`dbt build`: 5 views, "
+        "5 tables, 63 data tests) as a child process on workspaces `/tmp/bench_<profile>` "
+        "generated once with seed 7; medians over repeats; peak RSS of the child (`os.wait4`). "
+        "Edge build = dbt's execution time of `co_interaction_edges` in "
+        "`dbt/target/run_results.json` (dbt runs 2 threads, so model times overlap; "
+        "the share is of dbt's elapsed time).",
+        f"Machine: 2 cores ({cpu_name()}), shared; dbt {dbt.version.__version__}, "
+        f"DuckDB {duckdb.__version__}; 1-min load average {load[0]:.1f} -> {load[1]:.1f} "
+        "during the run.",
+        "",
+        "| profile | interactions | wall s | rows/s (wall) | dbt build s | peak RSS MiB "
+        "| edge build s | edge share | edges written |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['profile']} | {r['interactions']:,} | {r['wall_s']:.1f} | "
+            f"{r['rows_per_s']:,.0f} | {r['dbt_s']:.1f} | {r['rss_mb']:,.0f} | "
+            f"{r['edge_s']:.2f} | {r['edge_share']:.0%} | {r['edges']:,} |")
+    lines += [
+        "",
+        "Edge build against its input (linearity check: seconds per million should stay flat):",
+        "",
+        "| profile | streams in edge window | (user, item) pairs, bounded | self-join pairs "
+        "sum n(n-1)/2 | edge s / M interactions | edge s / M join pairs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['profile']} | {r['window_streams']:,} | {r['user_items']:,} | "
+            f"{r['join_pairs']:,} | {r['edge_s_per_m_interactions']:.2f} | "
+            f"{r['edge_s_per_m_join_pairs']:.3f} |")
+    lines.append("")
+    top = results[-1]
+    lines.append(f"Slowest models on {top['profile']} (s): " + ", ".join(
+        f"{name} {s:.1f}" for name, s in list(top["models_s"].items())[:5]) + ".")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["small", "medium", "large"])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    results = [bench_profile(p, args.seed, args.repeats) for p in args.profiles]
+    load_after = os.getloadavg()[0]
+    text = render(results, (load_before, load_after))
+    print("\n" + text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote the section to {DOC}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

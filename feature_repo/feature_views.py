@@ -1,0 +1,133 @@
+"""Feature views. Versioned ones are named <kind>_v<N> and tagged with their lineage.
+
+    item_text_embedding_v<N>   text_embedding (Sentence-BERT), valid from the item's release
+    item_hgnn_embedding_v<N>   hgnn_embedding, stamped graph_as_of of HGNN run N
+    user_avg_hgnn_90d_v<N>     avg_hgnn_all, avg_hgnn_<type>, n_items_<type> per daily snapshot,
+                               from the vectors of item_hgnn_embedding_v<N>
+    user_history_90d           item_ids_<type> per daily snapshot (what serving leaves out)
+    item_metadata, user_metadata
+
+A daily snapshot is valid for one day (ttl): an example at time t joins the snapshot of t's
+day, built only from events before that midnight, and never an older one.
+"""
+
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Array, Bool, Float32, Int64, String
+
+import data_sources
+from entities import item, user
+from repo_spec import SPEC
+
+SNAPSHOT_TTL = timedelta(days=1)
+NO_TTL = timedelta(0)  # valid from its timestamp on
+ITEM_TYPES = SPEC["item_types"]
+
+item_metadata = FeatureView(
+    name="item_metadata",
+    entities=[item],
+    ttl=NO_TTL,
+    schema=[
+        Field(name="item_type", dtype=String, description="podcast | episode | audiobook | ..."),
+        Field(name="top_item_type", dtype=String, description="type it is recommended as"),
+        Field(name="is_top_level", dtype=Bool, description="recommendable (not an episode)"),
+        Field(name="language", dtype=String, description="ISO 639-1, empty when unknown"),
+        Field(name="genre", dtype=String, description="editorial genre, empty when unknown"),
+    ],
+    source=data_sources.item_metadata_source,
+    online=True,
+    description="Minimal item metadata for the item tower.",
+    tags=SPEC["tags"]["tables"],
+)
+
+user_metadata = FeatureView(
+    name="user_metadata",
+    entities=[user],
+    ttl=NO_TTL,
+    schema=[
+        Field(name="country", dtype=String, description="ISO 3166-1 alpha-2"),
+        Field(name="age_bucket", dtype=String, description="e.g. 18-24"),
+    ],
+    source=data_sources.user_metadata_source,
+    online=True,
+    description="Minimal user metadata for the user tower.",
+    tags=SPEC["tags"]["tables"],
+)
+
+user_history_90d = FeatureView(
+    name="user_history_90d",
+    entities=[user],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name=f"item_ids_{t}", dtype=Array(String),
+              description=f"{t} ids consumed in the 90 days before the snapshot, latest first")
+        for t in ITEM_TYPES
+    ],
+    source=data_sources.user_history_90d_source,
+    online=True,
+    description="Each user's 90-day history per item type, one snapshot a day; online: the "
+                "cutoff snapshot (serving leaves these items out).",
+    tags=SPEC["tags"]["tables"],
+)
+
+
+def _text_view(spec: dict) -> FeatureView:
+    return FeatureView(
+        name=spec["name"],
+        entities=[item],
+        ttl=NO_TTL,
+        schema=[Field(name="text_embedding", dtype=Array(Float32),
+                      description=f"Sentence-BERT vector ({spec['dimension']}-d) of the item's text")],
+        source=data_sources.SOURCES[spec["name"]],
+        online=True,
+        description=f"Text vectors of every item, version {spec['version']}.",
+        tags=spec["tags"],
+    )
+
+
+def _hgnn_view(spec: dict) -> FeatureView:
+    return FeatureView(
+        name=spec["name"],
+        entities=[item],
+        ttl=NO_TTL,
+        schema=[Field(name="hgnn_embedding", dtype=Array(Float32),
+                      description=f"HGNN vector ({spec['dimension']}-d); episodes inherit their show's")],
+        source=data_sources.SOURCES[spec["name"]],
+        online=True,
+        description=f"HGNN item vectors of run {spec['version']}, stamped at its graph_as_of.",
+        tags=spec["tags"],
+    )
+
+
+def _user_avg_view(spec: dict) -> FeatureView:
+    schema = [
+        Field(name="avg_hgnn_all", dtype=Array(Float32),
+              description="mean HGNN vector of the whole 90-day history"),
+        Field(name="n_items_all", dtype=Int64, description="items behind avg_hgnn_all"),
+    ]
+    for t in spec["item_types"]:
+        schema += [
+            Field(name=f"avg_hgnn_{t}", dtype=Array(Float32),
+                  description=f"mean HGNN vector of the {t} items; zeros when none"),
+            Field(name=f"n_items_{t}", dtype=Int64, description=f"{t} items behind it; 0 when none"),
+        ]
+    return FeatureView(
+        name=spec["name"],
+        entities=[user],
+        ttl=SNAPSHOT_TTL,
+        schema=schema,
+        source=data_sources.SOURCES[spec["name"]],
+        online=True,
+        description=f"User average HGNN vectors over {spec['hgnn_view']}, one snapshot a day.",
+        tags=spec["tags"],
+    )
+
+
+VIEWS: dict[str, FeatureView] = {
+    view.name: view for view in (item_metadata, user_metadata, user_history_90d)
+}
+VIEWS.update({s["name"]: _text_view(s) for s in SPEC["item_text_embedding"]})
+VIEWS.update({s["name"]: _hgnn_view(s) for s in SPEC["item_hgnn_embedding"]})
+VIEWS.update({s["name"]: _user_avg_view(s) for s in SPEC["user_avg_hgnn_90d"]})
+globals().update({name: view for name, view in VIEWS.items()})

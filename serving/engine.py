@@ -1,0 +1,351 @@
+"""The recommender behind the HTTP endpoints: Feast online reads, the towers, Milvus search.
+
+One `Engine` per worker process. It opens, once: the served two-tower model (BentoML model
+store), the Feast store (online reads only: SQLite or Redis, never the DuckDB warehouse), and
+the model's Milvus collection with its manifest (`gfm index`).
+
+Per request:
+- user features: ONE online read of the user-keyed features of the model's FeatureService
+  (the views it was trained on) plus `user_history_90d` (what to leave out);
+- a user with a snapshot at the cutoff -> the user tower on those features (strategy "model");
+  otherwise, with `recent_item_ids`, the same features computed from those items' HGNN vectors
+  (per-type means and counts, as dbt builds them; strategy "recent_items"); otherwise popular
+  items (strategy "popularity");
+- Milvus search filtered by item type, over-fetching by the number of items to leave out, so
+  that exactly k remain after they are removed (the limit grows if the index returned fewer).
+
+Errors are `RequestError`s with an HTTP status and a message that says what to send instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gfm.config import Config
+from gfm.errors import GfmError, WorkspaceError
+from gfm.workspace import Workspace
+from serving import milvus
+from serving.schemas import (
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+    ScoreRequest,
+    ScoreResponse,
+    SimilarRequest,
+    SimilarResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+HISTORY_VIEW = "user_history_90d"
+MAX_FETCH_ROUNDS = 4
+
+
+class RequestError(GfmError):
+    """A request the service cannot answer as asked: HTTP `status`, message for the caller."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": str(self), **self.extra}
+
+
+def _dedupe(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _refs_by_key(store, service_name: str) -> dict[str, list[str]]:
+    """The FeatureService's feature references ("view:feature"), grouped by join key."""
+    try:
+        service = store.get_feature_service(service_name)
+    except Exception as exc:  # Feast raises its own FeatureServiceNotFoundException
+        raise WorkspaceError(
+            f"the served model reads feature service {service_name}, which the Feast registry "
+            f"lacks ({type(exc).__name__}): rerun `gfm train two-tower`, or `gfm features apply`"
+        ) from None
+    refs: dict[str, list[str]] = {}
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        keys = sorted(view.join_keys)
+        refs.setdefault(keys[0], []).extend(
+            f"{projection.name_to_use()}:{feature.name}" for feature in projection.features)
+    return refs
+
+
+@dataclass
+class UserContext:
+    """What one online read says about a user."""
+
+    features: dict[str, list[Any]]
+    has_snapshot: bool
+    history: list[str]  # all types, as in the cutoff snapshot
+
+
+class Engine:
+    def __init__(self, workspace: Workspace, config: Config):
+        import torch
+
+        from training.two_tower.store import load_bundle
+        from transforms.feature_store import open_store
+
+        milvus.quiet_logs()
+        milvus.check_config(config.serving)
+        torch.set_num_threads(config.serving.torch_threads)
+        self.workspace, self.config = workspace, config
+        self.bundle = load_bundle(workspace)
+        self.collection = milvus.collection_name(self.bundle.version)
+        self._manifest_mtime = 0.0
+        self._manifest_lock = threading.Lock()
+        self._load_manifest()
+
+        self.store = open_store(workspace)
+        refs = _refs_by_key(self.store, self.bundle.feature_service)
+        self.user_refs = refs.get("user_id", [])
+        item_refs = refs.get("item_id", [])
+        self.hgnn_ref = next((r for r in item_refs if r.endswith(":hgnn_embedding")), None)
+        if not self.user_refs or self.hgnn_ref is None:
+            raise WorkspaceError(f"feature service {self.bundle.feature_service} lacks user "
+                                 "features or hgnn_embedding: retrain with `gfm train two-tower`")
+        self.type_ref = "item_metadata:top_item_type"
+        self.history_refs = [f"{HISTORY_VIEW}:item_ids_{t}" for t in self.bundle.item_types]
+
+        self.uri = milvus.resolve_uri(workspace, config.serving)
+        self.client = milvus.connect(self.uri)
+        if not self.client.has_collection(self.collection):
+            raise WorkspaceError(f"{self.uri} has no collection {self.collection} (the served "
+                                 f"model's): run `gfm index --workdir {workspace.root}`")
+        self.client.load_collection(self.collection)
+        self._warm_up()
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _load_manifest(self) -> None:
+        """(Re)read the manifest; `gfm index` may rebuild the collection while we serve."""
+        path = milvus.manifest_path(self.workspace, self.collection)
+        try:
+            mtime = os.stat(path).st_mtime
+        except FileNotFoundError:
+            if self._manifest_mtime:
+                return  # keep serving what we have
+            milvus.read_manifest(self.workspace, self.collection)  # raises with the fix
+            raise
+        if mtime == self._manifest_mtime:
+            return
+        with self._manifest_lock:
+            manifest = json.loads(path.read_text())
+            if manifest["model_version"] != self.bundle.version:
+                raise WorkspaceError(f"{path} indexes {manifest['model_version']}, not the served "
+                                     f"{self.bundle.version}: rerun `gfm index`")
+            self.manifest = manifest
+            self.types = list(manifest["item_types"])
+            self.popular = {t: [(i, int(n)) for i, n in rows]
+                            for t, rows in manifest["popular"].items()}
+            self._manifest_mtime = mtime
+
+    def _warm_up(self) -> None:
+        """First calls are slow (Feast registry, torch kernels, Milvus load): pay them now."""
+        self._user_context("__warm_up__")
+        self._search(np.zeros(self.manifest["dim"], np.float32) + 1e-3, 1, None, set())
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing is best effort at shutdown
+            logger.debug("closing the Milvus client failed", exc_info=True)
+
+    def status(self) -> dict[str, Any]:
+        return {"model": self.manifest["model_tag"], "model_version": self.bundle.version,
+                "feature_service": self.bundle.feature_service, "collection": self.collection,
+                "index_type": self.manifest["index_type"], "milvus": self.uri,
+                "online_store": type(self.store.config.online_store).__name__,
+                "n_items": self.manifest["n_items"]}
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _check_types(self, types: Sequence[str] | None) -> list[str] | None:
+        if not types:
+            return None
+        unknown = [t for t in types if t not in self.types]
+        if unknown:
+            raise RequestError(400, f"unknown item type(s) {', '.join(map(repr, unknown))}; "
+                                    f"send item_types from {self.types}, or leave it out for all")
+        return _dedupe(types)
+
+    def _user_context(self, user_id: str) -> UserContext:
+        features = self.store.get_online_features(
+            features=self.user_refs + self.history_refs, entity_rows=[{"user_id": user_id}],
+        ).to_dict()
+        has_snapshot = features.get("avg_hgnn_all", [None])[0] is not None
+        history = [i for ref in self.history_refs
+                   for i in (features.get(ref.split(":", 1)[1], [None])[0] or [])]
+        return UserContext(features, has_snapshot, history)
+
+    def _user_vector(self, user: UserContext, recent: list[str]) -> tuple[np.ndarray | None, str]:
+        from training.two_tower.data import user_inputs
+        from training.two_tower.train import encode_users
+
+        b = self.bundle
+        if user.has_snapshot:
+            frame = user.features
+            strategy = "model"
+        else:
+            frame = self._features_from_items(recent, user.features) if recent else None
+            if frame is None:
+                return None, "popularity"
+            strategy = "recent_items"
+        vector = encode_users(b, user_inputs(frame, b.user_vocab, b.item_types, b.hgnn_dim))[0]
+        return vector.astype(np.float32), strategy
+
+    def _features_from_items(self, item_ids: list[str],
+                             user_features: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
+        """The user-average features of the model's FeatureService, computed from these items
+        as dbt computes them from a history (per-type means and counts of the HGNN vectors,
+        and the mean over all), plus the user's own metadata when the store has it."""
+        rows = self.store.get_online_features(
+            features=[self.hgnn_ref, self.type_ref],
+            entity_rows=[{"item_id": i} for i in item_ids],
+        ).to_dict()
+        by_type: dict[str, list[np.ndarray]] = {t: [] for t in self.bundle.item_types}
+        for vector, item_type in zip(rows["hgnn_embedding"], rows["top_item_type"]):
+            if vector is not None and item_type in by_type:
+                by_type[item_type].append(np.asarray(vector, dtype=np.float32))
+        every = [v for vs in by_type.values() for v in vs]
+        if not every:
+            return None
+        dim = self.bundle.hgnn_dim
+        frame: dict[str, list[Any]] = {
+            "avg_hgnn_all": [np.mean(every, axis=0)],
+            "n_items_all": [len(every)],
+        }
+        for t, vs in by_type.items():
+            frame[f"avg_hgnn_{t}"] = [np.mean(vs, axis=0) if vs else np.zeros(dim, np.float32)]
+            frame[f"n_items_{t}"] = [len(vs)]
+        for name in self.bundle.user_vocab.codes:  # country, age_bucket
+            frame[name] = user_features.get(name, [None])
+        return frame
+
+    # -- Milvus --------------------------------------------------------------------------------
+
+    def _search(self, vector: np.ndarray, k: int, types: list[str] | None,
+                exclude: set[str]) -> list[ScoredItem]:
+        """The k best items of these types, none of `exclude`: over-fetch by len(exclude)."""
+        expr = f"{milvus.TYPE_FIELD} in {json.dumps(types)}" if types else ""
+        limit = k + len(exclude)
+        for _ in range(MAX_FETCH_ROUNDS):
+            limit = min(limit, milvus.MAX_TOP_K)
+            hits = self.client.search(
+                self.collection, data=[vector.tolist()], limit=limit, filter=expr,
+                output_fields=[milvus.TYPE_FIELD],
+                search_params=milvus.search_params(self.manifest, limit),
+            )[0]
+            kept = [ScoredItem(item_id=h[milvus.ID_FIELD], item_type=h["entity"][milvus.TYPE_FIELD],
+                               score=float(h["distance"]))
+                    for h in hits if h[milvus.ID_FIELD] not in exclude][:k]
+            if len(kept) == k or len(hits) < limit or limit == milvus.MAX_TOP_K:
+                return kept
+            limit *= 2  # an approximate index returned fewer than asked: ask for more
+        return kept
+
+    def _items(self, item_ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows = self.client.get(self.collection, ids=item_ids,
+                               output_fields=[milvus.TYPE_FIELD, milvus.STREAMS_FIELD,
+                                              milvus.VECTOR_FIELD])
+        return {r[milvus.ID_FIELD]: r for r in rows}
+
+    def _popular(self, k: int, types: list[str] | None, exclude: set[str]) -> list[ScoredItem]:
+        chosen = types or self.types
+        pool = [(n, i, t) for t in chosen for i, n in self.popular.get(t, [])]
+        pool.sort(key=lambda x: (-x[0], x[1]))
+        return [ScoredItem(item_id=i, item_type=t, score=float(n))
+                for n, i, t in pool if i not in exclude][:k]
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def _common(self) -> dict[str, str]:
+        return {"model_version": self.bundle.version,
+                "feature_service": self.bundle.feature_service}
+
+    def recommend(self, req: RecommendRequest) -> RecommendResponse:
+        self._load_manifest()
+        types = self._check_types(req.item_types)
+        recent = _dedupe(req.recent_item_ids or [])
+        user = self._user_context(req.user_id)
+        vector, strategy = self._user_vector(user, recent)
+        exclude = set(user.history) | set(recent) if req.exclude_consumed else set()
+        if vector is None:
+            items = self._popular(req.k, types, exclude)
+        else:
+            items = self._search(vector, req.k, types, exclude)
+        return RecommendResponse(items=items, strategy=strategy, **self._common())
+
+    def similar(self, req: SimilarRequest) -> SimilarResponse:
+        self._load_manifest()
+        types = self._check_types(req.item_types)
+        found = self._items([req.item_id])
+        if req.item_id not in found:
+            raise RequestError(
+                404, f"item_id {req.item_id!r} is not in the index of model "
+                     f"{self.bundle.version} (top-level catalog items as of `gfm index`); send "
+                     "the id of a podcast show or audiobook, not of an episode",
+                item_id=req.item_id)
+        vector = np.asarray(found[req.item_id][milvus.VECTOR_FIELD], dtype=np.float32)
+        items = self._search(vector, req.k, types, {req.item_id})
+        return SimilarResponse(item_id=req.item_id, items=items, **self._common())
+
+    def score(self, req: ScoreRequest) -> ScoreResponse:
+        self._load_manifest()
+        candidates = _dedupe(req.item_ids)
+        found = self._items(candidates)
+        known = [i for i in candidates if i in found]
+        unknown = [i for i in candidates if i not in found]
+        user = self._user_context(req.user_id)
+        vector, strategy = self._user_vector(user, _dedupe(req.recent_item_ids or []))
+        if not known:
+            scores = np.zeros(0, np.float32)
+        elif vector is None:
+            scores = np.asarray([found[i][milvus.STREAMS_FIELD] for i in known], dtype=np.float64)
+        else:
+            matrix = np.asarray([found[i][milvus.VECTOR_FIELD] for i in known], dtype=np.float32)
+            scores = matrix @ vector  # (n_known,)
+        order = np.argsort(-scores, kind="stable")  # ties keep the request's order
+        items = [ScoredItem(item_id=known[j], item_type=found[known[j]][milvus.TYPE_FIELD],
+                            score=float(scores[j])) for j in order]
+        return ScoreResponse(items=items, unknown_item_ids=unknown, strategy=strategy,
+                             **self._common())
+
+
+def engine_from_environment() -> Engine:
+    """The engine of the workspace named by GFM_WORKDIR, with the configuration `gfm serve`
+    was given (GFM_CONFIG: a YAML file; GFM_SET: a JSON list of section.key=value)."""
+    from gfm.config import load_config, parse_overrides
+    from training.two_tower.store import bentoml_home
+
+    workdir = os.environ.get("GFM_WORKDIR")
+    if not workdir:
+        raise WorkspaceError("GFM_WORKDIR is not set: start the service with `gfm serve "
+                             "--workdir W`, or set GFM_WORKDIR to the workspace")
+    workspace = Workspace.at(workdir)
+    if not workspace.root.is_dir():
+        raise WorkspaceError(f"GFM_WORKDIR={workdir} is not a directory")
+    overrides = parse_overrides(json.loads(os.environ.get("GFM_SET") or "[]"))
+    config_path = os.environ.get("GFM_CONFIG")
+    config = load_config(workspace.root, Path(config_path) if config_path else None, overrides)
+    bentoml_home(workspace)
+    began = time.perf_counter()
+    engine = Engine(workspace, config)
+    logger.info("serving %s from %s (%.1f s to load)", engine.manifest["model_tag"],
+                workspace.root, time.perf_counter() - began)
+    return engine

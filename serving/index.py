@@ -1,0 +1,351 @@
+"""`gfm index`: the served model's item vectors in a Milvus collection, and how good its ANN is.
+
+1. The served two-tower model (`gfm train two-tower` sets it) and its FeatureService.
+2. Every top-level item of `item_catalog` (new ones included: the item tower is inductive),
+   its features read through that FeatureService from Feast's offline store as of the model's
+   cutoff: the same call and instant `gfm evaluate` uses, so the index holds exactly the
+   vectors the offline evaluation scored (and the online store, materialized at the cutoff,
+   holds the same values). An item released after the cutoff has no text vector at the
+   cutoff: it is encoded with zeros there, as in the evaluation.
+3. The vectors go into `items_<model version>` (HNSW by default, `serving.index_type`).
+4. Recall@10 of the index against exact search (numpy, brute force over the same vectors) for
+   user vectors of users with history at the cutoff (unfiltered and per item type, as
+   /recommend searches) and for item vectors (as /similar searches), written to
+   `<workdir>/reports/index_metrics.json`.
+5. Popularity (streams in the history window before the cutoff, as evaluation's popularity
+   baseline counts them) of the top items per type, in the manifest, for cold-start users.
+
+The warehouse is read here, by this offline job, never by the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from gfm.config import Config
+from gfm.errors import GfmError, WorkspaceError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+from serving import milvus
+
+logger = logging.getLogger(__name__)
+
+RECALL_K = 10
+RECALL_GOAL = 0.99
+INSERT_BATCH = 5000
+STREAM_EVENT_TYPES = ("stream",)  # what popularity counts (evaluation's baseline does the same)
+METRICS_FILE = "index_metrics.json"
+
+
+@dataclass
+class IndexResult:
+    collection: str
+    uri: str
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def catalog_items(workspace: Workspace) -> tuple[list[str], list[str]]:
+    """(item ids, top-level types) of every top-level item in item_catalog, by type then id."""
+    from transforms.warehouse import warehouse_query
+
+    rows = warehouse_query(
+        workspace,
+        "select item_id, item_type from item_catalog where is_top_level "
+        "order by item_type, item_id",
+    )
+    if not rows:
+        raise WorkspaceError("item_catalog holds no top-level item: run `gfm transform` first")
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def item_popularity(workspace: Workspace, cutoff: dt.datetime, history_days: int) -> dict[str, int]:
+    """Streams per top-level item in [cutoff - history_days, cutoff) (episodes count for their
+    show): the popularity baseline of `gfm evaluate`."""
+    from transforms.warehouse import warehouse_query
+
+    placeholders = ", ".join("?" for _ in STREAM_EVENT_TYPES)
+    rows = warehouse_query(
+        workspace,
+        f"""
+        select catalog.top_item_id, count(*) as n_streams
+        from stg_interactions as interactions
+        inner join item_catalog as catalog on interactions.item_id = catalog.item_id
+        where interactions.event_type in ({placeholders})
+            and interactions.event_ts >= ? and interactions.event_ts < ?
+        group by 1
+        """,
+        [*STREAM_EVENT_TYPES, cutoff - dt.timedelta(days=history_days), cutoff],
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
+    from transforms.warehouse import warehouse_query
+
+    rows = warehouse_query(
+        workspace,
+        "select distinct user_id from user_history_90d where snapshot_ts = ? order by user_id",
+        [cutoff],
+    )
+    return [r[0] for r in rows]
+
+
+def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
+                   at: dt.datetime) -> np.ndarray:
+    """(n, d) item-tower vectors, features through the model's FeatureService as of `at`."""
+    from training.two_tower.data import item_inputs
+    from training.two_tower.train import encode_items
+    from training.two_tower.features import entity_features  # what evaluation reads with
+
+    frame = entity_features(workspace, bundle.feature_service, "item_id", list(item_ids), at)
+    missing = int(frame["hgnn_embedding"].isna().sum())
+    if missing:
+        logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there", missing, at)
+    return encode_items(bundle, item_inputs(frame, bundle.item_vocab, bundle.hgnn_dim,
+                                            bundle.text_dim)).astype(np.float32)
+
+
+def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
+                       at: dt.datetime) -> np.ndarray:
+    from training.two_tower.data import user_inputs
+    from training.two_tower.train import encode_users
+    from training.two_tower.features import entity_features  # what evaluation reads with
+
+    frame = entity_features(workspace, bundle.feature_service, "user_id", list(user_ids), at)
+    return encode_users(bundle, user_inputs(frame, bundle.user_vocab, bundle.item_types,
+                                            bundle.hgnn_dim)).astype(np.float32)
+
+
+def popular_by_type(item_ids: Sequence[str], item_types: Sequence[str],
+                    streams: dict[str, int], per_type: int) -> dict[str, list[list[Any]]]:
+    """type -> [[item_id, n_streams], ...]: most streamed first, then by item id (the
+    evaluation's tie order), at most per_type each; unstreamed items fill the list."""
+    out: dict[str, list[list[Any]]] = {}
+    for t in sorted(set(item_types)):
+        of_type = [i for i, it in zip(item_ids, item_types) if it == t]
+        ranked = sorted(of_type, key=lambda i: (-streams.get(i, 0), i))[:per_type]
+        out[t] = [[i, streams.get(i, 0)] for i in ranked]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the collection
+
+
+def create_collection(client, name: str, dim: int, config: Config) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    if client.has_collection(name):
+        logger.info("dropping the existing collection %s (rebuilt)", name)
+        client.drop_collection(name)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                        description="item-tower vectors of one two-tower model")
+    schema.add_field(milvus.ID_FIELD, DataType.VARCHAR, is_primary=True,
+                     max_length=milvus.MAX_ID_LENGTH)
+    schema.add_field(milvus.TYPE_FIELD, DataType.VARCHAR, max_length=64)
+    schema.add_field(milvus.STREAMS_FIELD, DataType.INT64)
+    schema.add_field(milvus.VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+    index = client.prepare_index_params()
+    index.add_index(field_name=milvus.VECTOR_FIELD, index_type=config.serving.index_type.upper(),
+                    metric_type=milvus.METRIC, params=milvus.build_params(config.serving))
+    index.add_index(field_name=milvus.TYPE_FIELD, index_type="INVERTED")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def insert_vectors(client, name: str, item_ids: Sequence[str], item_types: Sequence[str],
+                   vectors: np.ndarray, streams: dict[str, int]) -> None:
+    starts = range(0, len(item_ids), INSERT_BATCH)
+    for s in tqdm(starts, desc="insert", unit="batch", disable=None, leave=False):
+        rows = [{milvus.ID_FIELD: i, milvus.TYPE_FIELD: t, milvus.STREAMS_FIELD: streams.get(i, 0),
+                 milvus.VECTOR_FIELD: v.tolist()}
+                for i, t, v in zip(item_ids[s:s + INSERT_BATCH], item_types[s:s + INSERT_BATCH],
+                                   vectors[s:s + INSERT_BATCH])]
+        client.insert(name, rows)
+    client.flush(name)
+    client.load_collection(name)
+
+
+def type_filter(types: Sequence[str] | None) -> str:
+    if not types:
+        return ""
+    return f"{milvus.TYPE_FIELD} in {json.dumps(list(types))}"
+
+
+# ---------------------------------------------------------------------------------------------
+# recall
+
+
+def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """(n_queries, k) indices of the k best inner products, best first (ties: lower index)."""
+    scores = queries @ vectors.T
+    k = min(k, vectors.shape[0])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def ann_top_k(client, name: str, manifest: dict[str, Any], queries: np.ndarray, k: int,
+              filter_: str = "") -> list[list[str]]:
+    out: list[list[str]] = []
+    for s in range(0, len(queries), 256):
+        hits = client.search(name, data=queries[s:s + 256].tolist(), limit=k, filter=filter_,
+                             output_fields=[milvus.TYPE_FIELD],
+                             search_params=milvus.search_params(manifest, k))
+        out += [[h[milvus.ID_FIELD] for h in row] for row in hits]
+    return out
+
+
+def recall_at_k(ann: list[list[str]], exact: list[list[str]], exclude: Sequence[str] | None = None,
+                k: int = RECALL_K) -> float:
+    """Mean over queries of |ANN top k ∩ exact top k| / |exact top k| (exclude: one id per
+    query left out of both, e.g. the query item itself)."""
+    values = []
+    for q, (a, e) in enumerate(zip(ann, exact)):
+        skip = exclude[q] if exclude is not None else None
+        a = [i for i in a if i != skip][:k]
+        e = [i for i in e if i != skip][:k]
+        if e:
+            values.append(len(set(a) & set(e)) / len(e))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def measure_recall(client, name: str, manifest: dict[str, Any], item_ids: np.ndarray,
+                   item_types: np.ndarray, vectors: np.ndarray, user_vectors: np.ndarray,
+                   n_item_queries: int, seed: int = 0) -> dict[str, Any]:
+    """Recall@10 of the collection vs exact search, per filter, for user and item queries."""
+    by_filter: dict[str, float] = {}
+    for label, types in [("all", None)] + [(t, [t]) for t in sorted(set(item_types))]:
+        if len(user_vectors) == 0:
+            break
+        columns = np.arange(len(item_ids)) if types is None else np.flatnonzero(item_types == types[0])
+        exact = exact_top_k(user_vectors, vectors[columns], RECALL_K)
+        exact_ids = [[item_ids[columns[j]] for j in row] for row in exact]
+        ann = ann_top_k(client, name, manifest, user_vectors, RECALL_K, type_filter(types))
+        by_filter[label] = recall_at_k(ann, exact_ids)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(item_ids), size=min(n_item_queries, len(item_ids)),
+                                replace=False))
+    exact = exact_top_k(vectors[sample], vectors, RECALL_K + 1)
+    exact_ids = [[item_ids[j] for j in row] for row in exact]
+    ann = ann_top_k(client, name, manifest, vectors[sample], RECALL_K + 1)
+    similar = recall_at_k(ann, exact_ids, exclude=list(item_ids[sample]))
+
+    latencies = []
+    for q in user_vectors[:50] if len(user_vectors) else vectors[sample[:50]]:
+        t0 = time.perf_counter()
+        client.search(name, data=[q.tolist()], limit=RECALL_K, output_fields=[milvus.TYPE_FIELD],
+                      search_params=milvus.search_params(manifest, RECALL_K))
+        latencies.append(time.perf_counter() - t0)
+    values = [*by_filter.values(), similar]
+    return {
+        f"recall@{RECALL_K}_user_queries": by_filter,
+        f"recall@{RECALL_K}_item_queries": similar,
+        f"recall@{RECALL_K}_min": float(np.nanmin(values)),
+        "n_user_queries": int(len(user_vectors)),
+        "n_item_queries": int(len(sample)),
+        "search_ms_p50": round(float(np.median(latencies)) * 1000, 3),
+        "search_ms_p99": round(float(np.percentile(latencies, 99)) * 1000, 3),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# gfm index
+
+
+def build_index(workspace: Workspace, config: Config, timeline: Timeline,
+                tag: str | None = None) -> IndexResult:
+    """Encode every top-level catalog item with the served model (or `tag`), load the
+    collection, measure recall, write the manifest and reports/index_metrics.json."""
+    from training.two_tower.store import load_bundle, served_tag
+
+    milvus.check_config(config.serving)
+    began = time.perf_counter()
+    tag = tag or served_tag(workspace)
+    bundle = load_bundle(workspace, tag)
+    cutoff = dt.datetime.fromisoformat(bundle.metadata["cutoff"])
+    if cutoff != timeline.cutoff:
+        logger.warning("the model was trained for cutoff %s, the configuration says %s: the "
+                       "index uses the model's", cutoff, timeline.cutoff)
+    item_ids, item_types = catalog_items(workspace)
+    t0 = time.perf_counter()
+    vectors = encode_catalog(workspace, bundle, item_ids, cutoff)
+    encode_s = time.perf_counter() - t0
+    if not np.isfinite(vectors).all():
+        raise GfmError("the item tower returned NaN or infinite vectors: retrain the model")
+
+    name = milvus.collection_name(bundle.version)
+    uri = milvus.resolve_uri(workspace, config.serving)
+    serving = config.serving
+    manifest: dict[str, Any] = {
+        "collection": name,
+        "uri": uri,
+        "model_tag": tag,
+        "model_version": bundle.version,
+        "feature_service": bundle.feature_service,
+        "cutoff": cutoff.isoformat(),
+        "index_type": serving.index_type.upper(),
+        "metric": milvus.METRIC,
+        "build_params": milvus.build_params(serving),
+        "search_params": milvus.base_search_params(serving),
+        "dim": int(vectors.shape[1]),
+        "n_items": len(item_ids),
+        "n_items_by_type": {t: item_types.count(t) for t in sorted(set(item_types))},
+        "item_types": sorted(set(item_types)),
+        "item_features": f"offline store as of {cutoff.isoformat()} through "
+                         f"{bundle.feature_service}",
+    }
+    streams = item_popularity(workspace, cutoff, timeline.history_days)
+    client = milvus.connect(uri)
+    try:
+        t0 = time.perf_counter()
+        create_collection(client, name, int(vectors.shape[1]), config)
+        insert_vectors(client, name, item_ids, item_types, vectors, streams)
+        load_s = time.perf_counter() - t0
+
+        users = users_with_history(workspace, cutoff)
+        rng = np.random.default_rng(0)
+        if len(users) > serving.recall_queries:
+            users = sorted(rng.choice(users, size=serving.recall_queries, replace=False).tolist())
+        user_vectors = (encode_user_sample(workspace, bundle, users, cutoff) if users
+                        else np.zeros((0, vectors.shape[1]), np.float32))
+        recall = measure_recall(client, name, manifest, np.asarray(item_ids, dtype=object),
+                                np.asarray(item_types, dtype=object), vectors, user_vectors,
+                                serving.recall_queries)
+    finally:
+        client.close()
+
+    manifest["popular"] = popular_by_type(item_ids, item_types, streams, serving.popular_items)
+    manifest["popularity_window"] = [
+        (cutoff - dt.timedelta(days=timeline.history_days)).isoformat(), cutoff.isoformat()]
+    manifest["recall"] = recall
+    manifest["built_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    milvus.write_manifest(workspace, manifest)
+
+    metrics = {
+        **{k: manifest[k] for k in ("collection", "uri", "model_tag", "feature_service",
+                                    "index_type", "metric", "build_params", "search_params",
+                                    "dim", "n_items", "n_items_by_type")},
+        **recall,
+        "goal": RECALL_GOAL,
+        "meets_goal": bool(recall[f"recall@{RECALL_K}_min"] >= RECALL_GOAL),
+        "encode_s": round(encode_s, 3),
+        "load_s": round(load_s, 3),
+        "total_s": round(time.perf_counter() - began, 3),
+    }
+    workspace.reports_dir.mkdir(parents=True, exist_ok=True)
+    (workspace.reports_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return IndexResult(name, uri, manifest, metrics)

@@ -1,0 +1,158 @@
+"""The Milvus side of serving: where the item index lives, what it is called, what it holds.
+
+One collection per model version, `items_<model version>`: `item_id` (primary key),
+`item_type` (top-level type, for filtered search), `n_streams` (popularity, for cold-start
+scoring) and `vector` (the item tower's unit-length output; inner product = the model's cosine
+score). Beside it, in the workspace,
+`milvus/<collection>.json` (the manifest) records how it was built: model, feature service,
+index type and parameters, item counts, the popular items kept for cold-start users, and the
+recall measured against exact search. The service reads the manifest and the collection only.
+
+Embedded (default): milvus-lite in `<workdir>/milvus/index.db`, opened by one process at a
+time. Scale-out: `python -m milvus_lite server --data-dir <workdir>/milvus/index.db --host
+127.0.0.1 --port N` and `serving.milvus_uri: http://127.0.0.1:N` (STACK.md, milvus-lite).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gfm.config import ServingConfig
+from gfm.errors import ConfigError, GfmError, WorkspaceError
+from gfm.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+logger = logging.getLogger(__name__)
+
+MILVUS_DIR = "milvus"
+EMBEDDED_DIR = "index.db"  # milvus-lite's data directory (a folder despite the suffix)
+METRIC = "IP"
+ID_FIELD, TYPE_FIELD, VECTOR_FIELD = "item_id", "item_type", "vector"
+STREAMS_FIELD = "n_streams"  # popularity: streams in the history window before the cutoff
+MAX_ID_LENGTH = 512
+MAX_TOP_K = 16384  # Milvus' largest search limit
+# Accepted and really used by milvus-lite (IVF_PQ, DISKANN, SCANN silently fall back to brute
+# force there: STACK.md), so they are refused rather than mislabelled.
+INDEX_TYPES = ("HNSW", "FLAT", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "AUTOINDEX")
+
+
+def collection_name(model_version: str) -> str:
+    """`items_<version>`; Milvus allows letters, digits and underscores."""
+    return "items_" + re.sub(r"[^0-9A-Za-z_]", "_", model_version)
+
+
+def milvus_dir(workspace: Workspace) -> Path:
+    return workspace.root / MILVUS_DIR
+
+
+def embedded_path(workspace: Workspace) -> Path:
+    return milvus_dir(workspace) / EMBEDDED_DIR
+
+
+def resolve_uri(workspace: Workspace, serving: ServingConfig) -> str:
+    return serving.milvus_uri.strip() or str(embedded_path(workspace))
+
+
+def is_embedded(uri: str) -> bool:
+    return "://" not in uri
+
+
+def check_config(serving: ServingConfig) -> None:
+    if serving.index_type.upper() not in INDEX_TYPES:
+        raise ConfigError(f"serving.index_type {serving.index_type!r}: use one of "
+                          f"{', '.join(INDEX_TYPES)}")
+    for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef", "ivf_nlist", "ivf_nprobe",
+                 "workers", "torch_threads", "popular_items", "recall_queries"):
+        if getattr(serving, name) < 1:
+            raise ConfigError(f"serving.{name} must be at least 1, got {getattr(serving, name)}")
+    uri = serving.milvus_uri.strip()
+    if uri and not re.match(r"^(https?|tcp|grpc)://", uri):
+        raise ConfigError(f"serving.milvus_uri {uri!r}: give a server URI such as "
+                          "http://127.0.0.1:19530, or leave it empty for the embedded file")
+
+
+def build_params(serving: ServingConfig) -> dict[str, Any]:
+    kind = serving.index_type.upper()
+    if kind.startswith("HNSW"):
+        return {"M": serving.hnsw_m, "efConstruction": serving.hnsw_ef_construction}
+    if kind.startswith("IVF"):
+        return {"nlist": serving.ivf_nlist}
+    return {}
+
+
+def search_params(manifest: dict[str, Any], limit: int) -> dict[str, Any]:
+    """Query-time parameters of the manifest's index for a search of `limit` hits."""
+    kind, params = manifest["index_type"], manifest["search_params"]
+    if kind.startswith("HNSW"):
+        return {"params": {"ef": max(int(params["ef"]), limit)}}  # HNSW needs ef >= limit
+    if kind.startswith("IVF"):
+        return {"params": {"nprobe": int(params["nprobe"])}}
+    return {"params": {}}
+
+
+def base_search_params(serving: ServingConfig) -> dict[str, Any]:
+    kind = serving.index_type.upper()
+    if kind.startswith("HNSW"):
+        return {"ef": serving.hnsw_ef}
+    if kind.startswith("IVF"):
+        return {"nprobe": serving.ivf_nprobe}
+    return {}
+
+
+def quiet_logs() -> None:
+    """milvus-lite logs a harmless grpc AllocTimestamp error (STACK.md)."""
+    for name in ("grpc._server", "grpc", "milvus_lite", "pymilvus"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def connect(uri: str) -> "MilvusClient":
+    """A client on the embedded data directory or on a server; errors name the fix."""
+    quiet_logs()
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    if is_embedded(uri):
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MilvusClient(uri)
+    except MilvusException as exc:
+        if is_embedded(uri):
+            raise GfmError(
+                f"cannot open the embedded Milvus at {uri} ({exc.message}): another process "
+                "(a running `gfm serve`, or `python -m milvus_lite server --data-dir` on it) "
+                "probably holds it; stop that process, or point serving.milvus_uri at the "
+                "server that holds it"
+            ) from None
+        raise GfmError(f"cannot reach the Milvus server at {uri} ({exc.message}): start it, e.g. "
+                       f"`python -m milvus_lite server --data-dir DIR --host 127.0.0.1 --port N`, "
+                       "or leave serving.milvus_uri empty for the embedded file") from None
+
+
+def manifest_path(workspace: Workspace, collection: str) -> Path:
+    return milvus_dir(workspace) / f"{collection}.json"
+
+
+def write_manifest(workspace: Workspace, manifest: dict[str, Any]) -> Path:
+    path = manifest_path(workspace, manifest["collection"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(workspace: Workspace, collection: str) -> dict[str, Any]:
+    path = manifest_path(workspace, collection)
+    if not path.exists():
+        raise WorkspaceError(
+            f"no item index for the served model ({path} is missing): run `gfm index --workdir "
+            f"{workspace.root}`"
+        )
+    return json.loads(path.read_text())

