@@ -10,13 +10,14 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-unit bench clean help
+.PHONY: setup demo serve test test-unit bench clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
 	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
 	@echo "make test    setup, then the test suite"
-	@echo "make bench   benchmarks (figures go to docs/benchmarks.md by hand)"
+	@echo "make serve   start the HTTP service on the demo workspace (port 3000)"
+	@echo "make bench   benchmarks (figures in docs/benchmarks.md)"
 
 setup: $(VENV)/.installed
 
@@ -30,6 +31,13 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/gfm pipeline --workdir $(WORKDIR) --profile $(PROFILE)
+	@echo
+	@$(BIN)/gfm report --workdir $(WORKDIR)
+	@echo
+	@echo "Start the recommendation service:  make serve   (or: $(BIN)/gfm serve --workdir $(WORKDIR) --port 3000)"
+
+serve: setup
+	$(BIN)/gfm serve --workdir $(WORKDIR) --port 3000
 
 test: setup
 	$(BIN)/pytest -q
@@ -38,7 +46,7 @@ test-unit: setup
 	$(BIN)/pytest -q tests/unit
 
 bench: setup
-	$(BIN)/python bench/bench_transform.py
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache
