@@ -18,6 +18,7 @@ from gfm.cli import (
     pipeline,
     report,
     serve,
+    show_config,
     train,
     transform,
 )
@@ -25,7 +26,7 @@ from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
 SUBCOMMANDS = [generate, import_data, transform, embed, train, features, evaluate, index, serve,
-               report, pipeline]
+               report, pipeline, show_config]
 
 
 def _offline_environment() -> None:
