@@ -44,22 +44,25 @@ def dbt_vars(workspace: Workspace, config: Config, timeline: Timeline) -> dict[s
 
 
 def dbt_args(
-    workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None
+    workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None,
+    extra_vars: dict[str, Any] | None = None, target: str = "target",
 ) -> list[str]:
-    """The full dbt command line: `args` (default `build`) plus project, paths and --vars."""
+    """The full dbt command line: `args` (default `build`) plus project, paths and --vars
+    (the timeline and warehouse settings, then `extra_vars`)."""
     command = list(args) if args else ["build"]
+    variables = {**dbt_vars(workspace, config, timeline), **(extra_vars or {})}
     return [
         *command,
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(workspace.dbt_dir / "target"),
+        "--target-path", str(workspace.dbt_dir / target),
         "--log-path", str(workspace.dbt_dir / "logs"),
         # Console output goes through this module's logger (see _forward_event); the file log
         # under logs/ keeps the full debug detail.
         "--log-level", "none",
         "--log-level-file", "debug",
         "--no-use-colors",
-        "--vars", json.dumps(dbt_vars(workspace, config, timeline)),
+        "--vars", json.dumps(variables),
     ]
 
 
@@ -162,8 +165,13 @@ def run_dbt(
     config: Config,
     timeline: Timeline,
     args: list[str] | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    target: str = "target",
 ) -> None:
-    """Run dbt (default `build`) on the workspace's warehouse; raise GfmError if anything fails."""
+    """Run dbt (default `build`) on the workspace's warehouse; raise GfmError if anything fails.
+
+    `extra_vars` add to the timeline and warehouse vars; `target` names dbt's target folder
+    under <workdir>/dbt/ (a separate one keeps a partial run's manifest apart)."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes a second to import
 
     if not workspace.has_raw_data():
@@ -172,7 +180,7 @@ def run_dbt(
             "run `gfm generate` or `gfm import` for this workspace first"
         )
     workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
-    cli_args = dbt_args(workspace, config, timeline, args)
+    cli_args = dbt_args(workspace, config, timeline, args, extra_vars, target)
     env = {
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path),

@@ -6,7 +6,6 @@ import datetime as dt
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from training.hgnn.config import HGNNConfig
 from training.hgnn.graph import ItemGraph, split_edges

@@ -29,7 +29,7 @@ from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
-from training.hgnn.graph import EdgeSplit, ItemGraph, Relation, edge_fingerprint, load_item_graph, split_edges
+from training.hgnn.graph import EdgeSplit, ItemGraph, edge_fingerprint, load_item_graph, split_edges
 from training.hgnn.model import HeteroGraphSAGE
 from training.hgnn.sampler import NeighborSampler
 

@@ -13,13 +13,10 @@ manifest of the last `gfm transform` (hashed into the views' lineage tags) is ke
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +36,6 @@ TABLES = {
     "user_history_90d": "user_history_90d.parquet",
 }
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_FAILED = {"error", "fail", "runtime error"}
 
 
 def table_path(workspace: Workspace, table: str) -> Path:
@@ -104,76 +100,16 @@ def dbt_manifest_hash(workspace: Workspace) -> str:
 # Running the feature models
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _forward_event(event: Any) -> None:
-    level = getattr(event.info, "level", "debug")
-    if level in ("error", "warn") and getattr(event.info, "name", "") != "MainStackTrace":
-        logger.log(logging.ERROR if level == "error" else logging.WARNING, "%s", event.info.msg)
-    elif level == "info":
-        logger.info("%s", event.info.msg)
-
-
-def _release_duckdb() -> None:
-    """Close the database dbt-duckdb keeps open in-process, so its file lock goes away."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    environment = DuckDBConnectionManager._ENV
-    if environment is not None:
-        try:
-            environment.close()
-        finally:
-            DuckDBConnectionManager.close_all_connections()
-
-
 def run_feature_models(
     workspace: Workspace, config: Config, timeline: Timeline, select: list[str],
     feature_vars: dict[str, Any],
 ) -> None:
     """`dbt build --select <select>` with the warehouse's vars plus `feature_vars`."""
-    from dbt.cli.main import dbtRunner
+    from transforms.warehouse import run_dbt
 
-    from transforms.warehouse import dbt_args
-
-    args = dbt_args(workspace, config, timeline, ["build", "--select", *select])
-    position = args.index("--vars") + 1
-    args[position] = json.dumps({**json.loads(args[position]), **feature_vars})
-    position = args.index("--target-path") + 1
-    args[position] = str(workspace.dbt_dir / "target_features")
-    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path)}
     logger.info("dbt build --select %s", " ".join(select))
-    with _environment(env):
-        try:
-            outcome = dbtRunner(callbacks=[_forward_event]).invoke(args)
-        finally:
-            _release_duckdb()
-    if outcome.success:
-        return
-    lines = []
-    for result in getattr(outcome.result, "results", None) or []:
-        status = str(getattr(result.status, "value", result.status)).lower()
-        if status in _FAILED:
-            lines.append(f"  - {result.node.name}: {status}: {(result.message or '').strip()}")
-    if outcome.exception is not None:
-        lines.append(f"  - {type(outcome.exception).__name__}: {outcome.exception}")
-    details = "\n".join(lines) or "  - dbt reported a failure without details"
-    hint = ("Another process holds the warehouse file: close it and rerun."
-            if "Could not set lock" in details else
-            f"The full log is {workspace.dbt_dir / 'logs' / 'dbt.log'}.")
-    raise GfmError(f"building the feature tables failed:\n{details}\n{hint}")
+    run_dbt(workspace, config, timeline, ["build", "--select", *select],
+            extra_vars=feature_vars, target="target_features")
 
 
 def build_tables(
