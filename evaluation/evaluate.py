@@ -147,14 +147,22 @@ class _Tally:
     hits: float = 0.0
     reciprocal_ranks: float = 0.0
     covered: np.ndarray = field(init=False)
+    # Per-user hits (for confidence intervals and paired tests): (user indices, bool hits) per
+    # batch, filled when add() is given the users.
+    user_hits: list[tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.covered = np.zeros(self.n_candidates, dtype=bool)
 
-    def add(self, best: np.ndarray, k: int, mrr_k: int, top: np.ndarray | None = None) -> None:
-        """`best`: the counted users' best target ranks; `top`: their top k (for coverage)."""
+    def add(self, best: np.ndarray, k: int, mrr_k: int, top: np.ndarray | None = None,
+            users: np.ndarray | None = None) -> None:
+        """`best`: the counted users' best target ranks; `top`: their top k (for coverage);
+        `users`: their split indices, to keep the per-user hits."""
         self.n_users += len(best)
-        self.hits += float(m.hits_at_k(best, k).sum())
+        hits = m.hits_at_k(best, k)
+        if users is not None:
+            self.user_hits.append((np.asarray(users, dtype=np.int64), hits))
+        self.hits += float(hits.sum())
         self.reciprocal_ranks += float(m.reciprocal_ranks_at_k(best, mrr_k).sum())
         if top is not None:
             self.covered |= m.covered_items(top, k, self.n_candidates)
@@ -189,11 +197,13 @@ def _tally_type(
     history: tuple[np.ndarray, np.ndarray],
     k: int,
     mrr_k: int,
+    users: np.ndarray | None = None,
 ) -> None:
     """Add one batch's users to the tallies of one type.
 
     scores: (batch, n_type) of the type's candidates; targets: (rows, cols, is_new) of the
-    batch's hold-out pairs of the type; history: (rows, cols) of its history pairs.
+    batch's hold-out pairs of the type; history: (rows, cols) of its history pairs; users: the
+    batch's split user indices (to keep the primary setting's per-user hits).
     """
     n_rows, n_cols = scores.shape
     rows, cols, is_new = targets
@@ -216,7 +226,8 @@ def _tally_type(
     position = np.cumsum(counted) - 1  # batch row -> row of `masked`
     in_masked = counted[h_rows]
     masked[position[h_rows[in_masked]], h_cols[in_masked]] = -np.inf
-    tallies[PRIMARY].add(best[counted], k, mrr_k, m.top_k(masked, k))
+    tallies[PRIMARY].add(best[counted], k, mrr_k, m.top_k(masked, k),
+                         users[counted] if users is not None else None)
 
     new = fresh & is_new
     best = m.best_ranks(ranks_fresh[new], rows[new], n_rows)
@@ -231,8 +242,15 @@ def evaluate_retriever(
     batch_size: int | None = None,
     progress: bool = True,
     name: str = "model",
+    user_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one retriever: the primary setting at the top level, the others nested."""
+    """Metrics of one retriever: the primary setting at the top level, the others nested.
+
+    Beside hr@k, `hr@k_ci` is its 95% bootstrap interval per type (users resampled).
+    `user_hits`, if given, is filled with {type: (user indices, bool hits)} of the primary
+    setting's counted users, sorted by user (for paired comparisons, evaluation.stats)."""
+    from evaluation.stats import bootstrap_ci
+
     users = split.eval_users()
     batch_size = batch_size or _auto_batch_size(split.n_items)
     codes = _type_codes(split)
@@ -257,7 +275,7 @@ def evaluate_retriever(
                 of_type = codes[history_items] == code
                 history = (history_rows[of_type], split.type_position[history_items[of_type]])
                 _tally_type(tallies[t], _type_scores(scores, split.type_items[t]), warm,
-                            targets, history, k, mrr_k)
+                            targets, history, k, mrr_k, users=batch)
             bar.update(len(batch))
 
     hr, mrr, cov = f"hr@{k}", f"mrr@{mrr_k}", f"coverage@{k}"
@@ -277,12 +295,35 @@ def evaluate_retriever(
         return out
 
     result = group_metrics(PRIMARY, with_coverage=True)
+    per_type = {t: _collect_hits(tallies[t][PRIMARY]) for t in split.types}
+    ci = {}
+    for t, (_, hits) in per_type.items():
+        lo, hi = bootstrap_ci(hits)
+        ci[t] = None if math.isnan(lo) else [_number(lo), _number(hi)]
+    ordered: dict[str, Any] = {}
+    for key, value in result.items():  # hr@k_ci right after hr@k
+        ordered[key] = value
+        if key == hr:
+            ordered[f"{hr}_ci"] = ci
+    result = ordered
+    if user_hits is not None:
+        user_hits.update(per_type)
     result[INCLUSIVE] = group_metrics(INCLUSIVE, with_coverage=True)
     result[COLD_USERS] = group_metrics(COLD_USERS, with_coverage=False)
     result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)
     if retriever.source:
         result["source"] = retriever.source
     return result
+
+
+def _collect_hits(tally: _Tally) -> tuple[np.ndarray, np.ndarray]:
+    """(user indices, bool hits) of a tally's counted users, sorted by user."""
+    if not tally.user_hits:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    users = np.concatenate([u for u, _ in tally.user_hits])
+    hits = np.concatenate([h for _, h in tally.user_hits])
+    order = np.argsort(users, kind="stable")
+    return users[order], hits[order]
 
 
 def evaluate_retrievers(
@@ -292,11 +333,17 @@ def evaluate_retrievers(
     mrr_k: int = 100,
     batch_size: int | None = None,
     progress: bool = True,
+    user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> dict[str, Any]:
-    """{"split": ..., "settings": ..., "results": {model: metrics}}, ready for write_reports."""
+    """{"split": ..., "settings": ..., "results": {model: metrics}}, ready for write_reports.
+    `user_hits`, if given, is filled with {model: {type: (user indices, bool hits)}}."""
     results = {}
     for name, retriever in retrievers.items():
-        results[name] = evaluate_retriever(split, retriever, k, mrr_k, batch_size, progress, name)
+        hits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        results[name] = evaluate_retriever(split, retriever, k, mrr_k, batch_size, progress, name,
+                                           user_hits=hits)
+        if user_hits is not None:
+            user_hits[name] = hits
     return {
         "split": {**split.summary(), "n_users": user_counts(split)},
         "settings": {

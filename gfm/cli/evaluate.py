@@ -25,6 +25,16 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="evaluate a seeded random sample of N hold-out users (default: all; "
                              "for quick looks at big workspaces)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample-users")
+    parser.add_argument("--experiments", choices=["paper"], default=None,
+                        help="paper: also train and evaluate the seed paper's variants on the "
+                             "same split (Table 1 audiobook_2t, Table 2 unified_2t_no_gnn, "
+                             "Table 3 unified_2t_hgnn_daily), with paired comparisons in "
+                             "metrics.json's 'paper' section and "
+                             "reports/hr_at_10_ci.png (minutes: trains models)")
+    parser.add_argument("--daily-days", type=int, default=3, metavar="N",
+                        help="with --experiments paper: simulated days of Table 3, the HGNN "
+                             "retrained daily vs frozen (default 3; 0 skips it; each day "
+                             "retrains the HGNN and two two-towers on workspace copies)")
     return parser
 
 
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     for flag in ("batch_size", "sample_users"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.daily_days < 0:
+        raise ConfigError("--daily-days must be 0 (skip Table 3) or more")
 
     timeline = ctx.timeline()
     print(f"hold-out [{timeline.cutoff:%Y-%m-%d}, {timeline.holdout_end:%Y-%m-%d}), "
@@ -58,8 +70,46 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
             if args.models:  # asked for by name: not having it is an error
                 raise
             print(f"skipping {name}: {exc}")
-    report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size)
+    paper = getattr(args, "experiments", None) == "paper"
+    user_hits: dict = {}
+    if paper:
+        import time
+
+        from evaluation.paper import paper_retrievers
+
+        began = time.perf_counter()
+        extra, seconds = paper_retrievers(split, ctx.workspace, ctx.config, timeline)
+        retrievers.update(extra)
+    report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size,
+                                 user_hits=user_hits)
+    if paper:
+        from evaluation.paper import format_paper_markdown, paper_section, plot_hit_rate_ci
+
+        table3 = None
+        if args.daily_days > 0:
+            from evaluation.paper import daily_experiment
+
+            common = [x for o in args.overrides for x in ("--set", o)]
+            if args.config is not None:
+                common += ["--config", str(args.config)]
+            for name in ("history_days", "label_days", "holdout_days"):
+                if getattr(args, name) is not None:
+                    common += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+            table3 = daily_experiment(ctx.workspace, timeline, args.daily_days, common,
+                                      batch_size=args.batch_size)
+        report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3)
+        report["paper"]["seconds"] = round(time.perf_counter() - began, 1)
     paths = write_reports(report, ctx.workspace.reports_dir)
+    if paper:
+        with paths["markdown"].open("a") as out:
+            out.write("\n" + format_paper_markdown(report))
+        paths["plot_ci"] = ctx.workspace.reports_dir / f"hr_at_{report['settings']['k']}_ci.png"
+        plot_hit_rate_ci(report, paths["plot_ci"])
+        if report["paper"]["table3"].get("done"):
+            from evaluation.paper import plot_daily
+
+            paths["plot_daily"] = ctx.workspace.reports_dir / "table3_daily.png"
+            plot_daily(report["paper"]["table3"], paths["plot_daily"], report["settings"]["k"])
     print()
     print(paths["markdown"].read_text())
     print("reports: " + ", ".join(str(p) for p in paths.values()))

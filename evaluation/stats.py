@@ -1,0 +1,116 @@
+"""Confidence intervals and paired comparisons of hit rates, resampling users.
+
+The per-user outcome of HR@k is a hit (1) or a miss (0). Resampling n users with replacement
+from a 0/1 vector, the number of hits in a resample is Binomial(n, p_hat) exactly, so the
+percentile bootstrap of HR@k needs no (B x n) index matrix: one binomial draw per resample.
+Likewise, two models on the same users give each user one of four outcomes (both hit, only A,
+only B, neither); a resample of users is a multinomial draw over those four cells, and the
+difference of hit rates is (n_A_only - n_B_only) / n. Both are the same distributions as the
+index-resampling bootstrap, in O(B) instead of O(B n). `bootstrap_mean_ci` resamples indices for
+non-binary per-user values (e.g. reciprocal ranks), in chunks.
+
+McNemar's test (exact binomial on the discordant pairs) complements the bootstrap of the
+difference: it asks whether A-only and B-only hits are equally likely.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+N_RESAMPLES = 1000
+SEED = 0
+LEVEL = 0.95
+
+
+def _quantiles(samples: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(samples, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(hits: np.ndarray, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+                 seed: int = SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the hit rate of per-user 0/1 `hits` (users resampled).
+    (nan, nan) for no users."""
+    hits = np.asarray(hits, dtype=bool)
+    n = len(hits)
+    if n == 0:
+        return math.nan, math.nan
+    p = hits.mean()
+    rng = np.random.default_rng(seed)
+    rates = rng.binomial(n, p, size=n_resamples) / n
+    return _quantiles(rates, level)
+
+
+def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+                      seed: int = SEED, chunk_bytes: int = 64 * 2**20) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of any per-user values (indices resampled)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, chunk_bytes // (8 * n))
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, per_chunk):
+        stop = min(start + per_chunk, n_resamples)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return _quantiles(means, level)
+
+
+def align(users_a: np.ndarray, hits_a: np.ndarray, users_b: np.ndarray,
+          hits_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two models' hits on the users both counted, in the same order."""
+    _, ia, ib = np.intersect1d(users_a, users_b, assume_unique=True, return_indices=True)
+    return np.asarray(hits_a, dtype=bool)[ia], np.asarray(hits_b, dtype=bool)[ib]
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value: only_a ~ Binomial(only_a + only_b, 1/2) under the null."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    from scipy.stats import binom
+
+    return float(min(1.0, 2.0 * binom.cdf(min(only_a, only_b), n, 0.5)))
+
+
+def paired_comparison(hits_a: np.ndarray, hits_b: np.ndarray, n_resamples: int = N_RESAMPLES,
+                      level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
+    """A vs B on the same users (aligned 0/1 vectors): HR difference A - B with its paired
+    bootstrap interval, the discordant counts and McNemar's exact p-value."""
+    a = np.asarray(hits_a, dtype=bool)
+    b = np.asarray(hits_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired hits differ in shape: {a.shape} vs {b.shape}")
+    n = len(a)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    both, neither = int((a & b).sum()), int((~a & ~b).sum())
+    out: dict[str, Any] = {"n_users": n, "both": both, "only_a": only_a, "only_b": only_b,
+                           "neither": neither}
+    if n == 0:
+        return {**out, "hr_a": None, "hr_b": None, "diff": None, "diff_ci": None,
+                "mcnemar_p": None, "significant": False}
+    rng = np.random.default_rng(seed)
+    cells = rng.multinomial(n, np.array([only_a, only_b, both + neither]) / n, size=n_resamples)
+    diffs = (cells[:, 0] - cells[:, 1]) / n
+    lo, hi = _quantiles(diffs, level)
+    p = mcnemar_p(only_a, only_b)
+    return {**out, "hr_a": float(a.mean()), "hr_b": float(b.mean()),
+            "diff": float((only_a - only_b) / n), "diff_ci": [lo, hi], "mcnemar_p": p,
+            "significant": bool(lo > 0 or hi < 0)}
+
+
+def compare_models(user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], a: str, b: str,
+                   types: list[str] | None = None, **kwargs) -> dict[str, dict[str, Any]]:
+    """paired_comparison of models a and b per type, on the users both counted."""
+    types = types or [t for t in user_hits[a] if t in user_hits[b]]
+    out = {}
+    for t in types:
+        ua, ha = user_hits[a][t]
+        ub, hb = user_hits[b][t]
+        out[t] = paired_comparison(*align(ua, ha, ub, hb), **kwargs)
+    return out

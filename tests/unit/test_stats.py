@@ -1,0 +1,127 @@
+"""Bootstrap intervals and paired comparisons of per-user hits (evaluation.stats)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluation.stats import (
+    align,
+    bootstrap_ci,
+    bootstrap_mean_ci,
+    compare_models,
+    mcnemar_p,
+    paired_comparison,
+)
+
+
+def _hits(n: int, p: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random(n) < p
+
+
+def test_ci_contains_point_estimate_and_is_deterministic():
+    for n, p in [(50, 0.1), (400, 0.35), (3000, 0.6)]:
+        hits = _hits(n, p, seed=n)
+        lo, hi = bootstrap_ci(hits)
+        assert 0.0 <= lo <= hits.mean() <= hi <= 1.0
+        assert bootstrap_ci(hits) == (lo, hi)  # fixed seed
+
+
+def test_ci_narrows_with_more_users():
+    widths = []
+    for n in (100, 1_000, 10_000):
+        lo, hi = bootstrap_ci(_hits(n, 0.3, seed=1))
+        widths.append(hi - lo)
+    assert widths[0] > widths[1] > widths[2]
+    # close to the normal approximation 2 * 1.96 * sqrt(p (1 - p) / n)
+    assert abs(widths[2] - 2 * 1.96 * np.sqrt(0.3 * 0.7 / 10_000)) < 0.004
+
+
+def test_binomial_shortcut_matches_index_resampling():
+    hits = _hits(500, 0.25, seed=2)
+    lo, hi = bootstrap_ci(hits, n_resamples=4000)
+    lo2, hi2 = bootstrap_mean_ci(hits.astype(float), n_resamples=4000, seed=5)
+    assert abs(lo - lo2) < 0.012 and abs(hi - hi2) < 0.012
+
+
+def test_ci_of_no_users_is_nan():
+    lo, hi = bootstrap_ci(np.zeros(0, dtype=bool))
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_paired_detects_a_real_difference():
+    rng = np.random.default_rng(3)
+    b = rng.random(2000) < 0.3
+    a = b | (rng.random(2000) < 0.15)  # A hits wherever B does, and more
+    result = paired_comparison(a, b)
+    assert result["diff"] > 0 and result["diff_ci"][0] > 0
+    assert result["significant"] and result["mcnemar_p"] < 1e-6
+    assert result["only_b"] == 0 and result["n_users"] == 2000
+
+
+def test_paired_finds_no_difference_under_the_null():
+    rng = np.random.default_rng(4)
+    base = rng.random(2000) < 0.3
+    # the same hit rate, discordant pairs swapped at random: no real difference
+    flip = rng.random(2000) < 0.2
+    a = np.where(flip, rng.random(2000) < 0.3, base)
+    b = np.where(flip, rng.random(2000) < 0.3, base)
+    result = paired_comparison(a, b)
+    lo, hi = result["diff_ci"]
+    assert lo <= 0 <= hi and not result["significant"]
+    assert result["mcnemar_p"] > 0.05
+    assert paired_comparison(a, a)["diff_ci"] == [0.0, 0.0]
+
+
+def test_mcnemar_p_values():
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(5, 5) == 1.0
+    assert abs(mcnemar_p(0, 10) - 2 * 0.5 ** 10) < 1e-12
+
+
+def test_align_and_compare_models_pair_the_same_users():
+    users_a, hits_a = np.array([1, 3, 5, 7]), np.array([True, False, True, True])
+    users_b, hits_b = np.array([3, 5, 7, 9]), np.array([True, False, True, False])
+    a, b = align(users_a, hits_a, users_b, hits_b)
+    assert a.tolist() == [False, True, True] and b.tolist() == [True, False, True]
+    out = compare_models({"A": {"t": (users_a, hits_a)}, "B": {"t": (users_b, hits_b)}}, "A", "B")
+    assert out["t"]["n_users"] == 3 and out["t"]["only_a"] == 1 and out["t"]["only_b"] == 1
+
+
+def test_evaluate_adds_intervals_and_per_user_hits():
+    from evaluation.evaluate import evaluate_retrievers
+    from evaluation.retrievers import PopularityRetriever, Retriever
+    from evaluation.split import EvalSplit, Ragged
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 40
+    types = np.array(["audiobook"] * 20 + ["podcast"] * 20)
+    split = EvalSplit(
+        item_ids=np.array([f"i{j}" for j in range(n_items)]),
+        item_types=types,
+        user_ids=np.array([f"u{u}" for u in range(n_users)]),
+        histories=Ragged.from_lists([rng.choice(n_items, 3, replace=False)
+                                     for _ in range(n_users)]),
+        targets=Ragged.from_lists([rng.choice(n_items, 2, replace=False) for _ in range(n_users)]),
+        is_new_item=np.zeros(n_items, dtype=bool),
+        item_popularity=rng.random(n_items),
+    )
+
+    class Random(Retriever):
+        def score(self, user_indices):
+            return np.random.default_rng(len(user_indices)).random((len(user_indices), n_items))
+
+    hits: dict = {}
+    report = evaluate_retrievers(split, {"pop": PopularityRetriever(split), "rnd": Random(split)},
+                                 k=5, batch_size=64, progress=False, user_hits=hits)
+    for name in ("pop", "rnd"):
+        result = report["results"][name]
+        assert list(result)[:2] == ["hr@5", "hr@5_ci"]
+        for t in ("audiobook", "podcast"):
+            users, h = hits[name][t]
+            assert len(users) == report["split"]["n_users"]["exclude_history"][t]
+            assert np.all(np.diff(users) > 0)
+            assert abs(h.mean() - result["hr@5"][t]) < 1e-6
+            lo, hi = result["hr@5_ci"][t]
+            assert lo <= result["hr@5"][t] <= hi
+    out = compare_models(hits, "pop", "rnd")
+    assert out["audiobook"]["n_users"] == len(hits["pop"]["audiobook"][0])
