@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from benchdoc import cpu_name, write_section  # noqa: E402
 from gfm.config import load_config, parse_overrides  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 from ingest.synthetic import generate  # noqa: E402
@@ -41,34 +41,7 @@ from transforms.text_embedding import (  # noqa: E402
     load_text_model,
 )
 
-DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Text embeddings"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def write_section(text: str) -> None:
-    """Replace the "Text embeddings" section of docs/benchmarks.md, or append it."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        doc = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    DOC.write_text(doc)
 
 
 def main() -> None:
@@ -152,6 +125,7 @@ def main() -> None:
     import torch
 
     write_section(
+        SECTION,
         f"{SECTION}\n\n"
         f"`bench/bench_embed.py --n {args.n} --repeats {args.repeats}` ({dt.date.today()}): "
         f"{n} item texts sampled from the generated `small` profile (seed 7), packaged "
