@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from benchdoc import cpu_name, write_section  # noqa: E402
+from benchdoc import DOC, cpu_name, write_section  # noqa: E402
 from gfm.config import load_config, parse_overrides  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 from ingest.synthetic import generate  # noqa: E402
