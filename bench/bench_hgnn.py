@@ -72,8 +72,8 @@ def write_section(text: str) -> None:
 
 
 def run_child(argv: list[str], log_path: Path, timeout_s: float | None = None
-              ) -> tuple[int, float, float]:
-    """Run argv with output to log_path; (exit code, wall s, peak RSS MiB of that child)."""
+              ) -> tuple[int, float, float, float]:
+    """Run argv with output to log_path; (exit code, wall s, peak RSS MiB, CPU s) of that child."""
     with open(log_path, "w") as log:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -90,11 +90,12 @@ def run_child(argv: list[str], log_path: Path, timeout_s: float | None = None
             time.sleep(0.5)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, usage.ru_maxrss / 1024  # Linux: KiB
+    cpu = usage.ru_utime + usage.ru_stime
+    return proc.returncode, wall, usage.ru_maxrss / 1024, cpu  # ru_maxrss: KiB on Linux
 
 
 def checked(argv: list[str], log_path: Path) -> float:
-    rc, wall, _ = run_child(argv, log_path)
+    rc, wall, _, _ = run_child(argv, log_path)
     if rc != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({rc}); log {log_path}:\n"
                            f"{log_path.read_text()[-3000:]}")
@@ -143,8 +144,9 @@ def train(workdir: Path, label: str, overrides: list[str], timeout_s: float) -> 
         metrics_path.unlink()
     log_path = workdir / f"bench_hgnn_{label}.log"
     load0 = os.getloadavg()[0]
-    rc, wall, rss = run_child(argv, log_path, timeout_s)
+    rc, wall, rss, cpu = run_child(argv, log_path, timeout_s)
     out = {"label": label, "overrides": overrides, "rc": rc, "wall_s": wall, "child_rss_mb": rss,
+           "child_cpu_s": cpu,
            "load": (load0, os.getloadavg()[0]), "log": str(log_path)}
     if rc != 0 or not metrics_path.exists():
         out["error"] = log_path.read_text()[-2500:]
@@ -183,18 +185,18 @@ def render(rows: list[dict], skipped: list[str], budget: dict | None, args, load
         f"default threads; 1-min load average {load[0]:.1f} -> {load[1]:.1f}.",
         "",
         "| profile | items (nodes) | directed edges | mode | epoch s | steps/epoch | eval s/epoch "
-        "| peak RSS MiB | val AUC | text cosine AUC |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| child wall s | child CPU s | peak RSS MiB | val AUC | text cosine AUC |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['profile']} | | | {r['mode']} | failed (exit {r['rc']}, "
-                         f"{r['wall_s']:.0f} s): see report | | | {r['child_rss_mb']:,.0f} | | |")
+            lines.append(f"| {r['profile']} | | | {r['mode']} | failed (exit {r['rc']}) | | | "
+                         f"{r['wall_s']:.0f} | {r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | | |")
             continue
         lines.append(
             f"| {r['profile']} | {r['nodes']:,} | {r['edges']:,} | {r['batch_mode']} | "
             f"{r['mean_epoch_time_s']:.1f} | {r['steps_per_epoch']:.0f} | {r['mean_eval_time_s']:.1f} | "
-            f"{r['child_rss_mb']:,.0f} | {r['val_auc']:.4f} | {r['text_cosine_auc']:.4f} |")
+            f"{r['wall_s']:.0f} | {r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | {r['val_auc']:.4f} | {r['text_cosine_auc']:.4f} |")
     lines.append("")
     for s in skipped:
         lines.append(f"- Skipped: {s}")

@@ -67,8 +67,8 @@ def write_section(text: str) -> None:
     DOC.write_text(doc)
 
 
-def run_child(argv: list[str], log_path: Path) -> tuple[float, float]:
-    """Run argv, output to log_path; return (wall seconds, peak RSS in MiB of that child)."""
+def run_child(argv: list[str], log_path: Path) -> tuple[float, float, float]:
+    """Run argv, output to log_path; return (wall s, peak RSS MiB, CPU s) of that child."""
     with open(log_path, "w") as log:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -78,7 +78,7 @@ def run_child(argv: list[str], log_path: Path) -> tuple[float, float]:
     if proc.returncode != 0:
         tail = log_path.read_text()[-3000:]
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}); log {log_path}:\n{tail}")
-    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss: KiB
 
 
 def ensure_raw(workdir: Path, profile: str, seed: int) -> float | None:
@@ -86,7 +86,7 @@ def ensure_raw(workdir: Path, profile: str, seed: int) -> float | None:
     if all((workdir / "raw" / f"{t}.parquet").exists() for t in ("items", "users", "interactions")):
         return None
     workdir.mkdir(parents=True, exist_ok=True)
-    wall, _ = run_child([str(GFM), "generate", "--profile", profile, "--seed", str(seed),
+    wall, _, _ = run_child([str(GFM), "generate", "--profile", profile, "--seed", str(seed),
                          "--workdir", str(workdir)], workdir / "bench_generate.log")
     return wall
 
@@ -144,10 +144,10 @@ def bench_profile(profile: str, seed: int, repeats: int) -> dict:
         print(f"[{profile}] generated raw data in {generated:.0f} s", flush=True)
     runs = []
     for repeat in range(repeats):
-        wall, rss = run_child([str(GFM), "transform", "--workdir", str(workdir)],
-                              workdir / f"bench_transform_{repeat}.log")
+        wall, rss, cpu = run_child([str(GFM), "transform", "--workdir", str(workdir)],
+                                   workdir / f"bench_transform_{repeat}.log")
         timings = dbt_timings(workdir)
-        runs.append({"wall_s": wall, "rss_mb": rss, **timings})
+        runs.append({"wall_s": wall, "rss_mb": rss, "cpu_s": cpu, **timings})
         edge_s = timings["models"].get(EDGE_MODEL, float("nan"))
         print(f"[{profile}] repeat {repeat + 1}: wall {wall:.1f} s, dbt {timings['elapsed_s']:.1f} s, "
               f"edges {edge_s:.2f} s, peak RSS {rss:.0f} MiB, load {os.getloadavg()[0]:.1f}",
@@ -160,7 +160,8 @@ def bench_profile(profile: str, seed: int, repeats: int) -> dict:
         slowest[uid.split(".")[-1]] = statistics.median(r["models"][uid] for r in runs)
     result = {
         "profile": profile, "workdir": str(workdir), "repeats": repeats, **sizes,
-        "wall_s": med("wall_s"), "dbt_s": med("elapsed_s"), "tests_s": med("tests_s"),
+        "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "dbt_s": med("elapsed_s"),
+        "tests_s": med("tests_s"),
         "rss_mb": max(r["rss_mb"] for r in runs), "edge_s": edge_s,
         "edge_share": edge_s / med("elapsed_s"),
         "rows_per_s": sizes["interactions"] / med("wall_s"),
@@ -193,13 +194,13 @@ def render(results: list[dict], load: tuple[float, float]) -> str:
         f"DuckDB {duckdb.__version__}; 1-min load average {load[0]:.1f} -> {load[1]:.1f} "
         "during the run.",
         "",
-        "| profile | interactions | wall s | rows/s (wall) | dbt build s | peak RSS MiB "
+        "| profile | interactions | wall s | CPU s | rows/s (wall) | dbt build s | peak RSS MiB "
         "| edge build s | edge share | edges written |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['profile']} | {r['interactions']:,} | {r['wall_s']:.1f} | "
+            f"| {r['profile']} | {r['interactions']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
             f"{r['rows_per_s']:,.0f} | {r['dbt_s']:.1f} | {r['rss_mb']:,.0f} | "
             f"{r['edge_s']:.2f} | {r['edge_share']:.0%} | {r['edges']:,} |")
     lines += [

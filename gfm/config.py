@@ -70,16 +70,17 @@ class ServingConfig:
     index_type: str = "HNSW"
     hnsw_m: int = 16  # HNSW: links per node
     hnsw_ef_construction: int = 200  # HNSW: candidate list while building
-    hnsw_ef: int = 128  # HNSW: candidate list while searching (raised to the limit if smaller)
+    hnsw_ef: int = 256  # HNSW: candidate list while searching (raised to the limit if smaller)
     ivf_nlist: int = 128  # IVF_*: clusters
     ivf_nprobe: int = 16  # IVF_*: clusters searched per query
     # Empty: embedded milvus-lite, <workdir>/milvus/index.db (one process at a time). Otherwise a
     # Milvus server, e.g. http://127.0.0.1:19530 (`python -m milvus_lite server`, or Milvus).
     milvus_uri: str = ""
-    # BentoML worker processes of `gfm serve`. More than 1 needs milvus_uri (a server) and
-    # features.online_store: redis (embedded stores take one process each).
+    # BentoML worker processes of `gfm serve`. More than 1 needs milvus_uri (the embedded
+    # milvus-lite takes one process); beyond one machine, also features.online_store: redis.
     workers: int = 1
     torch_threads: int = 1  # per worker; a request is one small forward pass
+    access_log: bool = True  # one log line per request (about 1 ms of CPU each on 2 cores)
     popular_items: int = 1000  # per item type, kept for users without history (cold start)
     recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
 

@@ -106,6 +106,7 @@ class Engine:
         torch.set_num_threads(config.serving.torch_threads)
         self.workspace, self.config = workspace, config
         self.bundle = load_bundle(workspace)
+        self.bundle.model.eval()  # dropout off, once (load_bundle does it too)
         self.collection = milvus.collection_name(self.bundle.version)
         self._manifest_mtime = 0.0
         self._manifest_lock = threading.Lock()
@@ -155,6 +156,14 @@ class Engine:
                             for t, rows in manifest["popular"].items()}
             self._manifest_mtime = mtime
 
+    def _refresh(self) -> None:
+        """Per request: pick up a rebuilt index's manifest (a stat() when nothing changed); a
+        manifest that cannot be used is logged and the current one kept."""
+        try:
+            self._load_manifest()
+        except (GfmError, OSError, ValueError, KeyError) as exc:
+            logger.warning("keeping the loaded index manifest: %s", exc)
+
     def _warm_up(self) -> None:
         """First calls are slow (Feast registry, torch kernels, Milvus load): pay them now."""
         self._user_context("__warm_up__")
@@ -170,7 +179,7 @@ class Engine:
         return {"model": self.manifest["model_tag"], "model_version": self.bundle.version,
                 "feature_service": self.bundle.feature_service, "collection": self.collection,
                 "index_type": self.manifest["index_type"], "milvus": self.uri,
-                "online_store": type(self.store.config.online_store).__name__,
+                "online_store": str(getattr(self.store.config.online_store, "type", "?")),
                 "n_items": self.manifest["n_items"]}
 
     # -- inputs --------------------------------------------------------------------------------
@@ -194,20 +203,25 @@ class Engine:
         return UserContext(features, has_snapshot, history)
 
     def _user_vector(self, user: UserContext, recent: list[str]) -> tuple[np.ndarray | None, str]:
+        if user.has_snapshot:
+            return self._encode_user(user.features), "model"
+        frame = self._features_from_items(recent, user.features) if recent else None
+        if frame is None:
+            return None, "popularity"
+        return self._encode_user(frame), "recent_items"
+
+    def _encode_user(self, frame: dict[str, list[Any]]) -> np.ndarray:
+        """The user tower on one row of features: training's encoder (`user_inputs`) and the
+        forward `encode_users` runs, without its per-call eval() walk over the modules."""
+        import torch
+
         from training.two_tower.data import user_inputs
-        from training.two_tower.train import encode_users
 
         b = self.bundle
-        if user.has_snapshot:
-            frame = user.features
-            strategy = "model"
-        else:
-            frame = self._features_from_items(recent, user.features) if recent else None
-            if frame is None:
-                return None, "popularity"
-            strategy = "recent_items"
-        vector = encode_users(b, user_inputs(frame, b.user_vocab, b.item_types, b.hgnn_dim))[0]
-        return vector.astype(np.float32), strategy
+        u = user_inputs(frame, b.user_vocab, b.item_types, b.hgnn_dim)
+        with torch.inference_mode():
+            z = b.model.user_tower(u.avg_by_type, u.n_by_type, u.avg_all, u.codes)  # (1, d)
+        return z[0].numpy().astype(np.float32)
 
     def _features_from_items(self, item_ids: list[str],
                              user_features: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
@@ -219,7 +233,7 @@ class Engine:
             entity_rows=[{"item_id": i} for i in item_ids],
         ).to_dict()
         by_type: dict[str, list[np.ndarray]] = {t: [] for t in self.bundle.item_types}
-        for vector, item_type in zip(rows["hgnn_embedding"], rows["top_item_type"]):
+        for vector, item_type in zip(rows["hgnn_embedding"], rows["top_item_type"], strict=True):
             if vector is not None and item_type in by_type:
                 by_type[item_type].append(np.asarray(vector, dtype=np.float32))
         every = [v for vs in by_type.values() for v in vs]
@@ -279,7 +293,7 @@ class Engine:
                 "feature_service": self.bundle.feature_service}
 
     def recommend(self, req: RecommendRequest) -> RecommendResponse:
-        self._load_manifest()
+        self._refresh()
         types = self._check_types(req.item_types)
         recent = _dedupe(req.recent_item_ids or [])
         user = self._user_context(req.user_id)
@@ -292,7 +306,7 @@ class Engine:
         return RecommendResponse(items=items, strategy=strategy, **self._common())
 
     def similar(self, req: SimilarRequest) -> SimilarResponse:
-        self._load_manifest()
+        self._refresh()
         types = self._check_types(req.item_types)
         found = self._items([req.item_id])
         if req.item_id not in found:
@@ -306,7 +320,7 @@ class Engine:
         return SimilarResponse(item_id=req.item_id, items=items, **self._common())
 
     def score(self, req: ScoreRequest) -> ScoreResponse:
-        self._load_manifest()
+        self._refresh()
         candidates = _dedupe(req.item_ids)
         found = self._items(candidates)
         known = [i for i in candidates if i in found]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +73,21 @@ def catalog_items(workspace: Workspace) -> tuple[list[str], list[str]]:
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
+def servable(item_ids: list[str], item_types: list[str]) -> tuple[list[str], list[str]]:
+    """The items whose ids the API accepts (schemas.Id); the others are left out, loudly."""
+    from serving.schemas import ID_PATTERN, MAX_ID_LENGTH
+
+    pattern = re.compile(ID_PATTERN)
+    keep = [bool(pattern.match(i)) and len(i) <= MAX_ID_LENGTH for i in item_ids]
+    if not all(keep):
+        dropped = [i for i, k in zip(item_ids, keep, strict=True) if not k]
+        logger.warning("%d item id(s) cannot be served (quotes, backslashes, control characters "
+                       "or over %d characters) and are left out of the index: %s",
+                       len(dropped), MAX_ID_LENGTH, ", ".join(map(repr, dropped[:5])))
+    return ([i for i, k in zip(item_ids, keep, strict=True) if k],
+            [t for t, k in zip(item_types, keep, strict=True) if k])
+
+
 def item_popularity(workspace: Workspace, cutoff: dt.datetime, history_days: int) -> dict[str, int]:
     """Streams per top-level item in [cutoff - history_days, cutoff) (episodes count for their
     show): the popularity baseline of `gfm evaluate`."""
@@ -109,12 +125,13 @@ def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
     """(n, d) item-tower vectors, features through the model's FeatureService as of `at`."""
     from training.two_tower.data import item_inputs
     from training.two_tower.train import encode_items
-    from training.two_tower.features import entity_features  # what evaluation reads with
+    from transforms.training_set import entity_features  # what evaluation reads with
 
     frame = entity_features(workspace, bundle.feature_service, "item_id", list(item_ids), at)
     missing = int(frame["hgnn_embedding"].isna().sum())
     if missing:
-        logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there", missing, at)
+        logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there",
+                       missing, at)
     return encode_items(bundle, item_inputs(frame, bundle.item_vocab, bundle.hgnn_dim,
                                             bundle.text_dim)).astype(np.float32)
 
@@ -123,7 +140,7 @@ def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
                        at: dt.datetime) -> np.ndarray:
     from training.two_tower.data import user_inputs
     from training.two_tower.train import encode_users
-    from training.two_tower.features import entity_features  # what evaluation reads with
+    from transforms.training_set import entity_features  # what evaluation reads with
 
     frame = entity_features(workspace, bundle.feature_service, "user_id", list(user_ids), at)
     return encode_users(bundle, user_inputs(frame, bundle.user_vocab, bundle.item_types,
@@ -136,7 +153,7 @@ def popular_by_type(item_ids: Sequence[str], item_types: Sequence[str],
     evaluation's tie order), at most per_type each; unstreamed items fill the list."""
     out: dict[str, list[list[Any]]] = {}
     for t in sorted(set(item_types)):
-        of_type = [i for i, it in zip(item_ids, item_types) if it == t]
+        of_type = [i for i, it in zip(item_ids, item_types, strict=True) if it == t]
         ranked = sorted(of_type, key=lambda i: (-streams.get(i, 0), i))[:per_type]
         out[t] = [[i, streams.get(i, 0)] for i in ranked]
     return out
@@ -173,7 +190,7 @@ def insert_vectors(client, name: str, item_ids: Sequence[str], item_types: Seque
         rows = [{milvus.ID_FIELD: i, milvus.TYPE_FIELD: t, milvus.STREAMS_FIELD: streams.get(i, 0),
                  milvus.VECTOR_FIELD: v.tolist()}
                 for i, t, v in zip(item_ids[s:s + INSERT_BATCH], item_types[s:s + INSERT_BATCH],
-                                   vectors[s:s + INSERT_BATCH])]
+                                   vectors[s:s + INSERT_BATCH], strict=True)]
         client.insert(name, rows)
     client.flush(name)
     client.load_collection(name)
@@ -214,7 +231,7 @@ def recall_at_k(ann: list[list[str]], exact: list[list[str]], exclude: Sequence[
     """Mean over queries of |ANN top k ∩ exact top k| / |exact top k| (exclude: one id per
     query left out of both, e.g. the query item itself)."""
     values = []
-    for q, (a, e) in enumerate(zip(ann, exact)):
+    for q, (a, e) in enumerate(zip(ann, exact, strict=True)):
         skip = exclude[q] if exclude is not None else None
         a = [i for i in a if i != skip][:k]
         e = [i for i in e if i != skip][:k]
@@ -231,7 +248,8 @@ def measure_recall(client, name: str, manifest: dict[str, Any], item_ids: np.nda
     for label, types in [("all", None)] + [(t, [t]) for t in sorted(set(item_types))]:
         if len(user_vectors) == 0:
             break
-        columns = np.arange(len(item_ids)) if types is None else np.flatnonzero(item_types == types[0])
+        columns = (np.arange(len(item_ids)) if types is None
+                   else np.flatnonzero(item_types == types[0]))
         exact = exact_top_k(user_vectors, vectors[columns], RECALL_K)
         exact_ids = [[item_ids[columns[j]] for j in row] for row in exact]
         ann = ann_top_k(client, name, manifest, user_vectors, RECALL_K, type_filter(types))
@@ -281,6 +299,7 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         logger.warning("the model was trained for cutoff %s, the configuration says %s: the "
                        "index uses the model's", cutoff, timeline.cutoff)
     item_ids, item_types = catalog_items(workspace)
+    item_ids, item_types = servable(item_ids, item_types)
     t0 = time.perf_counter()
     vectors = encode_catalog(workspace, bundle, item_ids, cutoff)
     encode_s = time.perf_counter() - t0
@@ -332,7 +351,8 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     manifest["popularity_window"] = [
         (cutoff - dt.timedelta(days=timeline.history_days)).isoformat(), cutoff.isoformat()]
     manifest["recall"] = recall
-    manifest["built_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    manifest["built_at"] = now.isoformat(timespec="seconds")
     milvus.write_manifest(workspace, manifest)
 
     metrics = {

@@ -112,7 +112,7 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def connect(uri: str) -> "MilvusClient":
+def connect(uri: str) -> MilvusClient:
     """A client on the embedded data directory or on a server; errors name the fix."""
     quiet_logs()
     from pymilvus import MilvusClient

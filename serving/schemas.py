@@ -21,9 +21,10 @@ MAX_TYPES = 16
 # Ids are passed to Milvus inside filter expressions, which pymilvus does not escape: quotes,
 # backslashes and control characters are refused rather than mis-parsed.
 ID_PATTERN = r"^[^\"'\\\x00-\x1f\x7f]+$"
+MAX_ID_LENGTH = 256
 ID_HELP = "1 to 256 characters; no quotes, backslashes or control characters"
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=ID_PATTERN)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 TypeName = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                             pattern=r"^[A-Za-z0-9_]+$")]
 Strategy = Literal["model", "recent_items", "popularity"]
@@ -36,14 +37,16 @@ class _Request(BaseModel):
 class RecommendRequest(_Request):
     user_id: Id = Field(description=f"the user to recommend for ({ID_HELP})",
                         examples=["u001"])
-    k: int = Field(10, ge=1, le=MAX_K, description=f"how many items (1 to {MAX_K})")
+    k: int = Field(10, ge=1, le=MAX_K, strict=True,
+                   description=f"how many items: an integer from 1 to {MAX_K}")
     item_types: list[TypeName] | None = Field(
         None, min_length=1, max_length=MAX_TYPES,
         description="only these top-level item types, e.g. [\"podcast\"] (default: all); an "
                     "unknown type is a 400 that lists the known ones")
     exclude_consumed: bool = Field(
-        True, description="leave out the items in the user's 90-day history at the cutoff "
-                          "(and recent_item_ids)")
+        True, strict=True,
+        description="true or false: leave out the items in the user's 90-day history at the "
+                    "cutoff (and recent_item_ids)")
     recent_item_ids: list[Id] | None = Field(
         None, max_length=MAX_RECENT_ITEMS,
         description="items the user just consumed (most recent first); a user without history "
@@ -53,7 +56,8 @@ class RecommendRequest(_Request):
 class SimilarRequest(_Request):
     item_id: Id = Field(description=f"the query item ({ID_HELP}); never in the answer",
                         examples=["p001"])
-    k: int = Field(10, ge=1, le=MAX_K, description=f"how many items (1 to {MAX_K})")
+    k: int = Field(10, ge=1, le=MAX_K, strict=True,
+                   description=f"how many items: an integer from 1 to {MAX_K}")
     item_types: list[TypeName] | None = Field(
         None, min_length=1, max_length=MAX_TYPES,
         description="only these top-level item types (default: all)")

@@ -41,7 +41,9 @@ from serving.schemas import (
 logger = logging.getLogger(__name__)
 
 RETRY_S = 5.0
+# Read when `bentoml serve` imports this module: `gfm serve` sets them from the config.
 WORKERS = int(os.environ.get("GFM_SERVE_WORKERS", "1"))
+ACCESS_LOG = os.environ.get("GFM_ACCESS_LOG", "1") != "0"
 
 
 class _DropRejectedRequests(logging.Filter):
@@ -59,10 +61,22 @@ class _DropRejectedRequests(logging.Filter):
 logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropRejectedRequests())
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Redis (Feast's online store) or the Milvus server down or timing out: a 503, not a 500."""
+    import redis.exceptions
+    from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        MilvusUnavailableException)):
+        return True
+    return isinstance(exc, MilvusException) and "unavailable" in str(exc).lower()
+
+
 @bentoml.service(
     name="gfm_recommender",
     workers=WORKERS,
     traffic={"timeout": 30},
+    logging={"access": {"enabled": ACCESS_LOG}},
 )
 class Recommender:
     """Recommendations from the served two-tower model: user features online from Feast,
@@ -117,6 +131,13 @@ class Recommender:
             return getattr(engine, endpoint)(request)
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise  # a bug: BentoML answers 500 and logs the traceback
+            logger.error("%s: a store is unreachable: %s", endpoint, exc)
+            return JSONResponse({"error": f"a backing store is unreachable ({type(exc).__name__}:"
+                                          f" {exc}); retry shortly"},
+                                status_code=503, headers={"Retry-After": str(int(RETRY_S))})
 
     # -- endpoints -----------------------------------------------------------------------------
 

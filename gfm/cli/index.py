@@ -29,7 +29,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     from serving.index import RECALL_K, build_index  # torch, Feast, pymilvus: only when run
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("feast").setLevel(logging.WARNING)
+        for name in ("feast", "faiss"):  # registry refreshes; which CPU build faiss loaded
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.index_type:
         ctx.config.serving.index_type = args.index_type
     result = build_index(ctx.workspace, ctx.config, ctx.timeline(), tag=args.model)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gfm.cli.common import Context
-from gfm.errors import ConfigError
+from gfm.errors import ConfigError, WorkspaceError
 
 SERVICE = "serving.service:Recommender"
 
@@ -25,28 +25,42 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes (default: serving.workers); more than 1 needs "
-                             "serving.milvus_uri and features.online_store=redis")
+                        help="worker processes (default: serving.workers); more than 1 needs a "
+                             "Milvus server (serving.milvus_uri); across machines also "
+                             "features.online_store=redis")
     return parser
 
 
+def _online_store(ctx: Context) -> str:
+    """The online store the workspace's Feast repository really uses (as last applied)."""
+    import yaml
+
+    from transforms.feature_store.repo import repo_dir
+
+    path = repo_dir(ctx.workspace) / "feature_store.yaml"
+    if not path.exists():
+        raise WorkspaceError(f"{path} does not exist: run `gfm features apply --workdir "
+                             f"{ctx.workspace.root}` first")
+    return str((yaml.safe_load(path.read_text()).get("online_store") or {}).get("type", "sqlite"))
+
+
 def _check(ctx: Context, workers: int) -> None:
+    """Several workers each open the stores: the embedded milvus-lite takes one process."""
     from serving import milvus
 
     milvus.check_config(ctx.config.serving)
-    if workers > 1:
-        missing = []
-        if not ctx.config.serving.milvus_uri.strip():
-            missing.append("a Milvus server (`python -m milvus_lite server --data-dir "
-                           f"{milvus.embedded_path(ctx.workspace)} --host 127.0.0.1 --port 19530` "
-                           "and --set serving.milvus_uri=http://127.0.0.1:19530)")
-        if ctx.config.features.online_store != "redis":
-            missing.append("the Redis online store (features.online_store=redis, then `gfm "
-                           "features apply` and `gfm features materialize`)")
-        if missing:
-            raise ConfigError(f"--workers {workers}: each worker opens the stores itself, and the "
-                              f"embedded ones take one process each; use {' and '.join(missing)}, "
-                              "or --workers 1 (docs/serving.md, scale-out)")
+    if workers == 1:
+        return
+    if not ctx.config.serving.milvus_uri.strip():
+        raise ConfigError(
+            f"--workers {workers}: each worker opens the index, and the embedded milvus-lite "
+            "takes one process: start `python -m milvus_lite server --data-dir "
+            f"{milvus.embedded_path(ctx.workspace)} --host 127.0.0.1 --port 19530` and set "
+            "serving.milvus_uri=http://127.0.0.1:19530, or use --workers 1 (docs/serving.md)")
+    if _online_store(ctx) != "redis":
+        print("note: several workers read the SQLite online store (fine on one machine); for "
+              "more than one machine use features.online_store=redis, then `gfm features apply` "
+              "and `gfm features materialize` (docs/serving.md)", file=sys.stderr)
 
 
 def service_environment(args: argparse.Namespace, ctx: Context, workers: int) -> dict[str, str]:
@@ -56,6 +70,7 @@ def service_environment(args: argparse.Namespace, ctx: Context, workers: int) ->
         "GFM_WORKDIR": str(ctx.workspace.root),
         "GFM_SET": json.dumps(list(args.overrides)),
         "GFM_SERVE_WORKERS": str(workers),
+        "GFM_ACCESS_LOG": "1" if ctx.config.serving.access_log else "0",
         "BENTOML_HOME": str(ctx.workspace.root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "DO_NOT_TRACK": "1",
@@ -74,8 +89,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: give a TCP port between 1 and 65535")
     _check(ctx, workers)
-    from training.two_tower.store import served_tag
     from serving import milvus
+    from training.two_tower.store import served_tag
 
     tag = served_tag(ctx.workspace)  # fails with the fix if nothing was trained yet
     collection = milvus.collection_name(tag.split(":", 1)[1])

@@ -40,7 +40,8 @@ def _gfm(*argv: str, timeout: float = 900, env: dict | None = None) -> str:
     """Run `gfm ...` in a subprocess; fail with its output."""
     result = subprocess.run([sys.executable, "-m", "gfm.cli.main", *argv], capture_output=True,
                             text=True, timeout=timeout, env={**os.environ, **(env or {})})
-    assert result.returncode == 0, f"gfm {' '.join(argv)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"gfm {' '.join(argv)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
 
 
@@ -176,7 +177,8 @@ class Offline:
         retriever = build_two_tower(split, self.workspace)
         users = split.eval_users()
         self.users = users[split.has_history[users]]  # evaluation users (the primary setting)
-        scores = retriever.score(self.users)
+        scores = self.scores = retriever.score(self.users)  # (n_users, n_items)
+        self.row = {split.user_ids[u]: r for r, u in enumerate(self.users)}
         history_rows, history_items = split.histories.take(self.users)
         self.top10: dict[tuple[str, str], list[str]] = {}
         for t in split.types:
@@ -187,6 +189,17 @@ class Offline:
             for row, top in enumerate(m.top_k(masked, 10)):
                 user = split.user_ids[self.users[row]]
                 self.top10[(user, t)] = [split.item_ids[columns[j]] for j in top if j != m.PAD]
+
+    def same_up_to_ties(self, user_id: str, got: list[str], expected: list[str]) -> bool:
+        """The same scores rank by rank (to 1e-6): any difference is an exchange of items
+        whose scores tie within float noise (a batched and a single matmul, or Milvus' and
+        numpy's inner products, differ in the last bits)."""
+        if len(got) != len(expected):
+            return False
+        scores = self.scores[self.row[user_id]]
+        index = self.split.item_index
+        return bool(np.allclose([scores[index[i]] for i in got],
+                                [scores[index[i]] for i in expected], rtol=0, atol=1e-6))
 
     def history(self, user_id: str) -> set[str]:
         return set(self.split.item_ids[self.split.histories[self.split.user_index[user_id]]])
@@ -230,7 +243,7 @@ def test_index_holds_every_top_level_item_and_meets_the_recall_goal(workdir, man
     assert set(metrics["recall@10_user_queries"]) == {"all", *manifest["item_types"]}
     assert metrics["n_user_queries"] > 0
     # popular items: each type's list is sorted by streams, then id
-    for t, rows in manifest["popular"].items():
+    for rows in manifest["popular"].values():
         assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
         assert rows[0][1] > 0
 
@@ -375,6 +388,8 @@ BAD_REQUESTS = [
     ("/recommend", {"user_id": "u1", "k": 501}),
     ("/recommend", {"user_id": "u1", "k": "ten"}),
     ("/recommend", {"user_id": "u1", "k": 2.5}),
+    ("/recommend", {"user_id": "u1", "k": True}),
+    ("/recommend", {"user_id": "u1", "k": "10"}),
     ("/recommend", {"k": 5}),
     ("/recommend", {"user_id": 17}),
     ("/recommend", {"user_id": ""}),
@@ -384,6 +399,7 @@ BAD_REQUESTS = [
     ("/recommend", {"user_id": "u1", "item_types": []}),
     ("/recommend", {"user_id": "u1", "item_types": "podcast"}),
     ("/recommend", {"user_id": "u1", "exclude_consumed": "maybe"}),
+    ("/recommend", {"user_id": "u1", "exclude_consumed": 1}),
     ("/recommend", {"user_id": "u1", "recent_item_ids": ["i"] * 501}),
     ("/recommend", {"user_id": "u1", "colour": "blue"}),
     ("/recommend", ["u1"]),
@@ -433,31 +449,39 @@ def test_not_ready_is_a_503_that_says_why(tmp_path, monkeypatch):
 # parity with the offline evaluation
 
 
-def _parity(client, offline) -> tuple[int, float]:
-    identical, overlaps = 0, []
+def _parity(client, offline) -> tuple[int, int, float]:
+    """(lists identical, lists identical up to float ties, mean overlap) over every
+    evaluation user and type."""
+    identical, up_to_ties, overlaps = 0, 0, []
     for (user, t), expected in offline.top10.items():
         got = _ids(client.post("/recommend", json={"user_id": user, "k": 10, "item_types": [t]}))
         identical += got == expected
+        up_to_ties += got == expected or offline.same_up_to_ties(user, got, expected)
         overlaps.append(len(set(got) & set(expected)) / len(expected))
-    return identical, float(np.mean(overlaps))
+    return identical, up_to_ties, float(np.mean(overlaps))
 
 
 def test_parity_with_offline_top10(client, offline, workdir, milvus_uri, manifest):
     """/recommend's top 10 per type (history left out) against `gfm evaluate`'s, for every
-    evaluation user: identical with a FLAT index, mean overlap >= 0.95 with HNSW."""
+    evaluation user: identical with a FLAT index (two items whose scores tie to 1e-6 may be
+    exchanged: float noise decides their order, offline too), mean overlap >= 0.95 with HNSW."""
     assert set(manifest["popular"]) == set(offline.split.types)
     assert manifest["n_items"] == offline.split.n_items  # the same candidates
-    identical, overlap = _parity(client, offline)
-    print(f"HNSW: {identical}/{len(offline.top10)} identical, mean overlap {overlap:.4f}")
+    n = len(offline.top10)
+    identical, up_to_ties, overlap = _parity(client, offline)
+    print(f"HNSW: {identical}/{n} identical ({up_to_ties} up to float ties), mean overlap "
+          f"{overlap:.4f}")
     assert overlap >= 0.95
 
     flags = ["--workdir", str(workdir), "--set", f"serving.milvus_uri={milvus_uri}"]
     try:
         _gfm("index", "--index-type", "FLAT", *flags)
         assert client.post("/recommend", json={"user_id": "u", "k": 1}).status_code == 200
-        identical, overlap = _parity(client, offline)
-        print(f"FLAT: {identical}/{len(offline.top10)} identical, mean overlap {overlap:.4f}")
-        assert identical == len(offline.top10)
+        identical, up_to_ties, overlap = _parity(client, offline)
+        print(f"FLAT: {identical}/{n} identical ({up_to_ties} up to float ties), mean overlap "
+              f"{overlap:.4f}")
+        assert up_to_ties == n
+        assert identical >= 0.99 * n  # exchanged near-ties are rare
     finally:
         _gfm("index", *flags)  # back to the default (HNSW) for the other tests
 
@@ -474,35 +498,35 @@ def real_server(workdir, milvus_uri, tmp_path_factory) -> Iterator[str]:
     _stop(process)
 
 
-@pytest.fixture(scope="module")
-def api_schema(real_server):
+FUZZ_EXAMPLES = 50
+
+
+def test_fuzz_never_a_server_error(real_server):
+    """About 50 requests generated from the service's own OpenAPI description (valid ones and
+    deliberately invalid ones, on all three endpoints): never a 5xx."""
     import schemathesis
-
-    schema = schemathesis.openapi.from_url(f"{real_server}/docs.json")
-    schema.config.generation.update(max_examples=17, deterministic=True)
-    return schema.include(path_regex="^/(recommend|similar|score)$")
-
-
-def _fuzz_test():
-    import schemathesis
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
 
-    lazy = schemathesis.pytest.from_fixture("api_schema")
+    schema = schemathesis.openapi.from_url(f"{real_server}/docs.json").include(
+        path_regex="^/(recommend|similar|score)$")
+    strategy = (schema.as_strategy(GenerationMode.POSITIVE)
+                | schema.as_strategy(GenerationMode.NEGATIVE))
+    statuses: list[int] = []
 
-    @lazy.parametrize()
-    @settings(max_examples=17, deadline=None, database=None,
+    @given(case=strategy)
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
-    def test_fuzz_never_a_server_error(case):
-        """About 50 generated requests (17 per endpoint, valid and invalid): never a 5xx."""
+    def fuzz(case) -> None:
         response = case.call(timeout=30)
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (case.as_curl_command(), response.text)
         case.validate_response(response, checks=[not_a_server_error])
-        assert response.status_code < 500
 
-    return test_fuzz_never_a_server_error
-
-
-test_fuzz_never_a_server_error = _fuzz_test()
+    fuzz()
+    assert len(statuses) >= FUZZ_EXAMPLES // 2
+    assert any(s == 200 for s in statuses) and any(400 <= s < 500 for s in statuses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,6 +579,10 @@ def test_scale_out_two_workers_redis_and_milvus_server(workdir, milvus_uri, redi
     log = tmp_path_factory.mktemp("scaled_server") / "serve.log"
     url, process = _start_server(scaled, log)
     try:
+        deadline = time.monotonic() + START_TIMEOUT_S  # /readyz reached one worker: wait for both
+        while _workers(log, "Service gfm_recommender initialized") != {"1", "2"}:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
         users = [offline.split.user_ids[u] for u in offline.users[:20]]
         with httpx.Client(base_url=real_server, timeout=30) as http:
             single = {u: _ids(http.post("/recommend", json={"user_id": u, "k": 10}))
@@ -563,15 +591,15 @@ def test_scale_out_two_workers_redis_and_milvus_server(workdir, milvus_uri, redi
         errors: list[str] = []
 
         def hammer(chunk: list[str]) -> None:
-            with httpx.Client(base_url=url, timeout=30) as http:
-                for u in chunk * 3:
-                    response = http.post("/recommend", json={"user_id": u, "k": 10})
-                    if response.status_code != 200:
-                        errors.append(response.text)
-                    else:
-                        answers[u].append(_ids(response))
+            for u in chunk * 3:  # a new connection each time: the kernel picks the worker
+                response = httpx.post(f"{url}/recommend", json={"user_id": u, "k": 10},
+                                      timeout=30)
+                if response.status_code != 200:
+                    errors.append(response.text)
+                else:
+                    answers[u].append(_ids(response))
 
-        threads = [threading.Thread(target=hammer, args=(users[i::4],)) for i in range(4)]
+        threads = [threading.Thread(target=hammer, args=(users[i::8],)) for i in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -581,7 +609,12 @@ def test_scale_out_two_workers_redis_and_milvus_server(workdir, milvus_uri, redi
             assert answers[u] and all(a == single[u] for a in answers[u])
     finally:
         _stop(process)
-    served_by = {line.split("gfm_recommender:")[1].split("]")[0]
-                 for line in log.read_text().splitlines()
-                 if "path=/recommend" in line and "status=200" in line}
+    served_by = _workers(log, "path=/recommend", "status=200")
     assert served_by == {"1", "2"}, f"requests were answered by workers {served_by}"
+
+
+def _workers(log: Path, *needles: str) -> set[str]:
+    """BentoML worker ids ([entry_service:gfm_recommender:<id>]) of the log lines with these."""
+    return {line.split("gfm_recommender:")[1].split("]")[0]
+            for line in log.read_text().splitlines()
+            if "gfm_recommender:" in line and all(n in line for n in needles)}
