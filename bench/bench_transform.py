@@ -128,6 +128,47 @@ def edge_inputs(workdir: Path, dbt_vars: dict) -> dict[str, int]:
             "edges": int(edges)}
 
 
+EDGE_CHILD = """
+import json, resource, sys, time
+import duckdb
+warehouse, sql_path = sys.argv[1], sys.argv[2]
+sql = open(sql_path).read()
+con = duckdb.connect(warehouse, read_only=True)
+before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+con.execute("create temp table bench_edges as " + sql)
+wall = time.perf_counter() - started
+after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+rows = con.execute("select count(*) from bench_edges").fetchone()[0]
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "rows": rows}))
+"""
+
+
+def edge_query(workdir: Path, repeats: int) -> dict:
+    """dbt's compiled co_interaction_edges SQL alone, in a fresh child process per repeat
+    (read-only warehouse, result into a temp table): its wall and CPU seconds (all DuckDB
+    threads) and the child's peak RSS. CPU seconds barely move with other load on the cores."""
+    sql_path = (workdir / "dbt" / "target" / "compiled" / "gfm" / "models" / "marts"
+                / "co_interaction_edges.sql")
+    runs = []
+    for repeat in range(repeats):
+        log_path = workdir / f"bench_edge_query_{repeat}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-c", EDGE_CHILD,
+                                     str(workdir / "warehouse.duckdb"), str(sql_path)],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"edge query on {workdir} failed:\n{log_path.read_text()[-3000:]}")
+        run = json.loads(log_path.read_text().strip().splitlines()[-1])
+        run["rss_mb"] = usage.ru_maxrss / 1024
+        runs.append(run)
+    return {"edge_q_wall_s": statistics.median(r["wall_s"] for r in runs),
+            "edge_q_cpu_s": statistics.median(r["cpu_s"] for r in runs),
+            "edge_q_rss_mb": max(r["rss_mb"] for r in runs),
+            "edge_q_runs": [(round(r["wall_s"], 2), round(r["cpu_s"], 2)) for r in runs]}
+
+
 def dbt_timings(workdir: Path) -> dict:
     results = json.loads((workdir / "dbt" / "target" / "run_results.json").read_text())
     models = {r["unique_id"]: r["execution_time"] for r in results["results"]
@@ -137,7 +178,7 @@ def dbt_timings(workdir: Path) -> dict:
             "vars": results["args"]["vars"]}
 
 
-def bench_profile(profile: str, seed: int, repeats: int) -> dict:
+def bench_profile(profile: str, seed: int, repeats: int, edge_repeats: int) -> dict:
     workdir = Path(f"/tmp/bench_{profile}")
     generated = ensure_raw(workdir, profile, seed)
     if generated is not None:
@@ -153,13 +194,19 @@ def bench_profile(profile: str, seed: int, repeats: int) -> dict:
               f"edges {edge_s:.2f} s, peak RSS {rss:.0f} MiB, load {os.getloadavg()[0]:.1f}",
               flush=True)
     sizes = edge_inputs(workdir, runs[-1]["vars"])
+    edge_q = edge_query(workdir, edge_repeats)
+    print(f"[{profile}] edge query alone: {edge_q['edge_q_runs']} (wall s, CPU s), "
+          f"peak RSS {edge_q['edge_q_rss_mb']:.0f} MiB, load {os.getloadavg()[0]:.1f}", flush=True)
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     edge_s = statistics.median(r["models"][EDGE_MODEL] for r in runs)
     slowest = {}
     for uid in runs[-1]["models"]:
         slowest[uid.split(".")[-1]] = statistics.median(r["models"][uid] for r in runs)
     result = {
-        "profile": profile, "workdir": str(workdir), "repeats": repeats, **sizes,
+        "profile": profile, "workdir": str(workdir), "repeats": repeats,
+        "edge_repeats": edge_repeats, **sizes, **edge_q,
+        "edge_q_cpu_per_m_interactions": edge_q["edge_q_cpu_s"] / (sizes["interactions"] / 1e6),
+        "edge_q_cpu_per_m_join_pairs": edge_q["edge_q_cpu_s"] / max(sizes["join_pairs"] / 1e6, 1e-9),
         "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "dbt_s": med("elapsed_s"),
         "tests_s": med("tests_s"),
         "rss_mb": max(r["rss_mb"] for r in runs), "edge_s": edge_s,
@@ -205,17 +252,29 @@ def render(results: list[dict], load: tuple[float, float]) -> str:
             f"{r['edge_s']:.2f} | {r['edge_share']:.0%} | {r['edges']:,} |")
     lines += [
         "",
-        "Edge build against its input (linearity check: seconds per million should stay flat):",
+        f"Edge build against its input. \"alone\" = the compiled `co_interaction_edges` SQL run "
+        f"by itself in a fresh process ({results[0]['edge_repeats']} runs, median): its CPU "
+        "seconds (all DuckDB threads) hardly depend on the other load, so they are the figures "
+        "to read for linearity; seconds per million should stay flat.",
         "",
         "| profile | streams in edge window | (user, item) pairs, bounded | self-join pairs "
-        "sum n(n-1)/2 | edge s / M interactions | edge s / M join pairs |",
-        "|---|---:|---:|---:|---:|---:|",
+        "sum n(n-1)/2 | alone: wall s | alone: CPU s | alone: peak RSS MiB "
+        "| CPU s / M interactions | CPU s / M self-join pairs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['profile']} | {r['window_streams']:,} | {r['user_items']:,} | "
-            f"{r['join_pairs']:,} | {r['edge_s_per_m_interactions']:.2f} | "
-            f"{r['edge_s_per_m_join_pairs']:.3f} |")
+            f"{r['join_pairs']:,} | {r['edge_q_wall_s']:.2f} | {r['edge_q_cpu_s']:.2f} | "
+            f"{r['edge_q_rss_mb']:,.0f} | {r['edge_q_cpu_per_m_interactions']:.2f} | "
+            f"{r['edge_q_cpu_per_m_join_pairs']:.2f} |")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        lines += ["", (
+            f"From {a['profile']} to {b['profile']}: interactions x{b['interactions'] / a['interactions']:.1f}, "
+            f"self-join pairs x{b['join_pairs'] / max(a['join_pairs'], 1):.1f}, edge build CPU "
+            f"x{b['edge_q_cpu_s'] / max(a['edge_q_cpu_s'], 1e-9):.1f} "
+            f"(in dbt, wall: x{b['edge_s'] / max(a['edge_s'], 1e-9):.1f}).")]
     lines.append("")
     top = results[-1]
     lines.append(f"Slowest models on {top['profile']} (s): " + ", ".join(
@@ -228,13 +287,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", nargs="+", default=["small", "medium", "large"])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--edge-repeats", type=int, default=3,
+                        help="runs of the compiled co_interaction_edges SQL alone")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
-    results = [bench_profile(p, args.seed, args.repeats) for p in args.profiles]
+    results = [bench_profile(p, args.seed, args.repeats, args.edge_repeats)
+               for p in args.profiles]
     load_after = os.getloadavg()[0]
     text = render(results, (load_before, load_after))
     print("\n" + text)

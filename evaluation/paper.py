@@ -141,26 +141,14 @@ def _stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.date) 
 def _served_bundle_file(workspace: Workspace):
     """The served two-tower of a workspace copy, read from its model store's files (BentoML
     binds its store to the first BENTOML_HOME of the process: the evaluated workspace's)."""
-    import torch
 
-    from training.two_tower.config import TwoTowerConfig
-    from training.two_tower.data import Vocabulary
-    from training.two_tower.model import TwoTowerModel
-    from training.two_tower.store import WEIGHTS_FILE, TwoTowerBundle, served_tag
+    from training.two_tower.store import WEIGHTS_FILE, bundle_from_file, served_tag
 
     name, version = served_tag(workspace).split(":")
     path = workspace.root / "bentoml" / "models" / name / version.lower() / WEIGHTS_FILE
     if not path.exists():
         path = workspace.root / "bentoml" / "models" / name / version / WEIGHTS_FILE
-    payload = torch.load(path, weights_only=False)
-    config = TwoTowerConfig(**payload["config"])
-    item_vocab, user_vocab = Vocabulary(payload["item_vocab"]), Vocabulary(payload["user_vocab"])
-    model = TwoTowerModel(config, payload["hgnn_dim"], payload["text_dim"], payload["item_types"],
-                          item_vocab.sizes(), user_vocab.sizes())
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return TwoTowerBundle(model, config, item_vocab, user_vocab, payload["item_types"],
-                          payload["hgnn_dim"], payload["text_dim"], payload["metadata"])
+    return bundle_from_file(path)
 
 
 def _copy_retriever(split: EvalSplit, workspace: Workspace):

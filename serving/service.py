@@ -12,6 +12,12 @@ yet, Redis down, ...) the worker still starts: /readyz answers 503 and every end
 the reason, and loading is retried at most every RETRY_S seconds, so a server started before
 `gfm index` becomes ready by itself.
 
+The model is not a `bentoml.models.BentoModel` class attribute (STYLE.md's example): which
+model is served is the workspace's pointer (`gfm train two-tower` moves it), known only once
+GFM_WORKDIR is read, and a missing model must make the worker unready (503 with the fix), not
+fail the import. The engine loads it with `load_bundle`, evaluation's own loader, from the
+workspace's BentoML store.
+
 Bodies are flat JSON objects (`input_spec=` + `**params`, see STACK.md); bad input is a 400
 from pydantic (schemas.py), an unknown item type a 400, an unknown /similar item a 404, each
 with {"error": message}.

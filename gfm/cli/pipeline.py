@@ -16,7 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "pipeline",
         help="run every stage in order: generate (if raw/ is empty), transform, embed, "
-             "train hgnn, features apply + materialize, train two-tower, evaluate",
+             "train hgnn, features apply + materialize, train two-tower, evaluate, index",
     )
     parser.add_argument("--profile", default="small", help="synthetic profile when raw/ is empty")
     parser.add_argument("--seed", type=int, default=7)

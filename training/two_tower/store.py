@@ -106,7 +106,12 @@ def load_bundle(workspace: Workspace, tag: str | None = None) -> TwoTowerBundle:
         model_ref = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
         raise WorkspaceError(f"model {tag} is not in {workspace.root / 'bentoml'}") from None
-    payload = torch.load(os.path.join(model_ref.path, WEIGHTS_FILE), weights_only=False)
+    return bundle_from_file(os.path.join(model_ref.path, WEIGHTS_FILE))
+
+
+def bundle_from_file(path: str | os.PathLike) -> TwoTowerBundle:
+    """A bundle from the weights file inside a model-store entry."""
+    payload = torch.load(path, weights_only=False)
     config = TwoTowerConfig(**payload["config"])
     item_vocab, user_vocab = Vocabulary(payload["item_vocab"]), Vocabulary(payload["user_vocab"])
     model = TwoTowerModel(config, payload["hgnn_dim"], payload["text_dim"], payload["item_types"],
