@@ -138,23 +138,12 @@ def _stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.date) 
                        f"(exit {done.returncode}):\n{done.stderr[-3000:]}")
 
 
-def _served_bundle_file(workspace: Workspace):
-    """The served two-tower of a workspace copy, read from its model store's files (BentoML
-    binds its store to the first BENTOML_HOME of the process: the evaluated workspace's)."""
-
-    from training.two_tower.store import WEIGHTS_FILE, bundle_from_file, served_tag
-
-    name, version = served_tag(workspace).split(":")
-    path = workspace.root / "bentoml" / "models" / name / version.lower() / WEIGHTS_FILE
-    if not path.exists():
-        path = workspace.root / "bentoml" / "models" / name / version / WEIGHTS_FILE
-    return bundle_from_file(path)
-
-
 def _copy_retriever(split: EvalSplit, workspace: Workspace):
     from evaluation.two_tower import TwoTowerRetriever, two_tower_vectors
 
-    bundle = _served_bundle_file(workspace)
+    from training.two_tower.store import load_bundle
+
+    bundle = load_bundle(workspace)
     users, items = two_tower_vectors(workspace, bundle, split.user_ids, split.item_ids,
                                      split.cutoff)
     retriever = TwoTowerRetriever(split, users, items,

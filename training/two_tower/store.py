@@ -31,6 +31,17 @@ def bentoml_home(workspace: Workspace) -> str:
     return home
 
 
+def model_store(workspace: Workspace):
+    """The workspace's BentoML model store, passed explicitly to every call: BentoML binds its
+    default store to the first BENTOML_HOME a process sees, so with two workspaces in one
+    process (tests, notebooks, the paper experiments) the default would be the wrong one."""
+    from bentoml._internal.models import ModelStore
+
+    path = workspace.root / "bentoml" / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(path))
+
+
 def _serving_pointer(workspace: Workspace):
     return workspace.models_dir / "two_tower" / "serving.json"
 
@@ -76,7 +87,8 @@ def save_bundle(workspace: Workspace, name: str, bundle: TwoTowerBundle, serve: 
     metadata = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
                 for k, v in bundle.metadata.items()}
     with bentoml.models.create(name=f"{name}:{bundle.version}", metadata=metadata,
-                               labels={"kind": "two_tower"}) as model_ref:
+                               labels={"kind": "two_tower"},
+                               _model_store=model_store(workspace)) as model_ref:
         torch.save(payload, os.path.join(model_ref.path, WEIGHTS_FILE))
     tag = f"{name}:{bundle.version}"
     if serve:
@@ -103,7 +115,7 @@ def load_bundle(workspace: Workspace, tag: str | None = None) -> TwoTowerBundle:
 
     tag = tag or served_tag(workspace)
     try:
-        model_ref = bentoml.models.get(tag)
+        model_ref = bentoml.models.get(tag, _model_store=model_store(workspace))
     except bentoml.exceptions.NotFound:
         raise WorkspaceError(f"model {tag} is not in {workspace.root / 'bentoml'}") from None
     return bundle_from_file(os.path.join(model_ref.path, WEIGHTS_FILE))
