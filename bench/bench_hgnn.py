@@ -1,8 +1,9 @@
 """Benchmark HGNN training: epoch time and peak memory, sampled vs full batch, per profile.
 
     .venv/bin/python bench/bench_hgnn.py [--profiles small medium large] [--modes sampled full]
-        [--epochs 2] [--full-max-edges 6000000] [--budget-check large] [--budget-s 300]
-        [--seed 7] [--no-write]
+        [--epochs 2] [--run-budget-s 600] [--full-max-edges 5000000] [--threads1 small]
+        [--budget-check large] [--budget-s 300] [--seed 7] [--json FILE] [--no-write]
+        [--render-only FILE]
 
 Workspaces are /tmp/bench_<profile> (shared with bench_transform.py): raw data generated once
 with `gfm generate --profile P --seed S`, the warehouse built once with `gfm transform`, text
@@ -11,7 +12,8 @@ profile and seed) already holds an embedding cache, it is copied first, so `gfm 
 writes the version file (same texts, same content hashes) instead of re-encoding every item.
 
 Each setting runs `gfm train hgnn --force --set hgnn.batch_mode=<mode> --set
-hgnn.max_epochs=<epochs>` as a child process; the child's peak RSS comes from os.wait4 (that
+hgnn.max_epochs=<epochs> --set hgnn.time_budget_s=<run-budget-s>` as a child process (profiles
+named by --threads1 also with `--set hgnn.threads=1`); the child's peak RSS comes from os.wait4 (that
 child alone), and the rest from <workdir>/reports/hgnn_metrics.json: mean_epoch_time_s (training
 steps only), eval time per epoch, val_auc against text_cosine_auc (text vectors alone on the same
 validation edges and negatives), and the trainer's own peak_rss_mb. Full batch is skipped where
@@ -19,7 +21,10 @@ the graph has more directed co-interaction edges than --full-max-edges (one forw
 graph per step: too slow on 2 cores, and its memory grows with the edges).
 
 --budget-check PROFILE adds the run that confirms the profile trains within 16 GiB:
-`--set hgnn.batch_mode=sampled --set hgnn.time_budget_s=<budget-s>` (default max_epochs).
+`--set hgnn.batch_mode=sampled --set hgnn.time_budget_s=<budget-s>` (default max_epochs); it is
+also that profile's sampled row. When the time budget ends an epoch early, the epoch time is
+extrapolated: seconds per step x the steps of a full epoch (computed from the edge counts and the
+default HGNNConfig).
 
 The table is printed and written to the section "HGNN training" of docs/benchmarks.md (replaced
 if present, else appended).
@@ -135,6 +140,27 @@ def edge_count(workdir: Path) -> int:
         con.close()
 
 
+def full_steps_per_epoch(edges: dict[str, int]) -> int:
+    """Steps of one complete epoch under the default HGNNConfig, from hgnn_metrics.json's directed
+    edge counts per relation: the multi-link sampler takes max(rarest type's training edges,
+    min_edges_per_type_per_epoch) edges of every type, cut into batches of batch_size."""
+    sys.path.insert(0, str(REPO))
+    from training.hgnn.config import HGNNConfig
+
+    c = HGNNConfig()
+    undirected = {}
+    for relation, n in edges.items():
+        s, _, d = relation.split("__")
+        if s == d:
+            undirected[(s, d)] = n // 2
+        elif (s, d) == tuple(sorted((s, d))):
+            undirected[(s, d)] = n
+    train = [n - min(c.max_val_edges_per_type, int(n * c.val_fraction)) for n in undirected.values()]
+    per_type = max(min(train), c.min_edges_per_type_per_epoch) if c.multi_link_sampler else None
+    total = per_type * len(train) if per_type is not None else sum(train)
+    return -(-total // c.batch_size)
+
+
 def train(workdir: Path, label: str, overrides: list[str], timeout_s: float) -> dict:
     argv = [str(GFM), "train", "hgnn", "--force", "--workdir", str(workdir)]
     for o in overrides:
@@ -154,7 +180,13 @@ def train(workdir: Path, label: str, overrides: list[str], timeout_s: float) -> 
     m = json.loads(metrics_path.read_text())
     shutil.copy(metrics_path, workdir / f"bench_hgnn_{label}.json")
     epochs = m["epochs"]
+    full_steps = full_steps_per_epoch(m["edges"])
+    steps_done = sum(e["steps"] for e in epochs)
+    s_per_step = sum(e["epoch_time_s"] for e in epochs) / max(steps_done, 1)
     out.update({
+        "full_steps_per_epoch": full_steps, "steps_done": steps_done, "s_per_step": s_per_step,
+        "complete_epochs": sum(e["steps"] >= full_steps for e in epochs),
+        "epoch_s_estimate": s_per_step * full_steps,
         "batch_mode": m["batch_mode"], "epochs_run": len(epochs),
         "mean_epoch_time_s": m["mean_epoch_time_s"],
         "mean_eval_time_s": sum(e["eval_time_s"] for e in epochs) / len(epochs),
@@ -167,39 +199,53 @@ def train(workdir: Path, label: str, overrides: list[str], timeout_s: float) -> 
     return out
 
 
-def render(rows: list[dict], skipped: list[str], budget: dict | None, args, load) -> str:
-    today = dt.date.today().isoformat()
+def render(saved: dict) -> str:
+    rows, skipped, budget, a = saved["rows"], saved["skipped"], saved["budget"], saved["args"]
+    load = saved["load"]
     import torch
 
     lines = [
         SECTION, "",
-        f"`bench/bench_hgnn.py --profiles {' '.join(args.profiles)} --modes {' '.join(args.modes)} "
-        f"--epochs {args.epochs} --full-max-edges {args.full_max_edges}` ({today}): "
-        f"`gfm train hgnn --force --set hgnn.batch_mode=<mode> --set hgnn.max_epochs={args.epochs}` "
-        "as a child process on `/tmp/bench_<profile>` (generated with seed 7), default settings "
-        "otherwise (batch 4096 positive edges, 8 negatives, fanouts 10,10, multi-link sampler on). "
-        "Epoch s = training steps only (mean over the epochs, from reports/hgnn_metrics.json); "
-        "eval s = embedding every node plus validation, per epoch; peak RSS = the child's "
-        "(`os.wait4`), whole process including the load of the graph and text vectors.",
-        f"Machine: 2 cores ({cpu_name()}), shared with other work; torch {torch.__version__}, "
-        f"default threads; 1-min load average {load[0]:.1f} -> {load[1]:.1f}.",
+        f"`bench/bench_hgnn.py --profiles {' '.join(a['profiles'])} --modes {' '.join(a['modes'])} "
+        f"--epochs {a['epochs']} --run-budget-s {a['run_budget_s']} --full-max-edges "
+        f"{a['full_max_edges']} --budget-check {a['budget_check']} --budget-s {a['budget_s']}` "
+        f"({saved['date']}): each row is `gfm train hgnn --force --set hgnn.batch_mode=<mode> "
+        f"--set hgnn.max_epochs={a['epochs']} --set hgnn.time_budget_s={a['run_budget_s']}` as a "
+        "child process on `/tmp/bench_<profile>` (generated with seed 7; text vectors of the "
+        "packaged all-MiniLM-L6-v2), default settings otherwise: batch 4096 positive edges, 8 "
+        "negatives each, fanouts 10,10, multi-link sampler on (an epoch = 3 x the rarest edge "
+        "type's training edges). Training stops at the end of the step that passes the time "
+        "budget, so on the larger graphs an epoch is not finished: the epoch time is then "
+        "extrapolated, s/step x the steps of a full epoch (marked ~). Eval s = embedding every "
+        "node plus the validation metrics, per epoch. Peak RSS = the child process's (`os.wait4`): "
+        "graph, text vectors, model and inference included.",
+        f"Machine: 2 cores ({cpu_name()}), shared with other work; torch {torch.__version__}; "
+        f"threads: torch's default (2) unless the row says 1; 1-min load average "
+        f"{load[0]:.1f} -> {load[1]:.1f}.",
         "",
-        "| profile | items (nodes) | directed edges | mode | epoch s | steps/epoch | eval s/epoch "
-        "| child wall s | child CPU s | peak RSS MiB | val AUC | text cosine AUC |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| profile | items (nodes) | directed edges | mode | threads | steps / full epoch "
+        "| s / step | epoch s | eval s / epoch | steps run | child wall s | child CPU s "
+        "| peak RSS MiB | val AUC | text cosine AUC |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['profile']} | | | {r['mode']} | failed (exit {r['rc']}) | | | "
-                         f"{r['wall_s']:.0f} | {r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | | |")
+            lines.append(f"| {r['profile']} | | | {r['mode']} | {r.get('threads') or 2} | "
+                         f"failed (exit {r['rc']}) | | | | | {r['wall_s']:.0f} | "
+                         f"{r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | | |")
             continue
+        complete = r["complete_epochs"] == r["epochs_run"]
+        epoch = (f"{r['mean_epoch_time_s']:.1f}" if complete
+                 else f"~{r['epoch_s_estimate']:,.0f}")
         lines.append(
             f"| {r['profile']} | {r['nodes']:,} | {r['edges']:,} | {r['batch_mode']} | "
-            f"{r['mean_epoch_time_s']:.1f} | {r['steps_per_epoch']:.0f} | {r['mean_eval_time_s']:.1f} | "
-            f"{r['wall_s']:.0f} | {r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | {r['val_auc']:.4f} | {r['text_cosine_auc']:.4f} |")
+            f"{r.get('threads') or 2} | {r['full_steps_per_epoch']:,} | {r['s_per_step']:.2f} | "
+            f"{epoch} | {r['mean_eval_time_s']:.1f} | {r['steps_done']:,} | {r['wall_s']:.0f} | "
+            f"{r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | {r['val_auc']:.4f} | "
+            f"{r['text_cosine_auc']:.4f} |")
     lines.append("")
-    for s in skipped:
-        lines.append(f"- Skipped: {s}")
+    for note in skipped:
+        lines.append(f"- Skipped: {note}")
     if budget is not None:
         if "error" in budget:
             lines.append(f"- 16 GiB check on {budget['profile']} FAILED (exit {budget['rc']}).")
@@ -207,11 +253,12 @@ def render(rows: list[dict], skipped: list[str], budget: dict | None, args, load
             ok = "under" if budget["child_rss_mb"] < LIMIT_MB else "OVER"
             lines.append(
                 f"- 16 GiB check, {budget['profile']}: `--set hgnn.batch_mode=sampled --set "
-                f"hgnn.time_budget_s={args.budget_s}`: {budget['epochs_run']} epochs in "
-                f"{budget['train_time_s']:.0f} s of training ({budget['wall_s']:.0f} s wall), "
-                f"peak RSS **{budget['child_rss_mb']:,.0f} MiB**, {ok} the 16 GiB "
-                f"({LIMIT_MB:,} MiB) bound; val AUC {budget['val_auc']:.4f} "
-                f"(text cosine {budget['text_cosine_auc']:.4f}), best epoch {budget['best_epoch']}.")
+                f"hgnn.time_budget_s={a['budget_s']}` (its row above): {budget['steps_done']:,} "
+                f"steps ({budget['steps_done'] / budget['full_steps_per_epoch']:.0%} of an epoch) in "
+                f"{budget['train_time_s']:.0f} s of training, {budget['wall_s']:.0f} s wall for the "
+                f"whole command; peak RSS **{budget['child_rss_mb']:,.0f} MiB**, {ok} the 16 GiB "
+                f"({LIMIT_MB:,} MiB) bound; val AUC {budget['val_auc']:.4f} (text cosine "
+                f"{budget['text_cosine_auc']:.4f}).")
     lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -221,51 +268,74 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["small", "medium", "large"])
     parser.add_argument("--modes", nargs="+", default=["sampled", "full"])
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--full-max-edges", type=int, default=6_000_000,
+    parser.add_argument("--run-budget-s", type=int, default=600,
+                        help="hgnn.time_budget_s of every row (the 16 GiB check has its own)")
+    parser.add_argument("--full-max-edges", type=int, default=5_000_000,
                         help="skip full batch above this many directed co-interaction edges")
+    parser.add_argument("--threads1", nargs="*", default=["small"],
+                        help="profiles that also run every mode with hgnn.threads=1")
     parser.add_argument("--budget-check", default="large", help="profile, or 'none'")
     parser.add_argument("--budget-s", type=int, default=300)
     parser.add_argument("--timeout-s", type=float, default=3600, help="per training child")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--render-only", type=Path, metavar="JSON",
+                        help="measure nothing: render the section from an earlier --json file")
     args = parser.parse_args()
 
-    load_before = os.getloadavg()[0]
-    rows, skipped = [], []
-    for profile in args.profiles:
-        workdir = prepare(profile, args.seed)
-        n_edges = edge_count(workdir)
-        for mode in args.modes:
-            if mode == "full" and n_edges > args.full_max_edges:
-                skipped.append(f"full batch on {profile}: {n_edges:,} directed co-interaction "
-                               f"edges > the bound of {args.full_max_edges:,}")
-                print(f"[{profile}] {skipped[-1]}", flush=True)
-                continue
-            r = train(workdir, f"{mode}_e{args.epochs}",
-                      [f"hgnn.batch_mode={mode}", f"hgnn.max_epochs={args.epochs}"], args.timeout_s)
-            r.update(profile=profile, mode=mode)
+    if args.render_only:
+        saved = json.loads(args.render_only.read_text())
+    else:
+        load_before = os.getloadavg()[0]
+        rows, skipped, budget = [], [], None
+
+        def record(r: dict) -> None:
             rows.append(r)
-            print(f"[{profile}/{mode}] {json.dumps({k: v for k, v in r.items() if k != 'error'})}",
-                  flush=True)
+            print(f"[{r['profile']}/{r['mode']}/t{r['threads']}] "
+                  f"{json.dumps({k: v for k, v in r.items() if k != 'error'})}", flush=True)
             if "error" in r:
                 print(r["error"], flush=True)
-    budget = None
-    if args.budget_check != "none":
-        workdir = prepare(args.budget_check, args.seed)
-        budget = train(workdir, f"sampled_budget{args.budget_s}",
-                       ["hgnn.batch_mode=sampled", f"hgnn.time_budget_s={args.budget_s}"],
-                       args.timeout_s)
-        budget["profile"] = args.budget_check
-        print(f"[{args.budget_check}/budget] "
-              f"{json.dumps({k: v for k, v in budget.items() if k != 'error'})}", flush=True)
-        if "error" in budget:
-            print(budget["error"], flush=True)
-    load_after = os.getloadavg()[0]
-    text = render(rows, skipped, budget, args, (load_before, load_after))
+
+        for profile in args.profiles:
+            workdir = prepare(profile, args.seed)
+            n_edges = edge_count(workdir)
+            for threads in [0, 1] if profile in args.threads1 else [0]:
+                for mode in args.modes:
+                    if mode == "full" and n_edges > args.full_max_edges:
+                        if threads == 0:
+                            skipped.append(
+                                f"full batch on {profile}: {n_edges:,} directed co-interaction "
+                                f"edges > the bound of {args.full_max_edges:,} (at the s/step of "
+                                "full batch on the smaller graphs, scaled by the edges, one epoch "
+                                "would take hours on 2 cores)")
+                            print(f"[{profile}] {skipped[-1]}", flush=True)
+                        continue
+                    if profile == args.budget_check and mode == "sampled" and threads == 0:
+                        continue  # the 16 GiB check below is this profile's sampled row
+                    overrides = [f"hgnn.batch_mode={mode}", f"hgnn.max_epochs={args.epochs}",
+                                 f"hgnn.time_budget_s={args.run_budget_s}"]
+                    if threads:
+                        overrides.append(f"hgnn.threads={threads}")
+                    r = train(workdir, f"{mode}_e{args.epochs}_t{threads}", overrides,
+                              args.timeout_s)
+                    r.update(profile=profile, mode=mode, threads=threads)
+                    record(r)
+        if args.budget_check != "none":
+            workdir = prepare(args.budget_check, args.seed)
+            budget = train(workdir, f"sampled_budget{args.budget_s}",
+                           ["hgnn.batch_mode=sampled", f"hgnn.time_budget_s={args.budget_s}"],
+                           args.timeout_s)
+            budget.update(profile=args.budget_check, mode="sampled", threads=0)
+            record(budget)
+        saved = {"date": dt.date.today().isoformat(), "args": vars(args) | {"json": None,
+                 "render_only": None}, "load": (load_before, os.getloadavg()[0]),
+                 "rows": rows, "skipped": skipped, "budget": budget}
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(saved, indent=2, default=str) + "\n")
+    text = render(saved)
     print("\n" + text)
-    if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "budget": budget}, indent=2) + "\n")
     if not args.no_write:
         write_section(text)
         print(f"wrote the section to {DOC}")
