@@ -36,88 +36,40 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdoc import DOC, REPO, checked_child, cpu_name, run_child, write_section  # noqa: E402
+
 GFM = REPO / ".venv" / "bin" / "gfm"
-DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## HGNN training"
 LIMIT_MB = 16 * 1024
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, or append it."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        doc = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    DOC.write_text(doc)
 
 
-def run_child(argv: list[str], log_path: Path, timeout_s: float | None = None
-              ) -> tuple[int, float, float, float]:
-    """Run argv with output to log_path; (exit code, wall s, peak RSS MiB, CPU s) of that child."""
-    with open(log_path, "w") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = None if timeout_s is None else started + timeout_s
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
-                log.write(f"\n[bench] killed after {timeout_s:.0f} s\n")
-                break
-            time.sleep(0.5)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, wall, usage.ru_maxrss / 1024, cpu  # ru_maxrss: KiB on Linux
 
 
-def checked(argv: list[str], log_path: Path) -> float:
-    rc, wall, _, _ = run_child(argv, log_path)
-    if rc != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({rc}); log {log_path}:\n"
-                           f"{log_path.read_text()[-3000:]}")
-    return wall
 
 
 def prepare(profile: str, seed: int) -> Path:
     """Raw data, warehouse and text vectors of /tmp/bench_<profile>, each made once."""
     workdir = Path(f"/tmp/bench_{profile}")
     ws = ["--workdir", str(workdir)]
-    if not all((workdir / "raw" / f"{t}.parquet").exists() for t in ("items", "users", "interactions")):
+    raw = workdir / "raw"
+    if not all((raw / f"{t}.parquet").exists() for t in ("items", "users", "interactions")):
         workdir.mkdir(parents=True, exist_ok=True)
-        s = checked([str(GFM), "generate", "--profile", profile, "--seed", str(seed), *ws],
-                    workdir / "bench_generate.log")
+        s, _, _ = checked_child(
+            [str(GFM), "generate", "--profile", profile, "--seed", str(seed), *ws],
+            workdir / "bench_generate.log")
         print(f"[{profile}] generated in {s:.0f} s", flush=True)
     if not (workdir / "warehouse.duckdb").exists():
-        s = checked([str(GFM), "transform", *ws], workdir / "bench_transform_setup.log")
+        s, _, _ = checked_child([str(GFM), "transform", *ws],
+                                workdir / "bench_transform_setup.log")
         print(f"[{profile}] transformed in {s:.0f} s", flush=True)
     text_dir = workdir / "features" / "item_text_embedding"
     if not list(text_dir.glob("*.parquet")):
@@ -125,7 +77,7 @@ def prepare(profile: str, seed: int) -> Path:
         if donor.is_dir() and not (text_dir / "_cache").exists():
             shutil.copytree(donor, text_dir / "_cache")
             print(f"[{profile}] copied the embedding cache of {donor}", flush=True)
-        s = checked([str(GFM), "embed", *ws], workdir / "bench_embed.log")
+        s, _, _ = checked_child([str(GFM), "embed", *ws], workdir / "bench_embed.log")
         print(f"[{profile}] embedded in {s:.0f} s", flush=True)
     return workdir
 
@@ -204,13 +156,19 @@ def render(saved: dict) -> str:
     load = saved["load"]
     import torch
 
+    def command(a: dict) -> str:
+        threads1 = f" --threads1 {' '.join(a['threads1'])}" if a.get("threads1") else ""
+        return (f"`bench/bench_hgnn.py --profiles {' '.join(a['profiles'])} --modes "
+                f"{' '.join(a['modes'])} --epochs {a['epochs']} --run-budget-s {a['run_budget_s']} "
+                f"--full-max-edges {a['full_max_edges']}{threads1} --budget-check "
+                f"{a['budget_check']} --budget-s {a['budget_s']}`")
+
+    extra = "".join(f", then {command(x)}" for x in saved.get("extra_args", []))
     lines = [
         SECTION, "",
-        f"`bench/bench_hgnn.py --profiles {' '.join(a['profiles'])} --modes {' '.join(a['modes'])} "
-        f"--epochs {a['epochs']} --run-budget-s {a['run_budget_s']} --full-max-edges "
-        f"{a['full_max_edges']} --budget-check {a['budget_check']} --budget-s {a['budget_s']}` "
-        f"({saved['date']}): each row is `gfm train hgnn --force --set hgnn.batch_mode=<mode> "
-        f"--set hgnn.max_epochs={a['epochs']} --set hgnn.time_budget_s={a['run_budget_s']}` as a "
+        f"{command(a)}{extra} ({saved['date']}): each row is `gfm train hgnn --force --set "
+        f"hgnn.batch_mode=<mode> --set hgnn.max_epochs=<epochs> --set "
+        f"hgnn.time_budget_s=<run-budget-s>` as a "
         "child process on `/tmp/bench_<profile>` (generated with seed 7; text vectors of the "
         "packaged all-MiniLM-L6-v2), default settings otherwise: batch 4096 positive edges, 8 "
         "negatives each, fanouts 10,10, multi-link sampler on (an epoch = 3 x the rarest edge "
@@ -244,6 +202,20 @@ def render(saved: dict) -> str:
             f"{r['child_cpu_s']:.0f} | {r['child_rss_mb']:,.0f} | {r['val_auc']:.4f} | "
             f"{r['text_cosine_auc']:.4f} |")
     lines.append("")
+    ok_rows = [r for r in rows if "error" not in r and not r.get("threads")]
+    by_setting = {(r["profile"], r["batch_mode"]): r for r in ok_rows}
+    ratios = [f"{p} {by_setting[(p, 'full')]['s_per_step'] / r['s_per_step']:.1f}x"
+              for (p, mode), r in by_setting.items()
+              if mode == "sampled" and (p, "full") in by_setting]
+    if ratios:
+        lines.append(
+            "- Reading: seconds per step, full batch / sampled: " + ", ".join(ratios) + ". A "
+            "sampled step only runs the 2-hop neighbourhoods of its batch, so it wins once the "
+            "graph is much larger than a batch's neighbourhood; on small graphs the two are "
+            "alike. Hence `hgnn.batch_mode: auto` trains full batch up to "
+            "`hgnn.full_batch_max_edges` (1M message-passing edges) and sampled above. Peak "
+            "memory is about the same in both modes: it is set by holding the whole graph "
+            "(edges, text vectors, inference over every node), not by the step.")
     for note in skipped:
         lines.append(f"- Skipped: {note}")
     if budget is not None:
@@ -280,12 +252,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--render-only", type=Path, metavar="JSON",
-                        help="measure nothing: render the section from an earlier --json file")
+    parser.add_argument("--render-only", type=Path, nargs="+", metavar="JSON",
+                        help="measure nothing: render the section from earlier --json files "
+                             "(rows of later files are added to the first's, or replace its "
+                             "rows of the same profile, mode and threads)")
     args = parser.parse_args()
 
     if args.render_only:
-        saved = json.loads(args.render_only.read_text())
+        parts = [json.loads(path.read_text()) for path in args.render_only]
+        saved = parts[0]
+        for extra in parts[1:]:  # e.g. a later run of one more setting
+            saved.setdefault("extra_args", []).append(extra["args"])
+            keys = {(r["profile"], r["mode"], r["threads"]) for r in extra["rows"]}
+            saved["rows"] = [r for r in saved["rows"]  # a later run of a setting replaces it
+                             if (r["profile"], r["mode"], r["threads"]) not in keys]
+            saved["rows"] += extra["rows"]
+            saved["skipped"] += extra["skipped"]
+            saved["budget"] = saved["budget"] or extra["budget"]
+            saved["load"] = (min(saved["load"][0], extra["load"][0]),
+                             max(saved["load"][1], extra["load"][1]))
+        done = {(r["profile"], r["mode"]) for r in saved["rows"]}
+        saved["skipped"] = [s for s in saved["skipped"]
+                            if not any(s.startswith(f"{m} batch on {p}:") for p, m in done)]
+        order = {p: i for i, p in enumerate(["tiny", "small", "medium", "large"])}
+        saved["rows"].sort(key=lambda r: (order.get(r["profile"], 9), r["threads"] or 0,
+                                          r["mode"] != "sampled"))
     else:
         load_before = os.getloadavg()[0]
         rows, skipped, budget = [], [], None
@@ -337,7 +328,7 @@ def main() -> None:
     text = render(saved)
     print("\n" + text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote the section to {DOC}")
 
 

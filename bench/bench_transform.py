@@ -27,58 +27,23 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdoc import DOC, REPO, checked_child, cpu_name, write_section  # noqa: E402
+
 GFM = REPO / ".venv" / "bin" / "gfm"
-DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Warehouse (gfm transform)"
 EDGE_MODEL = "model.gfm.co_interaction_edges"
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, or append it."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        doc = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    DOC.write_text(doc)
 
 
-def run_child(argv: list[str], log_path: Path) -> tuple[float, float, float]:
-    """Run argv, output to log_path; return (wall s, peak RSS MiB, CPU s) of that child."""
-    with open(log_path, "w") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log_path.read_text()[-3000:]
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}); log {log_path}:\n{tail}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss: KiB
 
 
 def ensure_raw(workdir: Path, profile: str, seed: int) -> float | None:
@@ -86,7 +51,7 @@ def ensure_raw(workdir: Path, profile: str, seed: int) -> float | None:
     if all((workdir / "raw" / f"{t}.parquet").exists() for t in ("items", "users", "interactions")):
         return None
     workdir.mkdir(parents=True, exist_ok=True)
-    wall, _, _ = run_child([str(GFM), "generate", "--profile", profile, "--seed", str(seed),
+    wall, _, _ = checked_child([str(GFM), "generate", "--profile", profile, "--seed", str(seed),
                          "--workdir", str(workdir)], workdir / "bench_generate.log")
     return wall
 
@@ -185,7 +150,7 @@ def bench_profile(profile: str, seed: int, repeats: int, edge_repeats: int) -> d
         print(f"[{profile}] generated raw data in {generated:.0f} s", flush=True)
     runs = []
     for repeat in range(repeats):
-        wall, rss, cpu = run_child([str(GFM), "transform", "--workdir", str(workdir)],
+        wall, rss, cpu = checked_child([str(GFM), "transform", "--workdir", str(workdir)],
                                    workdir / f"bench_transform_{repeat}.log")
         timings = dbt_timings(workdir)
         runs.append({"wall_s": wall, "rss_mb": rss, "cpu_s": cpu, **timings})
@@ -326,7 +291,7 @@ def main() -> None:
     text = render(results, load)
     print("\n" + text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote the section to {DOC}")
 
 

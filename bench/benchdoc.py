@@ -1,8 +1,12 @@
-"""What every benchmark shares: the machine's name, and its own section of docs/benchmarks.md."""
+"""What every benchmark shares: the machine's name, its own section of docs/benchmarks.md, and
+child processes measured alone (wall, CPU and peak RSS of that child only)."""
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +38,35 @@ def write_section(heading: str, text: str) -> None:
         tail = "".join(lines[end:])
         doc = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
     DOC.write_text(doc)
+
+
+def run_child(argv: list[str], log_path: Path, timeout_s: float | None = None
+              ) -> tuple[int, float, float, float]:
+    """Run argv with its output to log_path; (exit code, wall s, peak RSS MiB, CPU s) of that
+    child alone (os.wait4), killed after timeout_s if given."""
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = None if timeout_s is None else started + timeout_s
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                proc.kill()
+                _, status, usage = os.wait4(proc.pid, 0)
+                log.write(f"\n[bench] killed after {timeout_s:.0f} s\n")
+                break
+            time.sleep(0.2)
+        wall = time.perf_counter() - started
+    cpu = usage.ru_utime + usage.ru_stime
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, cpu  # maxrss: KiB
+
+
+def checked_child(argv: list[str], log_path: Path) -> tuple[float, float, float]:
+    """run_child that must succeed: (wall s, peak RSS MiB, CPU s); else the log's tail is raised."""
+    rc, wall, rss, cpu = run_child(argv, log_path)
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({rc}); log {log_path}:\n"
+                           f"{log_path.read_text()[-3000:]}")
+    return wall, rss, cpu
