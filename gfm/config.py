@@ -29,6 +29,12 @@ class TimelineConfig:
     history_days: int = 90  # window of co-interaction edges and user histories
     label_days: int = 14  # two-tower label window: [graph_as_of, cutoff)
     holdout_days: int = 14  # evaluation hold-out: [cutoff, cutoff + holdout_days)
+    # "global": one cutoff for every user (the papers' protocol). "per_user" (leave-last-N-out):
+    # each user's events are shifted in time so that their last per_user_holdout_items distinct
+    # top-level streams start exactly at the cutoff; for data whose users are active at
+    # different times over years (MovieLens). An evaluation protocol: do not serve from it.
+    protocol: str = "global"
+    per_user_holdout_items: int = 1
 
 
 @dataclass
@@ -185,6 +191,11 @@ def _validate(config: Config) -> None:
     for name in ("history_days", "label_days", "holdout_days"):
         if getattr(t, name) < 1:
             raise ConfigError(f"timeline.{name} must be at least 1 day, got {getattr(t, name)}")
+    if t.protocol not in ("global", "per_user"):
+        raise ConfigError(f"timeline.protocol must be global or per_user, got {t.protocol!r}")
+    if t.per_user_holdout_items < 1:
+        raise ConfigError("timeline.per_user_holdout_items must be at least 1 (the items each "
+                          f"user holds out under protocol per_user), got {t.per_user_holdout_items}")
     if config.warehouse.min_edge_support < 1:
         raise ConfigError("warehouse.min_edge_support must be at least 1")
     if config.warehouse.max_items_per_user < 2:

@@ -22,6 +22,8 @@ class Timeline:
     history_days: int
     label_days: int
     holdout_days: int
+    protocol: str = "global"  # or "per_user": see TimelineConfig
+    per_user_holdout_items: int = 1
 
     @property
     def graph_as_of(self) -> dt.datetime:
@@ -48,6 +50,8 @@ class Timeline:
             "history_days": self.history_days,
             "label_days": self.label_days,
             "holdout_days": self.holdout_days,
+            "holdout_protocol": self.protocol,
+            "per_user_holdout_items": self.per_user_holdout_items,
         }
 
 
@@ -75,4 +79,5 @@ def resolve_timeline(config: TimelineConfig, workspace: Workspace) -> Timeline:
         # Midnight of the last event's day, minus the hold-out, so a whole hold-out exists.
         last_day = dt.datetime.combine(last_event_ts(workspace).date(), dt.time())
         cutoff = last_day - dt.timedelta(days=config.holdout_days)
-    return Timeline(cutoff, config.history_days, config.label_days, config.holdout_days)
+    return Timeline(cutoff, config.history_days, config.label_days, config.holdout_days,
+                    config.protocol, config.per_user_holdout_items)

@@ -23,6 +23,7 @@ podA-podC have 1 and are dropped. Each rule, if broken, adds or removes an edge.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
 import subprocess
@@ -364,3 +365,54 @@ def test_a_locked_warehouse_names_the_lock(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _per_user_reference(n_items: int) -> dict[tuple[str, str], tuple[dt.datetime, int]]:
+    """Hold-out of the per_user protocol computed naively: shift each user's events so that the
+    first stream of their n-th most recent distinct top-level item is the cutoff, then keep the
+    streams inside [cutoff, holdout_end), rolled up: {(user, top item): (first ts, streams)}."""
+    first: dict[str, dict[str, dt.datetime]] = defaultdict(dict)
+    for user, item, ts, event in INTERACTIONS:
+        top = TOP_OF[item]
+        if event == "stream" and (top not in first[user] or ts < first[user][top]):
+            first[user][top] = ts
+    offsets = {}
+    for user, items in first.items():
+        recent = sorted(items.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:n_items]
+        offsets[user] = CUTOFF - min(ts for _, ts in recent)
+    holdout: dict[tuple[str, str], tuple[dt.datetime, int]] = {}
+    for user, item, ts, event in INTERACTIONS:
+        shifted = ts + offsets.get(user, D(0))
+        if event == "stream" and CUTOFF <= shifted < HOLDOUT_END:
+            key = (user, TOP_OF[item])
+            ts0, n = holdout.get(key, (shifted, 0))
+            holdout[key] = (min(ts0, shifted), n + 1)
+    return holdout
+
+
+@pytest.mark.parametrize("n_items", [1, 2])
+def test_per_user_protocol_holds_out_each_users_last_items(tmp_path, n_items):
+    workspace = Workspace.at(tmp_path)
+    write_raw(workspace)
+    timeline = dataclasses.replace(TIMELINE, protocol="per_user", per_user_holdout_items=n_items)
+    run_dbt(workspace, CONFIG, timeline)
+    rows = query(workspace, "select user_id, item_id, first_event_ts, n_streams "
+                            "from holdout_interactions")
+    expected = _per_user_reference(n_items)
+    assert {(u, i): (ts, n) for u, i, ts, n in rows} == expected
+    # Every user who streamed is in the hold-out with at least one item starting at the cutoff.
+    streamers = {u for u, _, _, e in INTERACTIONS if e == "stream"}
+    assert {u for u, _, ts, _ in rows if ts == CUTOFF} == streamers
+    # One offset per user: order and spacing within a user are kept.
+    offsets = query(workspace, "select user_id, count(distinct event_ts - event_ts_raw) "
+                               "from stg_interactions group by 1")
+    assert all(n == 1 for _, n in offsets)
+    # A held-out item (first streamed at the cutoff) has no stream before the cutoff.
+    early = query(workspace, """
+        select count(*) from stg_interactions as s
+        inner join int_items_rolled_up as i on s.item_id = i.item_id
+        inner join holdout_interactions as h
+            on h.user_id = s.user_id and h.item_id = i.top_item_id
+        where h.first_event_ts = timestamp '2025-04-01 00:00:00'
+            and s.event_type = 'stream' and s.event_ts < timestamp '2025-04-01 00:00:00'""")
+    assert early == [(0,)]

@@ -32,6 +32,8 @@ def test_yaml_then_flags(tmp_path):
         ("timeline:\n  cutoff: yesterday\n", "expected a date"),
         ("timeline:\n  label_days: 0\n", "at least 1 day"),
         ("warehouse:\n  edge_event_types: 5\n", "expected a list"),
+        ("timeline:\n  protocol: per-user\n", "timeline.protocol must be global or per_user"),
+        ("timeline:\n  per_user_holdout_items: 0\n", "per_user_holdout_items must be at least 1"),
     ],
 )
 def test_bad_config_is_refused_by_name(tmp_path, yaml_text, message):
