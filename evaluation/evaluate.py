@@ -401,9 +401,13 @@ def format_markdown(report: Mapping[str, Any]) -> str:
                   f"{split['sampled_from_n_users']:,} users with hold-out targets.")
     cutoff = (split.get("cutoff") or "?")[:10]
     holdout_end = (split.get("holdout_end") or "?")[:10]
+    protocol = ""
+    if split.get("protocol") == "per_user":
+        protocol = (" Per-user protocol (leave-last-N-out): each user's events are shifted so "
+                    "that their last items start the hold-out at the cutoff.")
     parts = [
         "# Offline evaluation",
-        f"Cutoff {cutoff}, hold-out [{cutoff}, {holdout_end}). Candidates (top-level items "
+        f"Cutoff {cutoff}, hold-out [{cutoff}, {holdout_end}).{protocol} Candidates (top-level items "
         f"released before the hold-out ends): {_counts(split['n_items'])}; released since the "
         f"cutoff: {_counts(split['n_new_items'])}. Exact scoring over every candidate; ranking "
         f"per item type.{sample}",

@@ -127,15 +127,15 @@ def paper_section(report: Mapping[str, Any], user_hits, seconds: Mapping[str, fl
 # Table 3: the HGNN retrained daily against the HGNN frozen
 
 
-def _stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.date) -> None:
+def run_stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.date) -> None:
     """One `gfm` stage on a workspace copy, in its own process (its own DuckDB, env, threads)."""
     command = [sys.executable, "-c",
                "import sys; from gfm.cli.main import main; sys.exit(main(sys.argv[1:]))",
                *stage, "--workdir", str(workdir), *common, "--cutoff", cutoff.isoformat()]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise GfmError(f"table 3: `gfm {' '.join(stage)}` at cutoff {cutoff} failed "
-                       f"(exit {done.returncode}):\n{done.stderr[-3000:]}")
+        raise GfmError(f"`gfm {' '.join(stage)}` at cutoff {cutoff} on the workspace copy "
+                       f"{workdir} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def _copy_retriever(split: EvalSplit, workspace: Workspace):
@@ -189,18 +189,18 @@ def daily_experiment(workspace: Workspace, timeline: Timeline, days: int,
         shutil.copytree(workspace.root, frozen, ignore=ignore)
         for i, cutoff in enumerate(cutoffs):
             t0 = time.perf_counter()
-            _stage(daily, ["transform"], common, cutoff)
-            _stage(daily, ["train", "hgnn"], common, cutoff)
-            _stage(daily, ["features", "apply"], common, cutoff)
-            _stage(daily, ["train", "two-tower"], common, cutoff)
-            _stage(frozen, ["transform"], common, cutoff)
+            run_stage(daily, ["transform"], common, cutoff)
+            run_stage(daily, ["train", "hgnn"], common, cutoff)
+            run_stage(daily, ["features", "apply"], common, cutoff)
+            run_stage(daily, ["train", "two-tower"], common, cutoff)
+            run_stage(frozen, ["transform"], common, cutoff)
             if i == 0:
                 # The same day-0 HGNN in both copies (its training is not bit-reproducible
                 # across processes): `train hgnn` then reuses the copied vectors.
                 _share_new_hgnn(daily, frozen)
-                _stage(frozen, ["train", "hgnn"], common, cutoff)
-            _stage(frozen, ["features", "apply", "--rebuild"], common, cutoff)
-            _stage(frozen, ["train", "two-tower"], common, cutoff)
+                run_stage(frozen, ["train", "hgnn"], common, cutoff)
+            run_stage(frozen, ["features", "apply", "--rebuild"], common, cutoff)
+            run_stage(frozen, ["train", "two-tower"], common, cutoff)
             day_timeline = dataclasses.replace(
                 timeline, cutoff=dt.datetime.combine(cutoff, dt.time()))
             split = load_split(Workspace.at(daily), day_timeline)
@@ -253,7 +253,7 @@ def plot_daily(table3: Mapping[str, Any], path: Path, k: int = 10) -> None:
     figure.savefig(path, dpi=120)
 
 
-def plot_hit_rate_ci(report: Mapping[str, Any], path: Path) -> None:
+def plot_hit_rate_ci(report: Mapping[str, Any], path: Path, title: str | None = None) -> None:
     """HR@k with its 95% bootstrap interval, by model and type."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -280,8 +280,8 @@ def plot_hit_rate_ci(report: Mapping[str, Any], path: Path) -> None:
     axes.set_xticks(x, types)
     axes.set_ylabel(f"HR@{k} (95% bootstrap CI)")
     axes.set_ylim(0, min(1.0, top * 1.15))
-    axes.set_title(f"HR@{k} per item type with 95% intervals, cutoff "
-                   f"{str(report['split'].get('cutoff'))[:10]}")
+    axes.set_title(title or f"HR@{k} per item type with 95% intervals, cutoff "
+                            f"{str(report['split'].get('cutoff'))[:10]}")
     if models:
         axes.legend(fontsize=8)
     figure.tight_layout()

@@ -105,6 +105,7 @@ class EvalSplit:
     cutoff: dt.datetime | None = None
     holdout_end: dt.datetime | None = None
     history_days: int | None = None
+    protocol: str = "global"  # timeline.protocol: global, or per_user (leave-last-N-out)
     sampled_from: int | None = None  # users with targets before with_sampled_users
 
     def __post_init__(self) -> None:
@@ -171,6 +172,7 @@ class EvalSplit:
             "cutoff": iso(self.cutoff),
             "holdout_end": iso(self.holdout_end),
             "history_days": self.history_days,
+            "protocol": self.protocol,
             "n_items": {t: int(len(self.type_items[t])) for t in self.types},
             "n_new_items": {t: int(self.is_new_item[self.type_items[t]].sum()) for t in self.types},
             "n_users_with_history": int(self.has_history.sum()),
@@ -300,6 +302,7 @@ def load_split(
         cutoff=cutoff,
         holdout_end=holdout_end,
         history_days=timeline.history_days,
+        protocol=timeline.protocol,
     )
     logger.info(
         "split at %s: %d candidate items (%s), %d users with history, %d with hold-out targets",

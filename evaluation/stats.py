@@ -61,6 +61,29 @@ def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = N_RESAMPLES, level:
     return _quantiles(means, level)
 
 
+def bootstrap_cluster_ci(hits: np.ndarray, clusters: np.ndarray,
+                         n_resamples: int = N_RESAMPLES, level: float = LEVEL, seed: int = SEED,
+                         chunk_bytes: int = 64 * 2**20) -> tuple[float, float]:
+    """Percentile bootstrap interval of a pooled hit rate whose units are grouped in clusters
+    (the same user counted at several cutoffs): whole clusters are resampled, the rate of a
+    resample is its hits over its units. (nan, nan) for no units."""
+    hits = np.asarray(hits, dtype=bool)
+    if len(hits) == 0:
+        return math.nan, math.nan
+    _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
+    n_clusters = int(cluster.max()) + 1
+    cluster_hits = np.bincount(cluster, weights=hits, minlength=n_clusters)
+    cluster_units = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, chunk_bytes // (8 * n_clusters))
+    rates = np.empty(n_resamples)
+    for start in range(0, n_resamples, per_chunk):
+        stop = min(start + per_chunk, n_resamples)
+        draw = rng.integers(0, n_clusters, size=(stop - start, n_clusters))
+        rates[start:stop] = cluster_hits[draw].sum(axis=1) / cluster_units[draw].sum(axis=1)
+    return _quantiles(rates, level)
+
+
 def align(users_a: np.ndarray, hits_a: np.ndarray, users_b: np.ndarray,
           hits_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two models' hits on the users both counted, in the same order."""

@@ -35,7 +35,27 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="with --experiments paper: simulated days of Table 3, the HGNN "
                              "retrained daily vs frozen (default 3; 0 skips it; each day "
                              "retrains the HGNN and two two-towers on workspace copies)")
+    parser.add_argument("--rolling", type=int, default=1, metavar="N",
+                        help="also evaluate at N-1 earlier cutoffs, every --every days back, "
+                             "each rebuilt from raw data in <workdir>/rolling/ (transform and "
+                             "the models' training: minutes per cutoff), and pool hits and "
+                             "users over all N; for small hold-outs (default 1: off)")
+    parser.add_argument("--every", type=int, default=None, metavar="D",
+                        help="days between rolling cutoffs (default: timeline.holdout_days, "
+                             "so the hold-outs do not overlap)")
     return parser
+
+
+def _child_flags(args: argparse.Namespace) -> list[str]:
+    """The config flags of this command, for stages run on workspace copies (minus --cutoff,
+    which each copy sets)."""
+    flags = [x for o in args.overrides for x in ("--set", o)]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    for name in ("history_days", "label_days", "holdout_days"):
+        if getattr(args, name) is not None:
+            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return flags
 
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
@@ -55,8 +75,18 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.daily_days < 0:
         raise ConfigError("--daily-days must be 0 (skip Table 3) or more")
+    if args.rolling < 1:
+        raise ConfigError("--rolling must be at least 1 (1 = the configured cutoff only)")
+    if args.every is not None and args.every < 1:
+        raise ConfigError("--every must be at least 1 day")
 
     timeline = ctx.timeline()
+    if args.rolling > 1 and timeline.protocol == "per_user":
+        raise ConfigError("--rolling with timeline.protocol per_user: every cutoff would hold "
+                          "the same users' same last items; use one or the other")
+    if timeline.protocol == "per_user":
+        print(f"per-user protocol: each user's last {timeline.per_user_holdout_items} item(s) "
+              f"held out, their events shifted to start the hold-out at {timeline.cutoff:%Y-%m-%d}")
     print(f"hold-out [{timeline.cutoff:%Y-%m-%d}, {timeline.holdout_end:%Y-%m-%d}), "
           f"users as of the cutoff snapshot")
     split = load_split(ctx.workspace, timeline)
@@ -82,6 +112,15 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         retrievers.update(extra)
     report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size,
                                  user_hits=user_hits)
+    if args.rolling > 1:
+        from evaluation.rolling import rolling_evaluation
+
+        core = {name: hits for name, hits in user_hits.items() if name in names}
+        core_report = {**report, "results": {n: r for n, r in report["results"].items()
+                                             if n in names}}
+        report["rolling"] = rolling_evaluation(
+            ctx.workspace, timeline, args.rolling, args.every or timeline.holdout_days, MODELS,
+            _child_flags(args), (split, core_report, core), batch_size=args.batch_size)
     if paper:
         from evaluation.paper import format_paper_markdown, paper_section, plot_hit_rate_ci
 
@@ -89,14 +128,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         if args.daily_days > 0:
             from evaluation.paper import daily_experiment
 
-            common = [x for o in args.overrides for x in ("--set", o)]
-            if args.config is not None:
-                common += ["--config", str(args.config)]
-            for name in ("history_days", "label_days", "holdout_days"):
-                if getattr(args, name) is not None:
-                    common += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-            table3 = daily_experiment(ctx.workspace, timeline, args.daily_days, common,
-                                      batch_size=args.batch_size)
+            table3 = daily_experiment(ctx.workspace, timeline, args.daily_days,
+                                      _child_flags(args), batch_size=args.batch_size)
         report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3)
         report["paper"]["seconds"] = round(time.perf_counter() - began, 1)
     paths = write_reports(report, ctx.workspace.reports_dir)
@@ -110,6 +143,19 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
             paths["plot_daily"] = ctx.workspace.reports_dir / "table3_daily.png"
             plot_daily(report["paper"]["table3"], paths["plot_daily"], report["settings"]["k"])
+    if "rolling" in report:
+        from evaluation.paper import plot_hit_rate_ci
+        from evaluation.rolling import format_rolling_markdown
+
+        k = report["settings"]["k"]
+        with paths["markdown"].open("a") as out:
+            out.write("\n" + format_rolling_markdown(report["rolling"], k))
+        paths["plot_rolling"] = ctx.workspace.reports_dir / f"hr_at_{k}_rolling.png"
+        rolling = report["rolling"]
+        plot_hit_rate_ci({"settings": report["settings"], "split": report["split"],
+                          "results": rolling["pooled"]}, paths["plot_rolling"],
+                         title=f"HR@{k} pooled over {rolling['n']} cutoffs every "
+                               f"{rolling['every_days']} days, 95% intervals (users resampled)")
     print()
     print(paths["markdown"].read_text())
     print("reports: " + ", ".join(str(p) for p in paths.values()))

@@ -81,3 +81,47 @@ def test_evaluate_writes_reports(evaluated, capsys):
 def test_evaluate_named_model_without_inputs_fails(evaluated, capsys):
     assert main(["evaluate", "--workdir", str(evaluated), "--models", "hgnn_knn"]) == 2
     assert "item_hgnn_embedding" in capsys.readouterr().err
+
+
+def test_rolling_cutoffs_pool_hits_and_users(evaluated, capsys):
+    argv = ["evaluate", "--workdir", str(evaluated), "--models", "popularity,als",
+            "--rolling", "3", "--every", "7"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    metrics = json.loads((evaluated / "reports" / "metrics.json").read_text())
+    rolling = metrics["rolling"]
+    cutoffs = [c[:10] for c in rolling["cutoffs"]]
+    assert cutoffs[0] == metrics["split"]["cutoff"][:10]
+    days = np.diff(np.array(rolling["cutoffs"], dtype="datetime64[D]")).astype(int)
+    assert list(days) == [-7, -7]
+    # Each earlier cutoff has its own warehouse, built for that cutoff.
+    for c in rolling["per_cutoff"][1:]:
+        built = warehouse_query(Workspace.at(c["workspace"]), "select distinct as_of from item_catalog")
+        assert [str(r[0])[:10] for r in built] == [c["cutoff"][:10]]
+    per = rolling["per_cutoff"]
+    for model in ("popularity", "als"):
+        # cutoff 0 is the ordinary evaluation
+        assert per[0]["hr@10"][model] == metrics["results"][model]["hr@10"]
+        pooled = rolling["pooled"][model]
+        for t in ("audiobook", "podcast"):
+            units = sum(c["n_users"][t] for c in per)
+            assert pooled["units"][t] == units > metrics["split"]["n_users"]["exclude_history"][t]
+            hits = sum(round(c["hr@10"][model][t] * c["n_users"][t]) for c in per)
+            assert pooled["hits"][t] == hits
+            assert pooled["hr@10"][t] == pytest.approx(hits / units)
+            lo, hi = pooled["hr@10_ci"][t]
+            assert lo <= pooled["hr@10"][t] <= hi
+    assert "Rolling cutoffs: 3 cutoffs every 7 days" in (evaluated / "reports" / "metrics.md").read_text()
+    assert (evaluated / "reports" / "hr_at_10_rolling.png").stat().st_size > 0
+    assert "reusing" not in first
+    # A rerun reuses the finished copies and gives the same figures.
+    assert main(argv) == 0
+    assert "reusing" in capsys.readouterr().out
+    again = json.loads((evaluated / "reports" / "metrics.json").read_text())["rolling"]
+    assert again["pooled"] == rolling["pooled"]
+
+
+def test_rolling_refuses_the_per_user_protocol(evaluated, capsys):
+    assert main(["evaluate", "--workdir", str(evaluated), "--models", "popularity",
+                 "--rolling", "2", "--set", "timeline.protocol=per_user"]) == 2
+    assert "per_user" in capsys.readouterr().err

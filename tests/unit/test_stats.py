@@ -7,6 +7,7 @@ import numpy as np
 from evaluation.stats import (
     align,
     bootstrap_ci,
+    bootstrap_cluster_ci,
     bootstrap_mean_ci,
     compare_models,
     mcnemar_p,
@@ -125,3 +126,22 @@ def test_evaluate_adds_intervals_and_per_user_hits():
             assert lo <= result["hr@5"][t] <= hi
     out = compare_models(hits, "pop", "rnd")
     assert out["audiobook"]["n_users"] == len(hits["pop"]["audiobook"][0])
+
+
+def test_cluster_bootstrap_widens_when_units_repeat_a_user():
+    # 300 users, each counted at 4 cutoffs with the same outcome: 1,200 units, but only 300
+    # independent draws; the cluster interval must be as wide as the 300-user one.
+    user_hits = _hits(300, 0.3, seed=3)
+    hits = np.repeat(user_hits, 4)
+    clusters = np.repeat(np.arange(300), 4)
+    lo, hi = bootstrap_cluster_ci(hits, clusters)
+    assert lo <= hits.mean() <= hi
+    naive_lo, naive_hi = bootstrap_ci(hits)
+    user_lo, user_hi = bootstrap_ci(user_hits)
+    assert hi - lo > 1.5 * (naive_hi - naive_lo)
+    assert abs((hi - lo) - (user_hi - user_lo)) < 0.02
+    # one unit per cluster: the same as resampling users
+    lo1, hi1 = bootstrap_cluster_ci(user_hits, np.arange(300))
+    assert abs((hi1 - lo1) - (user_hi - user_lo)) < 0.02
+    assert bootstrap_cluster_ci(hits, clusters) == (lo, hi)  # fixed seed
+    assert all(np.isnan(bootstrap_cluster_ci(np.zeros(0), np.zeros(0))))

@@ -1,0 +1,212 @@
+"""Rolling cutoffs: the same evaluation at N cutoffs, every D days back from the configured one,
+hits and users pooled (`gfm evaluate --rolling N --every D`).
+
+One hold-out of a small real dataset holds few users; N hold-outs hold about N times as many
+(user, cutoff) units. Cutoff 0 is the workspace's own (its models as they are); cutoff j >= 1 is
+`cutoff - j * every_days`, rebuilt from the same raw data in its own workspace copy under
+<workdir>/rolling/cutoff_<date>/ (raw files hard-linked, the text-embedding cache copied, the
+stages the models need run as child processes with that cutoff). A copy that finished all its
+stages is marked done and reused by the next run; an interrupted one resumes from its stages
+(each is idempotent). The pooled HR@k of a model and type is its hits over its units at every
+cutoff; its 95% interval resamples users (all of a user's cutoffs together: they are not
+independent draws).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.retrievers import ModelUnavailable, Retriever
+from evaluation.split import EvalSplit, load_split
+from gfm.errors import GfmError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+
+DONE_MARKER = "rolling_done.json"
+
+
+def rolling_cutoffs(cutoff: dt.datetime, n: int, every_days: int) -> list[dt.datetime]:
+    """The configured cutoff first, then every `every_days` days back: n in all."""
+    return [cutoff - dt.timedelta(days=j * every_days) for j in range(n)]
+
+
+def stages_for(models: list[str]) -> list[list[str]]:
+    """The `gfm` stages a workspace copy needs before these models can be built."""
+    plan = [["transform"]]
+    if {"text_knn", "hgnn_knn", "unified_2t"} & set(models):
+        plan.append(["embed"])
+    if {"hgnn_knn", "unified_2t"} & set(models):
+        plan.append(["train", "hgnn"])
+    if "unified_2t" in models:
+        plan += [["features", "apply"], ["train", "two-tower"]]
+    return plan
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)  # raw files are replaced whole (atomic swap), never edited
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def prepare_copy(workspace: Workspace, cutoff: dt.datetime) -> Path:
+    """The workspace copy of one earlier cutoff: raw data, config and text-embedding cache."""
+    root = workspace.root / "rolling" / f"cutoff_{cutoff:%Y-%m-%d}"
+    for path in workspace.raw_dir.iterdir():
+        target = root / "raw" / path.name
+        if path.is_file() and not target.exists():
+            _link_or_copy(path, target)
+    config = workspace.root / "gfm.yaml"
+    if config.exists():
+        shutil.copy2(config, root / "gfm.yaml")
+    cache = workspace.features_dir / "item_text_embedding" / "_cache"
+    target_cache = root / "features" / "item_text_embedding" / "_cache"
+    if cache.is_dir() and not target_cache.exists():
+        shutil.copytree(cache, target_cache, copy_function=shutil.copy2)
+    return root
+
+
+def build_copy(workspace: Workspace, cutoff: dt.datetime, models: list[str],
+               common: list[str], log: Callable[[str], None] = print) -> Path:
+    """Run the stages of `models` on the copy of `cutoff` unless a finished run is recorded."""
+    from evaluation.paper import run_stage
+
+    root = prepare_copy(workspace, cutoff)
+    plan = stages_for(models)
+    marker = root / DONE_MARKER
+    wanted = {"stages": [" ".join(s) for s in plan], "common": common}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        log(f"rolling: cutoff {cutoff:%Y-%m-%d}: reusing {root}")
+        return root
+    marker.unlink(missing_ok=True)
+    for stage in plan:
+        t0 = time.perf_counter()
+        run_stage(root, stage, common, cutoff.date())
+        log(f"rolling: cutoff {cutoff:%Y-%m-%d}: gfm {' '.join(stage)} "
+            f"({time.perf_counter() - t0:.0f} s)")
+    marker.write_text(json.dumps(wanted))
+    return root
+
+
+def _pool(units: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """Pooled hit rates per model and type with cluster-bootstrap intervals (users as clusters)."""
+    from evaluation.stats import bootstrap_cluster_ci
+
+    hr = f"hr@{k}"
+    out: dict[str, Any] = {}
+    models = units[0]["hits"].keys() if units else []
+    for model in models:
+        rates, cis, counts, hits_total = {}, {}, {}, {}
+        types = sorted({t for u in units for t in u["hits"][model]})
+        for t in types:
+            hits = np.concatenate([u["hits"][model][t][1] for u in units
+                                   if t in u["hits"][model]]).astype(bool)
+            users = np.concatenate([u["user_ids"][u["hits"][model][t][0]] for u in units
+                                    if t in u["hits"][model]])
+            counts[t] = int(len(hits))
+            hits_total[t] = int(hits.sum())
+            rates[t] = float(hits.mean()) if len(hits) else None
+            lo, hi = bootstrap_cluster_ci(hits, users)
+            cis[t] = None if np.isnan(lo) else [lo, hi]
+        out[model] = {hr: rates, f"{hr}_ci": cis, "units": counts, "hits": hits_total}
+    return out
+
+
+def rolling_evaluation(
+    workspace: Workspace,
+    timeline: Timeline,
+    n: int,
+    every_days: int,
+    builders: Mapping[str, Callable[[EvalSplit, Workspace], Retriever]],
+    common: list[str],
+    first: tuple[EvalSplit, dict[str, Any], dict[str, Any]],
+    k: int = 10,
+    batch_size: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The 'rolling' section of metrics.json. `first` is cutoff 0's (split, report, user hits)
+    from the ordinary evaluation; the models it holds are the ones rebuilt at every other
+    cutoff."""
+    from evaluation.evaluate import evaluate_retrievers
+
+    split0, report0, hits0 = first
+    models = list(report0["results"])
+    if not models:
+        raise GfmError("--rolling: no model could be evaluated at the configured cutoff")
+    cutoffs = rolling_cutoffs(timeline.cutoff, n, every_days)
+    hr = f"hr@{k}"
+    began = time.perf_counter()
+    units = [{"user_ids": split0.user_ids, "hits": hits0}]
+    per_cutoff = [{"cutoff": cutoffs[0].isoformat(), "workspace": str(workspace.root),
+                   "n_users": report0["split"]["n_users"]["exclude_history"],
+                   hr: {m: report0["results"][m][hr] for m in models}}]
+    for cutoff in cutoffs[1:]:
+        t0 = time.perf_counter()
+        root = build_copy(workspace, cutoff, models, common, log)
+        copy = Workspace.at(root)
+        split = load_split(copy, dataclasses.replace(timeline, cutoff=cutoff))
+        retrievers = {}
+        for name in models:
+            try:
+                retrievers[name] = builders[name](split, copy)
+            except ModelUnavailable as exc:
+                raise GfmError(f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}")
+        hits: dict[str, Any] = {}
+        report = evaluate_retrievers(split, retrievers, k=k, batch_size=batch_size,
+                                     progress=False, user_hits=hits)
+        units.append({"user_ids": split.user_ids, "hits": hits})
+        per_cutoff.append({"cutoff": cutoff.isoformat(), "workspace": str(root),
+                           "n_users": report["split"]["n_users"]["exclude_history"],
+                           hr: {m: report["results"][m][hr] for m in models},
+                           "seconds": round(time.perf_counter() - t0, 1)})
+        log(f"rolling: cutoff {cutoff:%Y-%m-%d}: "
+            + "; ".join(f"{m} {report['results'][m][hr]}" for m in models))
+    return {"n": n, "every_days": every_days, "cutoffs": [c.isoformat() for c in cutoffs],
+            "per_cutoff": per_cutoff, "pooled": _pool(units, k),
+            "seconds": round(time.perf_counter() - began, 1)}
+
+
+def format_rolling_markdown(rolling: Mapping[str, Any], k: int = 10) -> str:
+    hr = f"hr@{k}"
+    pooled = rolling["pooled"]
+    types = sorted({t for r in pooled.values() for t in r[hr]})
+
+    def cell(r: Mapping[str, Any], t: str) -> str:
+        v, ci = r[hr].get(t), r[f"{hr}_ci"].get(t)
+        if v is None:
+            return "n/a"
+        return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+    lines = [
+        f"## Rolling cutoffs: {rolling['n']} cutoffs every {rolling['every_days']} days, pooled",
+        "",
+        f"Cutoffs {', '.join(c[:10] for c in rolling['cutoffs'])}; discovery setting; HR@{k} "
+        "= hits over (user, cutoff) units of all cutoffs, 95% interval resampling users.",
+        "",
+        "| model | " + " | ".join(f"HR@{k} {t} [95% CI]" for t in types)
+        + " | " + " | ".join(f"units {t}" for t in types) + " |",
+        "|:--|" + "--:|" * (2 * len(types)),
+    ]
+    for model, r in pooled.items():
+        lines.append(f"| {model} | " + " | ".join(cell(r, t) for t in types) + " | "
+                     + " | ".join(str(r["units"].get(t, 0)) for t in types) + " |")
+    lines += ["", "Per cutoff (HR@k; users counted per type):", "",
+              "| cutoff | users | " + " | ".join(pooled) + " |",
+              "|:--|:--|" + "--:|" * len(pooled)]
+    for c in rolling["per_cutoff"]:
+        users = ", ".join(f"{t} {c['n_users'].get(t, 0)}" for t in types)
+        rates = [" / ".join("-" if c[hr][m].get(t) is None else f"{c[hr][m][t]:.3f}"
+                            for t in types) for m in pooled]
+        lines.append(f"| {c['cutoff'][:10]} | {users} | " + " | ".join(rates) + " |")
+    return "\n".join(lines) + "\n"
