@@ -2,7 +2,8 @@
 
 - Table 1: `audiobook_2t` (the two-tower trained on audiobook examples only; same features and
   hyper-parameters; saved to the model store under its own name, never served) against
-  `unified_2t`, on audiobooks.
+  `unified_2t`, on audiobooks. Another type T (`--table1-type T`, for data without audiobooks)
+  gives `T_2t` on T.
 - Table 2: `unified_2t_no_gnn` (learned item-id embeddings in place of the HGNN vectors;
   training.two_tower.no_gnn) against `unified_2t`, per type.
 - Table 3: `unified_2t_hgnn_daily` (HGNN and two-tower retrained on each of N simulated days)
@@ -40,21 +41,25 @@ from gfm.workspace import Workspace
 log = logging.getLogger(__name__)
 
 UNIFIED = "unified_2t"
-AUDIOBOOK = "audiobook_2t"
 NO_GNN = "unified_2t_no_gnn"
 DAILY = "unified_2t_hgnn_daily"
-PAPER_MODELS = (AUDIOBOOK, NO_GNN)
 
 
-def build_audiobook_2t(split: EvalSplit, workspace: Workspace, config: Config,
-                       timeline: Timeline) -> Retriever:
+def single_type_name(item_type: str) -> str:
+    """Table 1's model trained on one type: audiobook_2t in the paper."""
+    return f"{item_type}_2t"
+
+
+def build_single_type_2t(split: EvalSplit, workspace: Workspace, config: Config,
+                         timeline: Timeline, item_type: str = "audiobook") -> Retriever:
     from evaluation.two_tower import build_two_tower
     from training.two_tower.train import train_two_tower
 
-    if "audiobook" not in split.types:
-        raise ModelUnavailable("no audiobooks among the candidates")
-    run = train_two_tower(workspace, config, timeline, name=AUDIOBOOK,
-                          item_type_filter=["audiobook"], serve=False)
+    if item_type not in split.types:
+        raise ModelUnavailable(f"no {item_type} items among the candidates (types: "
+                               f"{', '.join(split.types)}; pick one with --table1-type)")
+    run = train_two_tower(workspace, config, timeline, name=single_type_name(item_type),
+                          item_type_filter=[item_type], serve=False)
     return build_two_tower(split, workspace, tag=run.tag)
 
 
@@ -68,14 +73,17 @@ def build_no_gnn(split: EvalSplit, workspace: Workspace, config: Config,
     return TwoTowerRetriever(split, users, items, f"{NO_GNN} (in memory, {bundle.input_service})")
 
 
-BUILDERS = {AUDIOBOOK: build_audiobook_2t, NO_GNN: build_no_gnn}
-
-
 def paper_retrievers(split: EvalSplit, workspace: Workspace, config: Config,
-                     timeline: Timeline) -> tuple[dict[str, Retriever], dict[str, float]]:
+                     timeline: Timeline, table1_type: str = "audiobook",
+                     ) -> tuple[dict[str, Retriever], dict[str, float]]:
     """The paper's extra models, trained now on this workspace; (retrievers, seconds each)."""
+    builders = {
+        single_type_name(table1_type):
+            lambda *a: build_single_type_2t(*a, item_type=table1_type),
+        NO_GNN: build_no_gnn,
+    }
     retrievers, seconds = {}, {}
-    for name, build in BUILDERS.items():
+    for name, build in builders.items():
         began = time.perf_counter()
         try:
             retrievers[name] = build(split, workspace, config, timeline)
@@ -105,13 +113,15 @@ def _pair(report: Mapping[str, Any], user_hits, a: str, b: str, types: list[str]
 
 
 def paper_section(report: Mapping[str, Any], user_hits, seconds: Mapping[str, float] | None = None,
-                  daily_days: int = 3, table3: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  daily_days: int = 3, table3: Mapping[str, Any] | None = None,
+                  table1_type: str = "audiobook") -> dict[str, Any]:
     """metrics.json's "paper": each table's pair, their HR@k with intervals, and the paired
     comparison (A - B: only_a = users A hits and B misses)."""
     types = list(report["split"]["n_items"])
     return {
-        "table1": _pair(report, user_hits, UNIFIED, AUDIOBOOK, ["audiobook"],
-                        "the unified model beats the audiobook-only model on audiobooks"),
+        "table1": _pair(report, user_hits, UNIFIED, single_type_name(table1_type),
+                        [table1_type], f"the unified model beats the {table1_type}-only model "
+                        f"on {table1_type}"),
         "table2": _pair(report, user_hits, UNIFIED, NO_GNN, types,
                         "the HGNN vectors beat learned id embeddings"),
         "table3": dict(table3) if table3 is not None else {

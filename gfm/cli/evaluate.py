@@ -35,6 +35,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="with --experiments paper: simulated days of Table 3, the HGNN "
                              "retrained daily vs frozen (default 3; 0 skips it; each day "
                              "retrains the HGNN and two two-towers on workspace copies)")
+    parser.add_argument("--table1-type", default="audiobook", metavar="TYPE",
+                        help="with --experiments paper: the item type of Table 1's single-type "
+                             "model TYPE_2t (default audiobook, as in the paper)")
     parser.add_argument("--rolling", type=int, default=1, metavar="N",
                         help="also evaluate at N-1 earlier cutoffs, every --every days back, "
                              "each rebuilt from raw data in <workdir>/rolling/ (transform and "
@@ -108,7 +111,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         from evaluation.paper import paper_retrievers
 
         began = time.perf_counter()
-        extra, seconds = paper_retrievers(split, ctx.workspace, ctx.config, timeline)
+        extra, seconds = paper_retrievers(split, ctx.workspace, ctx.config, timeline,
+                                          args.table1_type)
         retrievers.update(extra)
     report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size,
                                  user_hits=user_hits)
@@ -130,7 +134,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
             table3 = daily_experiment(ctx.workspace, timeline, args.daily_days,
                                       _child_flags(args), batch_size=args.batch_size)
-        report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3)
+        report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3,
+                                        args.table1_type)
         report["paper"]["seconds"] = round(time.perf_counter() - began, 1)
     paths = write_reports(report, ctx.workspace.reports_dir)
     if paper:
