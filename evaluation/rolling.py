@@ -201,7 +201,7 @@ def format_rolling_markdown(rolling: Mapping[str, Any], k: int = 10) -> str:
     for model, r in pooled.items():
         lines.append(f"| {model} | " + " | ".join(cell(r, t) for t in types) + " | "
                      + " | ".join(str(r["units"].get(t, 0)) for t in types) + " |")
-    lines += ["", "Per cutoff (HR@k; users counted per type):", "",
+    lines += ["", f"Per cutoff: HR@{k} as {' / '.join(types)}; users counted per type.", "",
               "| cutoff | users | " + " | ".join(pooled) + " |",
               "|:--|:--|" + "--:|" * len(pooled)]
     for c in rolling["per_cutoff"]:
