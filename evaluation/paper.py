@@ -273,7 +273,7 @@ def plot_hit_rate_ci(report: Mapping[str, Any], path: Path, title: str | None = 
     results = report["results"]
     types = list(report["split"]["n_items"])
     models = list(results)
-    figure = Figure(figsize=(max(6.0, 1.2 * len(types) * max(len(models), 1)), 4.5))
+    figure = Figure(figsize=(min(12.0, max(6.0, 0.8 * len(types) * max(len(models), 1))), 4.5))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     width = 0.8 / max(len(models), 1)
