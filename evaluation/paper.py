@@ -194,7 +194,7 @@ def daily_experiment(workspace: Workspace, timeline: Timeline, days: int,
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gfm-table3-") as tmp:
         daily, frozen = Path(tmp) / "daily", Path(tmp) / "frozen"
-        ignore = shutil.ignore_patterns("reports", "milvus")
+        ignore = shutil.ignore_patterns("reports", "milvus", "rolling")
         shutil.copytree(workspace.root, daily, ignore=ignore)
         shutil.copytree(workspace.root, frozen, ignore=ignore)
         for i, cutoff in enumerate(cutoffs):

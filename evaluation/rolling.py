@@ -60,14 +60,24 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _text_of(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
 def prepare_copy(workspace: Workspace, cutoff: dt.datetime) -> Path:
-    """The workspace copy of one earlier cutoff: raw data, config and text-embedding cache."""
+    """The workspace copy of one earlier cutoff: raw data, config and text-embedding cache.
+    Raw files are linked again whenever the workspace's raw manifest differs from the copy's
+    (new data imported since)."""
     root = workspace.root / "rolling" / f"cutoff_{cutoff:%Y-%m-%d}"
+    manifest = "_manifest.json"
+    if _text_of(root / "raw" / manifest) != _text_of(workspace.raw_dir / manifest):
+        shutil.rmtree(root / "raw", ignore_errors=True)
     for path in workspace.raw_dir.iterdir():
         target = root / "raw" / path.name
         if path.is_file() and not target.exists():
             _link_or_copy(path, target)
     config = workspace.root / "gfm.yaml"
+    (root / "gfm.yaml").unlink(missing_ok=True)
     if config.exists():
         shutil.copy2(config, root / "gfm.yaml")
     cache = workspace.features_dir / "item_text_embedding" / "_cache"
@@ -85,7 +95,10 @@ def build_copy(workspace: Workspace, cutoff: dt.datetime, models: list[str],
     root = prepare_copy(workspace, cutoff)
     plan = stages_for(models)
     marker = root / DONE_MARKER
-    wanted = {"stages": [" ".join(s) for s in plan], "common": common}
+    # Reused only for the same stages, flags, config file and raw data.
+    wanted = {"stages": [" ".join(s) for s in plan], "common": common,
+              "config": _text_of(root / "gfm.yaml"),
+              "raw_manifest": _text_of(root / "raw" / "_manifest.json")}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         log(f"rolling: cutoff {cutoff:%Y-%m-%d}: reusing {root}")
         return root
