@@ -63,9 +63,9 @@ def test_two_tower_learns_and_records_its_inputs(workspace):
     for item_type, n_items in metrics["split"]["n_items"].items():
         assert two_tower[item_type] > 3 * 10 / n_items, item_type
     # On tiny (500 users, ~150-200 hold-out users a type) the two-tower and popularity are level:
-    # their mean HR@10 differ by about +-0.01 from run to run (float sums in parallel DuckDB
-    # aggregates change the training trajectory). A win is shown on small and medium
-    # (docs/results.md); here it must not fall clearly behind.
+    # their mean HR@10 differ by about +-0.01 from run to run (two runs of this test: 0.249 vs
+    # 0.249 and 0.259 vs 0.249; the pipeline is not bit-reproducible across processes). The win
+    # is shown on small and medium (docs/results.md); here it must not fall clearly behind.
     assert np.mean(list(two_tower.values())) > np.mean(list(popularity.values())) - 0.03
     assert (workspace / "reports" / "hr_at_10.png").stat().st_size > 0
 
