@@ -407,9 +407,9 @@ def format_markdown(report: Mapping[str, Any]) -> str:
                     "that their last items start the hold-out at the cutoff.")
     parts = [
         "# Offline evaluation",
-        f"Cutoff {cutoff}, hold-out [{cutoff}, {holdout_end}).{protocol} Candidates (top-level items "
-        f"released before the hold-out ends): {_counts(split['n_items'])}; released since the "
-        f"cutoff: {_counts(split['n_new_items'])}. Exact scoring over every candidate; ranking "
+        f"Cutoff {cutoff}, hold-out [{cutoff}, {holdout_end}).{protocol} Candidates (top-level "
+        f"items released before the hold-out ends): {_counts(split['n_items'])}; released since "
+        f"the cutoff: {_counts(split['n_new_items'])}. Exact scoring over every candidate; ranking "
         f"per item type.{sample}",
         "## Discovery (primary): items in the user's history excluded",
         f"Users with history and a new hold-out item of the type: {_counts(counts[PRIMARY])}.",

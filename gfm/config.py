@@ -195,7 +195,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"timeline.protocol must be global or per_user, got {t.protocol!r}")
     if t.per_user_holdout_items < 1:
         raise ConfigError("timeline.per_user_holdout_items must be at least 1 (the items each "
-                          f"user holds out under protocol per_user), got {t.per_user_holdout_items}")
+                          "user holds out under protocol per_user), got "
+                          f"{t.per_user_holdout_items}")
     if config.warehouse.min_edge_support < 1:
         raise ConfigError("warehouse.min_edge_support must be at least 1")
     if config.warehouse.max_items_per_user < 2:

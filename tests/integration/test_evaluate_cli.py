@@ -96,7 +96,8 @@ def test_rolling_cutoffs_pool_hits_and_users(evaluated, capsys):
     assert list(days) == [-7, -7]
     # Each earlier cutoff has its own warehouse, built for that cutoff.
     for c in rolling["per_cutoff"][1:]:
-        built = warehouse_query(Workspace.at(c["workspace"]), "select distinct as_of from item_catalog")
+        built = warehouse_query(Workspace.at(c["workspace"]),
+                                "select distinct as_of from item_catalog")
         assert [str(r[0])[:10] for r in built] == [c["cutoff"][:10]]
     per = rolling["per_cutoff"]
     for model in ("popularity", "als"):
@@ -111,7 +112,8 @@ def test_rolling_cutoffs_pool_hits_and_users(evaluated, capsys):
             assert pooled["hr@10"][t] == pytest.approx(hits / units)
             lo, hi = pooled["hr@10_ci"][t]
             assert lo <= pooled["hr@10"][t] <= hi
-    assert "Rolling cutoffs: 3 cutoffs every 7 days" in (evaluated / "reports" / "metrics.md").read_text()
+    markdown = (evaluated / "reports" / "metrics.md").read_text()
+    assert "Rolling cutoffs: 3 cutoffs every 7 days" in markdown
     assert (evaluated / "reports" / "hr_at_10_rolling.png").stat().st_size > 0
     assert "reusing" not in first
     # A rerun reuses the finished copies and gives the same figures.
