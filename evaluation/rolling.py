@@ -146,11 +146,12 @@ def rolling_evaluation(
     first: tuple[EvalSplit, dict[str, Any], dict[str, Any]],
     k: int = 10,
     batch_size: int | None = None,
+    sample_users: tuple[int, int] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The 'rolling' section of metrics.json. `first` is cutoff 0's (split, report, user hits)
     from the ordinary evaluation; the models it holds are the ones rebuilt at every other
-    cutoff."""
+    cutoff. `sample_users` (n, seed), as given to cutoff 0, samples every other cutoff too."""
     from evaluation.evaluate import evaluate_retrievers
 
     split0, report0, hits0 = first
@@ -169,6 +170,8 @@ def rolling_evaluation(
         root = build_copy(workspace, cutoff, models, common, log)
         copy = Workspace.at(root)
         split = load_split(copy, dataclasses.replace(timeline, cutoff=cutoff))
+        if sample_users is not None:
+            split = split.with_sampled_users(*sample_users)
         retrievers = {}
         for name in models:
             try:

@@ -124,7 +124,9 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
                                              if n in names}}
         report["rolling"] = rolling_evaluation(
             ctx.workspace, timeline, args.rolling, args.every or timeline.holdout_days, MODELS,
-            _child_flags(args), (split, core_report, core), batch_size=args.batch_size)
+            _child_flags(args), (split, core_report, core), batch_size=args.batch_size,
+            sample_users=(None if args.sample_users is None
+                          else (args.sample_users, args.sample_seed)))
     if paper:
         from evaluation.paper import format_paper_markdown, paper_section, plot_hit_rate_ci
 
