@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gfm.workspace import Workspace  # noqa: E402
+from serving.milvus import stop_process  # noqa: E402
 
 GOAL_P99_MS, GOAL_RATE = 50.0, 50
 
@@ -92,25 +93,13 @@ def sample_users(workdir: Path, n: int, seed: int) -> list[str]:
 
 def start_milvus(workdir: Path, log_path: Path) -> tuple[str, subprocess.Popen]:
     """`python -m milvus_lite server` on the workspace's index (the scale-out mode)."""
-    from pymilvus import MilvusClient
+    from gfm.errors import GfmError
+    from serving.milvus import start_lite_server
 
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir",
-         str(workdir / "milvus" / "index.db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            MilvusClient(uri, timeout=2).close()
-            return uri, process
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_server(process)
-                message = f"milvus_lite server did not start:\n{log_path.read_text()}"
-                raise SystemExit(message) from None
-            time.sleep(0.3)
+    try:
+        return start_lite_server(workdir / "milvus" / "index.db", log_path)
+    except GfmError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def start_server(workdir: Path, port: int, log_path: Path,
@@ -130,15 +119,6 @@ def start_server(workdir: Path, port: int, log_path: Path,
         time.sleep(0.5)
     process.terminate()
     raise SystemExit(f"gfm serve not ready after 180 s:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def cpu_seconds(processes: list[subprocess.Popen]) -> float:
@@ -361,12 +341,12 @@ def main() -> None:
                 print(json.dumps(runs[-1]), flush=True)
                 time.sleep(2)  # let a backlog drain before the next rate
         finally:
-            stop_server(process)
+            stop_process(process)
         load_after = os.getloadavg()[0]
         bare = bare_parts(workdir, users, args.k, args.repeats)
     finally:
         if milvus_process is not None:
-            stop_server(milvus_process)
+            stop_process(milvus_process)
     result = {"date": time.strftime("%Y-%m-%d"), "workdir": str(workdir), "k": args.k,
               "n_users": len(users), "duration_s": args.duration, "runs": runs, "bare": bare,
               "workers": args.workers, "milvus_server": args.milvus_server,

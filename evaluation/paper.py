@@ -314,6 +314,12 @@ def format_paper_markdown(report: Mapping[str, Any]) -> str:
             return "n/a"
         return f"{v:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else f"{v:.4f}"
 
+    def compared(c) -> tuple[str, str]:
+        """A paired comparison's cells: difference [95% CI], McNemar p."""
+        diff = "n/a" if c["diff"] is None else (
+            f"{c['diff']:+.4f} [{c['diff_ci'][0]:+.4f}, {c['diff_ci'][1]:+.4f}]")
+        return diff, "n/a" if c["mcnemar_p"] is None else f"{c['mcnemar_p']:.3g}"
+
     for table in ("table1", "table2"):
         pair = paper[table]
         a, b = pair["models"]
@@ -323,9 +329,7 @@ def format_paper_markdown(report: Mapping[str, Any]) -> str:
             continue
         for t in pair["types"]:
             c = pair["comparison"][t]
-            diff = "n/a" if c["diff"] is None else (
-                f"{c['diff']:+.4f} [{c['diff_ci'][0]:+.4f}, {c['diff_ci'][1]:+.4f}]")
-            p = "n/a" if c["mcnemar_p"] is None else f"{c['mcnemar_p']:.3g}"
+            diff, p = compared(c)
             lines.append(f"| {table} | {t} | {a} | {b} | "
                          f"{fmt(pair[hr][a][t], pair[f'{hr}_ci'][a][t])} | "
                          f"{fmt(pair[hr][b][t], pair[f'{hr}_ci'][b][t])} | {diff} | {p} | "
@@ -341,9 +345,7 @@ def format_paper_markdown(report: Mapping[str, Any]) -> str:
               "|--:|:--|:--|--:|--:|--:|--:|--:|"]
     for day in table3["days"]:
         for t, c in day["comparison"].items():
-            diff = "n/a" if c["diff"] is None else (
-                f"{c['diff']:+.4f} [{c['diff_ci'][0]:+.4f}, {c['diff_ci'][1]:+.4f}]")
-            p = "n/a" if c["mcnemar_p"] is None else f"{c['mcnemar_p']:.3g}"
+            diff, p = compared(c)
             lines.append(f"| {day['day']} | {day['cutoff']} | {t} | "
                          f"{fmt(day[hr][DAILY][t], day[f'{hr}_ci'][DAILY][t])} | "
                          f"{fmt(day[hr][UNIFIED][t], day[f'{hr}_ci'][UNIFIED][t])} | {diff} | "

@@ -19,6 +19,10 @@ import json
 import logging
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +137,45 @@ def connect(uri: str) -> MilvusClient:
         raise GfmError(f"cannot reach the Milvus server at {uri} ({exc.message}): start it, e.g. "
                        f"`python -m milvus_lite server --data-dir DIR --host 127.0.0.1 --port N`, "
                        "or leave serving.milvus_uri empty for the embedded file") from None
+
+
+def start_lite_server(data_dir: Path, log_path: Path, timeout_s: float = 60.0,
+                      ) -> tuple[str, subprocess.Popen]:
+    """`python -m milvus_lite server --data-dir data_dir` on a free loopback port (the
+    scale-out mode), its output to log_path; (uri, process) once it answers. GfmError with the
+    log's tail if it exits or does not answer within timeout_s."""
+    from pymilvus import MilvusClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            MilvusClient(uri, timeout=2).close()
+            return uri, process
+        except Exception:  # not listening yet: pymilvus raises several kinds
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
+                raise GfmError("milvus_lite server did not start:\n"
+                               f"{Path(log_path).read_text()[-3000:]}") from None
+            time.sleep(0.3)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Terminate a server process; kill it if it has not exited after timeout_s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def manifest_path(workspace: Workspace, collection: str) -> Path:

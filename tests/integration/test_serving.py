@@ -24,6 +24,9 @@ import httpx
 import numpy as np
 import pytest
 
+from gfm.errors import GfmError
+from serving.milvus import start_lite_server, stop_process
+
 pytestmark = pytest.mark.integration
 
 PIPELINE_FLAGS = ["--set", "hgnn.max_epochs=2", "--set", "two_tower.epochs=2"]
@@ -59,15 +62,6 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"{url} not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
 
 def _start_server(workdir: Path, log: Path, *flags: str) -> tuple[str, subprocess.Popen]:
     port = _free_port()
@@ -79,7 +73,7 @@ def _start_server(workdir: Path, log: Path, *flags: str) -> tuple[str, subproces
     try:
         _wait_ready(url, process, log)
     except BaseException:
-        _stop(process)
+        stop_process(process)
         raise
     return url, process
 
@@ -100,27 +94,13 @@ def workdir(tiny_raw_workspace, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def milvus_uri(workdir, tmp_path_factory) -> Iterator[str]:
     """`python -m milvus_lite server` on the workspace's index, on a free loopback port."""
-    from pymilvus import MilvusClient
-
-    port = _free_port()
     log = tmp_path_factory.mktemp("milvus") / "server.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir",
-         str(workdir / "milvus" / "index.db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            MilvusClient(uri, timeout=2).close()
-            break
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                pytest.fail(f"milvus_lite server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    try:
+        uri, process = start_lite_server(workdir / "milvus" / "index.db", log)
+    except GfmError as exc:
+        pytest.fail(str(exc))
     yield uri
-    _stop(process)
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -495,7 +475,7 @@ def real_server(workdir, milvus_uri, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
     url, process = _start_server(workdir, log, "--set", f"serving.milvus_uri={milvus_uri}")
     yield url
-    _stop(process)
+    stop_process(process)
 
 
 FUZZ_EXAMPLES = 50
@@ -608,7 +588,7 @@ def test_scale_out_two_workers_redis_and_milvus_server(workdir, milvus_uri, redi
         for u in users:  # Redis + Milvus server give what SQLite + the same index gave
             assert answers[u] and all(a == single[u] for a in answers[u])
     finally:
-        _stop(process)
+        stop_process(process)
     served_by = _workers(log, "path=/recommend", "status=200")
     assert served_by == {"1", "2"}, f"requests were answered by workers {served_by}"
 
