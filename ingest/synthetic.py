@@ -58,18 +58,24 @@ class Profile:
     niches_per_topic: int = 4
     n_personas: int = 24
     users_per_chunk: int = 20_000
+    # Users who sign up in the period's last RECENT_SIGNUP_DAYS days (a growth campaign): with
+    # the default cutoff (the last event's day minus 14 days) they have no history at the
+    # cutoff and stream during the hold-out, so cold-user metrics have enough users to carry an
+    # interval. Generated after the other users, from their own seeds: the other users and
+    # their events do not change with this number.
+    recent_signups: int = 0
 
 
 PROFILES = {
     # ~150k interactions, ~7k items: the whole pipeline in minutes on 2 cores.
     "small": Profile(n_users=3_000, n_shows=600, mean_episodes_per_show=6, n_audiobooks=900,
-                     mean_events_per_user=48),
+                     mean_events_per_user=48, recent_signups=450),
     # ~1.5M interactions, ~35k items.
     "medium": Profile(n_users=25_000, n_shows=4_000, mean_episodes_per_show=6,
-                      n_audiobooks=5_000, mean_events_per_user=60),
+                      n_audiobooks=5_000, mean_events_per_user=60, recent_signups=400),
     # ~11M interactions over ~95k items.
     "large": Profile(n_users=200_000, n_shows=12_000, mean_episodes_per_show=5,
-                     n_audiobooks=22_000, mean_events_per_user=55),
+                     n_audiobooks=22_000, mean_events_per_user=55, recent_signups=4_000),
     # A few hundred users with strong shared tastes: for tests only.
     "tiny": Profile(n_users=500, n_shows=150, mean_episodes_per_show=2, n_audiobooks=200,
                     mean_events_per_user=50, niches_per_topic=2, n_personas=5),
@@ -79,6 +85,9 @@ TOPIC_KEYS = list(TOPICS)
 N_TOPICS = len(TOPIC_KEYS)
 NEW_ITEM_SHARE = 0.12  # released during the period: cold-start items
 LATE_SIGNUP_SHARE = 0.12  # users who join during the period
+# Profile.recent_signups join in [period end - RECENT_SIGNUP_DAYS, period end - 1 day): after the
+# default cutoff, early enough in the hold-out to stream in it.
+RECENT_SIGNUP_DAYS = 14
 CORE_EVENT_SHARE = 0.5  # events on a user's habitual items
 NICHE_LOYALTY = 0.8  # chance an exploration stays in the user's niche of the topic
 PERSONA_SHARE = 0.75  # weight of the shared persona in a user's topic taste
@@ -258,7 +267,11 @@ def _generate_chunk(
     profile: Profile, catalog: Catalog, sampler: _PoolSampler, personas: Personas,
     rng: np.random.Generator,
     first_user: int, n_users: int, period_s: int, id_width: int,
+    signup_window_s: tuple[int, int] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
+    """One chunk of users and their events. signup_window_s: every user of the chunk signs up
+    uniformly in [start, end) seconds of the period (the recent-signup cohort); otherwise
+    LATE_SIGNUP_SHARE of them during the period and the rest before it."""
     k = profile.niches_per_topic
     user_ids = np.array([f"u{first_user + i:0{id_width}d}" for i in range(n_users)], dtype=object)
     # Tastes: a few topics, one niche in each, a type propensity, an activity level.
@@ -276,6 +289,8 @@ def _generate_chunk(
     late = rng.random(n_users) < LATE_SIGNUP_SHARE
     signup_s = np.where(late, rng.integers(0, period_s - 7 * DAY_S, n_users),
                         -rng.integers(DAY_S, 4 * 365 * DAY_S, n_users))
+    if signup_window_s is not None:  # drawn after the others: other chunks' draws unchanged
+        signup_s = rng.integers(signup_window_s[0], signup_window_s[1], n_users)
     users = pa.table(
         {
             "user_id": pa.array(user_ids, pa.string()),
@@ -364,25 +379,36 @@ def generate(profile_name: str, seed: int, out_dir: Path) -> dict[str, int]:
     profile = PROFILES[profile_name]
     period_s = profile.days * DAY_S
     root = np.random.SeedSequence([seed, 20240513])
-    catalog_seed, *chunk_seeds = root.spawn(1 + -(-profile.n_users // profile.users_per_chunk))
+    n_chunks = -(-profile.n_users // profile.users_per_chunk)
+    n_recent_chunks = -(-profile.recent_signups // profile.users_per_chunk)
+    # Spawned children depend only on their position: the recent cohort's seeds come after the
+    # others', which stay what they were without the cohort.
+    catalog_seed, *chunk_seeds = root.spawn(1 + n_chunks + n_recent_chunks)
+    recent_window = ((profile.days - RECENT_SIGNUP_DAYS) * DAY_S, (profile.days - 1) * DAY_S)
     catalog_rng = np.random.default_rng(catalog_seed)
     catalog, items = _build_catalog(profile, catalog_rng, period_s)
     personas = _build_personas(profile, catalog_rng)
     pq.write_table(items, out_dir / "items.parquet")
     sampler = _PoolSampler(catalog, N_TOPICS * profile.niches_per_topic)
-    id_width = len(str(profile.n_users))
+    id_width = len(str(profile.n_users + profile.recent_signups))
     counts = {"items": items.num_rows, "users": 0, "interactions": 0}
+    # (first user, users, signup window) per chunk: the regular users, then the recent cohort.
+    chunks = [(c * profile.users_per_chunk,
+               min(profile.users_per_chunk, profile.n_users - c * profile.users_per_chunk), None)
+              for c in range(n_chunks)]
+    chunks += [(profile.n_users + c * profile.users_per_chunk,
+                min(profile.users_per_chunk, profile.recent_signups - c * profile.users_per_chunk),
+                recent_window) for c in range(n_recent_chunks)]
     with (
         pq.ParquetWriter(out_dir / "users.parquet", arrow_schema("users")) as users_out,
         pq.ParquetWriter(out_dir / "interactions.parquet", arrow_schema("interactions")) as events_out,
-        tqdm(total=profile.n_users, desc="generate users", unit="user", disable=None) as bar,
+        tqdm(total=profile.n_users + profile.recent_signups, desc="generate users", unit="user",
+             disable=None) as bar,
     ):
-        for chunk, chunk_seed in enumerate(chunk_seeds):
-            first_user = chunk * profile.users_per_chunk
-            n = min(profile.users_per_chunk, profile.n_users - first_user)
+        for (first_user, n, window), chunk_seed in zip(chunks, chunk_seeds):
             users, interactions = _generate_chunk(
                 profile, catalog, sampler, personas, np.random.default_rng(chunk_seed), first_user, n,
-                period_s, id_width,
+                period_s, id_width, window,
             )
             users_out.write_table(users.cast(arrow_schema("users")))
             events_out.write_table(interactions.cast(arrow_schema("interactions")))

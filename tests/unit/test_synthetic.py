@@ -77,3 +77,49 @@ def test_world_has_the_properties_the_paper_needs(tiny):
         select sum(n) filter (where rk <= total / 10) / sum(n) from r
     """).fetchall()[0]
     assert top_share > 0.3
+
+
+def test_recent_signups_are_cold_at_the_default_cutoff_and_leave_other_users_unchanged(
+        tiny, tmp_path, monkeypatch):
+    """A recent-signup cohort joins after the default cutoff (last event's day - 14 days) and
+    streams in the hold-out; users and events of the regular users stay exactly the same."""
+    import dataclasses
+
+    import ingest.synthetic as synthetic
+
+    out, counts = tiny
+    base = synthetic.PROFILES["tiny"]
+    assert base.recent_signups == 0  # the integration tests' data does not move
+    monkeypatch.setitem(synthetic.PROFILES, "tiny", dataclasses.replace(base, recent_signups=120))
+    generate("tiny", 11, tmp_path)
+    con = duckdb.connect()
+    old = {n: f"read_parquet('{out}/{n}.parquet')" for n in ("users", "interactions")}
+    new = {n: f"read_parquet('{tmp_path}/{n}.parquet')" for n in ("users", "interactions")}
+    for name in ("users", "interactions"):
+        (changed,) = con.execute(
+            f"select count(*) from (select * from {new[name]} where user_id < 'u500' "
+            f"except all select * from {old[name]})").fetchall()[0]
+        (kept,) = con.execute(
+            f"select count(*) from {new[name]} where user_id < 'u500'").fetchall()[0]
+        (before,) = con.execute(f"select count(*) from {old[name]}").fetchall()[0]
+        assert changed == 0 and kept == before, name
+    (n_users, first_signup) = con.execute(
+        f"select count(*), min(signup_at) from {new['users']} where user_id >= 'u500'"
+    ).fetchall()[0]
+    assert n_users == 120
+    # Default cutoff: midnight of the last event's day minus 14 days.
+    (cutoff,) = con.execute(
+        f"select date_trunc('day', max(event_ts)) - interval 14 day from {new['interactions']}"
+    ).fetchall()[0]
+    assert first_signup >= cutoff
+    (cold_streamers,) = con.execute(f"""
+        select count(distinct user_id) from {new['interactions']}
+        where user_id >= 'u500' and event_type = 'stream'
+          and event_ts >= timestamp '{cutoff}' and event_ts < timestamp '{cutoff}' + interval 14 day
+    """).fetchall()[0]
+    assert cold_streamers > 100
+    (before_signup,) = con.execute(f"""
+        select count(*) from {new['interactions']} e join {new['users']} u using (user_id)
+        where e.event_ts < u.signup_at
+    """).fetchall()[0]
+    assert before_signup == 0
