@@ -46,7 +46,7 @@ def main() -> None:
 
     split = load_split(ws, timeline)
     started = time.perf_counter()
-    retriever = MODELS["unified_2t"](split, ws)
+    retriever = MODELS["unified_2t"](split, ws, config)
     build_s = time.perf_counter() - started
     started = time.perf_counter()
     evaluate_retriever(split, retriever, progress=False, name="unified_2t")

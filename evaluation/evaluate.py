@@ -32,6 +32,7 @@ from tqdm import tqdm
 from evaluation import metrics as m
 from evaluation.retrievers import (
     ALSRetriever,
+    EASERetriever,
     ModelUnavailable,
     PopularityRetriever,
     Retriever,
@@ -39,6 +40,7 @@ from evaluation.retrievers import (
 )
 from evaluation.split import EvalSplit
 from evaluation.two_tower import build_two_tower
+from gfm.config import Config
 from gfm.errors import GfmError
 from gfm.workspace import Workspace
 
@@ -79,12 +81,15 @@ def _text_vectors_path(workspace: Workspace) -> Path | None:
         return latest_feature_file(workspace.features_dir / "item_text_embedding")
 
 
+Builder = Callable[[EvalSplit, Workspace, Config], Retriever]
+
+
 def _vector_knn(
     feature_view: str, locate: Callable[[Workspace], Path | None] | None = None
-) -> Callable[[EvalSplit, Workspace], Retriever]:
+) -> Builder:
     """A builder of VectorKNN over the vectors of `feature_view` (default: its newest parquet)."""
 
-    def build(split: EvalSplit, workspace: Workspace) -> Retriever:
+    def build(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
         directory = workspace.features_dir / feature_view
         path = locate(workspace) if locate else latest_feature_file(directory)
         if path is None:
@@ -96,13 +101,31 @@ def _vector_knn(
     return build
 
 
-# name -> builder(split, workspace). `gfm evaluate` runs them in this order.
-MODELS: dict[str, Callable[[EvalSplit, Workspace], Retriever]] = {
-    "popularity": lambda split, workspace: PopularityRetriever(split),
-    "als": lambda split, workspace: ALSRetriever(split),
-    "text_knn": _vector_knn("item_text_embedding", _text_vectors_path),
+def build_als(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
+    e = config.evaluation
+    settings = {"factors": e.als_factors, "regularization": e.als_regularization,
+                "alpha": e.als_alpha, "iterations": e.als_iterations}
+    retriever = ALSRetriever(split, **settings)
+    retriever.settings = settings
+    return retriever
+
+
+def build_ease(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
+    e = config.evaluation
+    retriever = EASERetriever(split, l2=e.ease_l2, max_items=e.ease_max_items)
+    retriever.settings = {"l2": e.ease_l2}
+    return retriever
+
+
+# name -> builder(split, workspace, config). `gfm evaluate` runs them in this order (the served
+# model first).
+MODELS: dict[str, Builder] = {
+    "unified_2t": lambda split, workspace, config: build_two_tower(split, workspace),
+    "als": build_als,
+    "ease": build_ease,
     "hgnn_knn": _vector_knn("item_hgnn_embedding"),
-    "unified_2t": lambda split, workspace: build_two_tower(split, workspace),
+    "text_knn": _vector_knn("item_text_embedding", _text_vectors_path),
+    "popularity": lambda split, workspace, config: PopularityRetriever(split),
 }
 
 
@@ -313,6 +336,8 @@ def evaluate_retriever(
     result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)
     if retriever.source:
         result["source"] = retriever.source
+    if retriever.settings:
+        result["settings"] = retriever.settings
     return result
 
 

@@ -5,7 +5,8 @@ catalogue; the evaluator batches the users so memory stays bounded). The baselin
 - popularity: streams in the training window [cutoff - history_days, cutoff);
 - vector KNN (text-KNN, HGNN-KNN): a user is the mean of the L2-normalised vectors of the items
   in their history at the cutoff, scored by cosine;
-- ALS (implicit): matrix factorisation of user x item stream counts in the training window.
+- ALS (implicit): matrix factorisation of user x item stream counts in the training window;
+- EASE (Steck, WWW 2019): a closed-form item-item model on the same user x item matrix.
 Users a model knows nothing about (no history, no training streams) get popularity scores.
 """
 
@@ -35,6 +36,7 @@ class Retriever(ABC):
     """Scores all candidate items of `split` for a batch of its users."""
 
     source: str | None = None  # what the model was built from (a file, a model version): lineage
+    settings: dict | None = None  # the hyper-parameters it ran with (reported beside its metrics)
 
     def __init__(self, split: EvalSplit) -> None:
         self.split = split
@@ -192,6 +194,51 @@ class ALSRetriever(Retriever):
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         user_indices = np.asarray(user_indices, dtype=np.int64)
         scores = self.user_factors[user_indices] @ self.item_factors.T  # (batch, n_items)
+        known = self.known[user_indices]
+        if not known.all():
+            scores[~known] = self.popularity_scores(int((~known).sum()))
+        return scores
+
+
+class EASERetriever(Retriever):
+    """EASE (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019): item-item weights
+    B = argmin ||X - XB||^2 + l2 ||B||^2 with diag(B) = 0, in closed form from the inverse of the
+    Gram matrix; X is binary user x item (streamed in the training window). A user's scores are
+    the sum of B's rows of the items they streamed. Memory: one (n_items x n_items) float64
+    matrix, which is why `evaluation.ease_max_items` bounds the catalogue it runs on."""
+
+    def __init__(self, split: EvalSplit, l2: float = 500.0, max_items: int = 20_000) -> None:
+        super().__init__(split)
+        import scipy.sparse as sp
+
+        if split.n_items > max_items:
+            raise ModelUnavailable(
+                f"EASE: {split.n_items:,} candidate items is above evaluation.ease_max_items "
+                f"({max_items:,}); its item x item matrix would need "
+                f"{8 * split.n_items ** 2 / 2**30:.1f} GiB")
+        if l2 <= 0:
+            raise GfmError(f"EASE: l2 must be positive, got {l2}")
+        user_items = sp.csr_matrix(
+            (np.ones(len(split.train_user), dtype=np.float64), (split.train_user, split.train_item)),
+            shape=(split.n_users, split.n_items),
+        )
+        user_items.data[:] = 1.0  # duplicates (user, item) pairs summed above: binary again
+        if user_items.nnz == 0:
+            raise ModelUnavailable("EASE: no streams in the training window before the cutoff")
+        logger.info("EASE: l2 %.1f on %d users x %d items, %d non-zeros",
+                    l2, split.n_users, split.n_items, user_items.nnz)
+        gram = (user_items.T @ user_items).toarray()  # (n_items, n_items)
+        gram[np.diag_indices_from(gram)] += l2
+        precision = np.linalg.inv(gram)
+        weights = precision / (-np.diag(precision))[None, :]
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.weights = weights.astype(np.float32)
+        self.user_items = user_items.astype(np.float32).tocsr()
+        self.known = np.diff(self.user_items.indptr) > 0
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        user_indices = np.asarray(user_indices, dtype=np.int64)
+        scores = np.asarray(self.user_items[user_indices] @ self.weights, dtype=np.float32)
         known = self.known[user_indices]
         if not known.all():
             scores[~known] = self.popularity_scores(int((~known).sum()))

@@ -28,6 +28,7 @@ import numpy as np
 
 from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit, load_split
+from gfm.config import Config
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
@@ -141,7 +142,8 @@ def rolling_evaluation(
     timeline: Timeline,
     n: int,
     every_days: int,
-    builders: Mapping[str, Callable[[EvalSplit, Workspace], Retriever]],
+    builders: Mapping[str, Callable[[EvalSplit, Workspace, Config], Retriever]],
+    config: Config,
     common: list[str],
     first: tuple[EvalSplit, dict[str, Any], dict[str, Any]],
     k: int = 10,
@@ -175,7 +177,7 @@ def rolling_evaluation(
         retrievers = {}
         for name in models:
             try:
-                retrievers[name] = builders[name](split, copy)
+                retrievers[name] = builders[name](split, copy, config)
             except ModelUnavailable as exc:
                 raise GfmError(f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}")
         hits: dict[str, Any] = {}

@@ -4,6 +4,7 @@ through the model's own FeatureService, encoded by its towers; exact dot-product
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit
@@ -26,17 +27,26 @@ class TwoTowerRetriever(Retriever):
 def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
     """(user vectors, item vectors) for these ids, features as of `at` through the model's
     FeatureService: what `gfm serve` computes from the online store at the same instant."""
-    from training.two_tower.data import item_inputs, user_inputs
     from training.two_tower.train import encode_items, encode_users
     from transforms.training_set import entity_features
 
-    users = entity_features(workspace, bundle.feature_service, "user_id", user_ids, at)
+    users = user_features(workspace, bundle, user_ids, at)
     items = entity_features(workspace, bundle.feature_service, "item_id", item_ids, at)
-    user_vectors = encode_users(
-        bundle, user_inputs(users, bundle.user_vocab, bundle.item_types, bundle.hgnn_dim))
-    item_vectors = encode_items(
-        bundle, item_inputs(items, bundle.item_vocab, bundle.hgnn_dim, bundle.text_dim))
-    return user_vectors, item_vectors
+    return (encode_users(bundle, bundle.user_inputs(users)),
+            encode_items(bundle, bundle.item_inputs(items)))
+
+
+def user_features(workspace: Workspace, bundle, user_ids, at) -> pd.DataFrame:
+    """The user features of the model's FeatureService as of `at`, with the history lists
+    item_ids_<type> (a model trained for evaluation only reads them beside its service)."""
+    from transforms.training_set import entity_features, user_history_frame
+
+    users = entity_features(workspace, bundle.feature_service, "user_id", user_ids, at)
+    missing = [t for t in bundle.item_types if f"item_ids_{t}" not in users]
+    if missing:
+        history = user_history_frame(workspace, user_ids, [at] * len(user_ids), missing)
+        users = pd.concat([users, history], axis=1)
+    return users
 
 
 def build_two_tower(split: EvalSplit, workspace: Workspace, tag: str | None = None) -> Retriever:
@@ -48,5 +58,7 @@ def build_two_tower(split: EvalSplit, workspace: Workspace, tag: str | None = No
         raise ModelUnavailable(str(exc)) from None
     user_vectors, item_vectors = two_tower_vectors(
         workspace, bundle, split.user_ids, split.item_ids, split.cutoff)
-    return TwoTowerRetriever(split, user_vectors, item_vectors,
-                             f"{bundle.metadata['model_name']}:{bundle.version}")
+    retriever = TwoTowerRetriever(split, user_vectors, item_vectors,
+                                  f"{bundle.metadata['model_name']}:{bundle.version}")
+    retriever.settings = bundle.metadata.get("config")
+    return retriever

@@ -89,6 +89,21 @@ class ServingConfig:
     access_log: bool = True  # one log line per request (about 1 ms of CPU each on 2 cores)
     popular_items: int = 1000  # per item type, kept for users without history (cold start)
     recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
+    # Largest request body `gfm serve` reads; a larger one is a 413 before it is parsed.
+    max_body_bytes: int = 1 << 20
+
+
+@dataclass
+class EvaluationConfig:
+    # EASE's item x item matrix is dense (8 bytes per pair): above this many candidate items
+    # it is skipped, with the reason, from the default model list.
+    ease_max_items: int = 20_000
+    ease_l2: float = 500.0  # EASE's L2 weight (lambda)
+    # implicit's AlternatingLeastSquares on user x item stream counts (confidence 1 + alpha * n)
+    als_factors: int = 32
+    als_regularization: float = 0.05
+    als_alpha: float = 1.0
+    als_iterations: int = 15
 
 
 @dataclass
@@ -100,6 +115,7 @@ class Config:
     features: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         def convert(value: Any) -> Any:
@@ -201,6 +217,13 @@ def _validate(config: Config) -> None:
         raise ConfigError("warehouse.min_edge_support must be at least 1")
     if config.warehouse.max_items_per_user < 2:
         raise ConfigError("warehouse.max_items_per_user must be at least 2 (a pair needs two items)")
+    e = config.evaluation
+    for name in ("ease_max_items", "als_factors", "als_iterations"):
+        if getattr(e, name) < 1:
+            raise ConfigError(f"evaluation.{name} must be at least 1, got {getattr(e, name)}")
+    for name in ("ease_l2", "als_regularization", "als_alpha"):
+        if getattr(e, name) <= 0:
+            raise ConfigError(f"evaluation.{name} must be positive, got {getattr(e, name)}")
     if config.features.online_store not in ("sqlite", "redis"):
         raise ConfigError(
             f"features.online_store must be sqlite or redis, got {config.features.online_store!r}"

@@ -12,7 +12,10 @@ Per request:
   (per-type means and counts, as dbt builds them; strategy "recent_items"); otherwise popular
   items (strategy "popularity");
 - Milvus search filtered by item type, over-fetching by the number of items to leave out, so
-  that exactly k remain after they are removed (the limit grows if the index returned fewer).
+  that exactly k remain after they are removed. An approximate index may answer a filtered
+  search with fewer hits than asked (milvus-lite's HNSW does, for a selective type filter and
+  a large limit); then the answer is computed exactly, over the same item vectors held in
+  memory (`Catalogue`), so that a list is always min(k, eligible items) long.
 
 Errors are `RequestError`s with an HTTP status and a message that says what to send instead.
 """
@@ -48,7 +51,7 @@ from serving.schemas import (
 logger = logging.getLogger(__name__)
 
 HISTORY_VIEW = "user_history_90d"
-MAX_FETCH_ROUNDS = 4
+CATALOGUE_BATCH = 4096
 
 
 class RequestError(GfmError):
@@ -86,6 +89,55 @@ def _refs_by_key(store, service_name: str) -> dict[str, list[str]]:
 
 
 @dataclass
+class Catalogue:
+    """Every indexed item's id, type, popularity and vector, in memory, read once per index
+    build from the collection itself: the exact fallback of a short approximate answer."""
+
+    ids: np.ndarray  # (n,) str
+    types: np.ndarray  # (n,) str
+    streams: np.ndarray  # (n,) int64
+    vectors: np.ndarray  # (n, d) float32
+
+    @classmethod
+    def read(cls, client, collection: str) -> "Catalogue":
+        ids, types, streams, vectors = [], [], [], []
+        iterator = client.query_iterator(
+            collection, batch_size=CATALOGUE_BATCH, filter="",
+            output_fields=[milvus.ID_FIELD, milvus.TYPE_FIELD, milvus.STREAMS_FIELD,
+                           milvus.VECTOR_FIELD])
+        try:
+            while batch := iterator.next():
+                for row in batch:
+                    ids.append(row[milvus.ID_FIELD])
+                    types.append(row[milvus.TYPE_FIELD])
+                    streams.append(int(row[milvus.STREAMS_FIELD]))
+                    vectors.append(row[milvus.VECTOR_FIELD])
+        finally:
+            iterator.close()
+        order = np.argsort(np.asarray(ids, dtype=str), kind="stable")  # ties: by id
+        return cls(np.asarray(ids, dtype=str)[order], np.asarray(types, dtype=str)[order],
+                   np.asarray(streams, dtype=np.int64)[order],
+                   np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)[order])
+
+    def eligible(self, types: list[str] | None, exclude: set[str]) -> np.ndarray:
+        mask = np.ones(len(self.ids), bool) if not types else np.isin(self.types, types)
+        if exclude:
+            mask &= ~np.isin(self.ids, list(exclude))
+        return np.flatnonzero(mask)
+
+    def top_k(self, vector: np.ndarray, k: int, types: list[str] | None,
+              exclude: set[str]) -> list[ScoredItem]:
+        """Exact: the k best inner products among the eligible items (ties: by id)."""
+        rows = self.eligible(types, exclude)
+        scores = self.vectors[rows] @ vector
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [self.item(rows[j], float(scores[j])) for j in best]
+
+    def item(self, row: int, score: float) -> ScoredItem:
+        return ScoredItem(item_id=str(self.ids[row]), item_type=str(self.types[row]), score=score)
+
+
+@dataclass
 class UserContext:
     """What one online read says about a user."""
 
@@ -110,6 +162,9 @@ class Engine:
         self.collection = milvus.collection_name(self.bundle.version)
         self._manifest_mtime = 0.0
         self._manifest_lock = threading.Lock()
+        self._catalogue: Catalogue | None = None
+        self._catalogue_lock = threading.Lock()
+        self.short_answers = 0  # approximate answers completed exactly (status())
         self._load_manifest()
 
         self.store = open_store(workspace)
@@ -154,6 +209,7 @@ class Engine:
             self.types = list(manifest["item_types"])
             self.popular = {t: [(i, int(n)) for i, n in rows]
                             for t, rows in manifest["popular"].items()}
+            self._catalogue = None  # the collection was rebuilt: read again when needed
             self._manifest_mtime = mtime
 
     def _refresh(self) -> None:
@@ -168,6 +224,7 @@ class Engine:
         """First calls are slow (Feast registry, torch kernels, Milvus load): pay them now."""
         self._user_context("__warm_up__")
         self._search(np.zeros(self.manifest["dim"], np.float32) + 1e-3, 1, None, set())
+        self.catalogue()
 
     def close(self) -> None:
         try:
@@ -180,7 +237,7 @@ class Engine:
                 "feature_service": self.bundle.feature_service, "collection": self.collection,
                 "index_type": self.manifest["index_type"], "milvus": self.uri,
                 "online_store": str(getattr(self.store.config.online_store, "type", "?")),
-                "n_items": self.manifest["n_items"]}
+                "n_items": self.manifest["n_items"], "short_answers": self.short_answers}
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -194,8 +251,9 @@ class Engine:
         return _dedupe(types)
 
     def _user_context(self, user_id: str) -> UserContext:
+        refs = self.user_refs + [r for r in self.history_refs if r not in self.user_refs]
         features = self.store.get_online_features(
-            features=self.user_refs + self.history_refs, entity_rows=[{"user_id": user_id}],
+            features=refs, entity_rows=[{"user_id": user_id}],
         ).to_dict()
         has_snapshot = features.get("avg_hgnn_all", [None])[0] is not None
         history = [i for ref in self.history_refs
@@ -215,13 +273,18 @@ class Engine:
         forward `encode_users` runs, without its per-call eval() walk over the modules."""
         import torch
 
-        from training.two_tower.data import user_inputs
-
-        b = self.bundle
-        u = user_inputs(frame, b.user_vocab, b.item_types, b.hgnn_dim)
         with torch.inference_mode():
-            z = b.model.user_tower(u.avg_by_type, u.n_by_type, u.avg_all, u.codes)  # (1, d)
+            z = self.bundle.model.user_vectors(self.bundle.user_inputs(frame))  # (1, d)
         return z[0].numpy().astype(np.float32)
+
+    def _unknown_items(self, item_ids: list[str]) -> list[str]:
+        """The ids the feature store has no item metadata for (not in the catalogue)."""
+        if not item_ids:
+            return []
+        rows = self.store.get_online_features(
+            features=[self.type_ref], entity_rows=[{"item_id": i} for i in item_ids],
+        ).to_dict()
+        return [i for i, t in zip(item_ids, rows["top_item_type"], strict=True) if t is None]
 
     def _features_from_items(self, item_ids: list[str],
                              user_features: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
@@ -233,9 +296,12 @@ class Engine:
             entity_rows=[{"item_id": i} for i in item_ids],
         ).to_dict()
         by_type: dict[str, list[np.ndarray]] = {t: [] for t in self.bundle.item_types}
-        for vector, item_type in zip(rows["hgnn_embedding"], rows["top_item_type"], strict=True):
+        ids_by_type: dict[str, list[str]] = {t: [] for t in self.bundle.item_types}
+        for item_id, vector, item_type in zip(item_ids, rows["hgnn_embedding"],
+                                              rows["top_item_type"], strict=True):
             if vector is not None and item_type in by_type:
                 by_type[item_type].append(np.asarray(vector, dtype=np.float32))
+                ids_by_type[item_type].append(item_id)
         every = [v for vs in by_type.values() for v in vs]
         if not every:
             return None
@@ -247,31 +313,51 @@ class Engine:
         for t, vs in by_type.items():
             frame[f"avg_hgnn_{t}"] = [np.mean(vs, axis=0) if vs else np.zeros(dim, np.float32)]
             frame[f"n_items_{t}"] = [len(vs)]
+            frame[f"item_ids_{t}"] = [ids_by_type[t]]  # as given: the most recent first
         for name in self.bundle.user_vocab.codes:  # country, age_bucket
             frame[name] = user_features.get(name, [None])
         return frame
 
     # -- Milvus --------------------------------------------------------------------------------
 
+    def catalogue(self) -> Catalogue:
+        """The indexed items in memory (read from the collection on first use after each
+        index build)."""
+        catalogue = self._catalogue
+        if catalogue is None:
+            with self._catalogue_lock:
+                if self._catalogue is None:
+                    self._catalogue = Catalogue.read(self.client, self.collection)
+                catalogue = self._catalogue
+        return catalogue
+
+    def _n_of_types(self, types: list[str] | None) -> int:
+        by_type = self.manifest["n_items_by_type"]
+        return sum(by_type.get(t, 0) for t in types) if types else int(self.manifest["n_items"])
+
     def _search(self, vector: np.ndarray, k: int, types: list[str] | None,
                 exclude: set[str]) -> list[ScoredItem]:
-        """The k best items of these types, none of `exclude`: over-fetch by len(exclude)."""
+        """The k best items of these types, none of `exclude` (fewer only when fewer are
+        left): Milvus over-fetching by len(exclude); exact in memory if its answer is short."""
         expr = f"{milvus.TYPE_FIELD} in {json.dumps(types)}" if types else ""
-        limit = k + len(exclude)
-        for _ in range(MAX_FETCH_ROUNDS):
-            limit = min(limit, milvus.MAX_TOP_K)
-            hits = self.client.search(
-                self.collection, data=[vector.tolist()], limit=limit, filter=expr,
-                output_fields=[milvus.TYPE_FIELD],
-                search_params=milvus.search_params(self.manifest, limit),
-            )[0]
-            kept = [ScoredItem(item_id=h[milvus.ID_FIELD], item_type=h["entity"][milvus.TYPE_FIELD],
-                               score=float(h["distance"]))
-                    for h in hits if h[milvus.ID_FIELD] not in exclude][:k]
-            if len(kept) == k or len(hits) < limit or limit == milvus.MAX_TOP_K:
-                return kept
-            limit *= 2  # an approximate index returned fewer than asked: ask for more
-        return kept
+        n_of_types = self._n_of_types(types)
+        limit = max(1, min(k + len(exclude), n_of_types, milvus.MAX_TOP_K))
+        hits = self.client.search(
+            self.collection, data=[vector.tolist()], limit=limit, filter=expr,
+            output_fields=[milvus.TYPE_FIELD],
+            search_params=milvus.search_params(self.manifest, limit),
+        )[0]
+        kept = [ScoredItem(item_id=h[milvus.ID_FIELD], item_type=h["entity"][milvus.TYPE_FIELD],
+                           score=float(h["distance"]))
+                for h in hits if h[milvus.ID_FIELD] not in exclude][:k]
+        if len(kept) == k or len(hits) >= n_of_types:
+            return kept  # k items, or every item of these types was returned
+        # Fewer hits than asked although the types hold more items: the approximate index
+        # answered short. The exact answer over the same vectors.
+        self.short_answers += 1
+        logger.debug("short answer from %s (%d of %d asked, filter %r): exact search",
+                     self.collection, len(hits), limit, expr)
+        return self.catalogue().top_k(vector, k, types, exclude)
 
     def _items(self, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         rows = self.client.get(self.collection, ids=item_ids,
@@ -283,8 +369,15 @@ class Engine:
         chosen = types or self.types
         pool = [(n, i, t) for t in chosen for i, n in self.popular.get(t, [])]
         pool.sort(key=lambda x: (-x[0], x[1]))
-        return [ScoredItem(item_id=i, item_type=t, score=float(n))
-                for n, i, t in pool if i not in exclude][:k]
+        items = [ScoredItem(item_id=i, item_type=t, score=float(n))
+                 for n, i, t in pool if i not in exclude][:k]
+        if len(items) < k and len(pool) < self._n_of_types(types):
+            # The manifest keeps serving.popular_items per type: rank the whole catalogue.
+            catalogue = self.catalogue()
+            rows = catalogue.eligible(types, exclude)
+            order = rows[np.lexsort((catalogue.ids[rows], -catalogue.streams[rows]))][:k]
+            items = [catalogue.item(j, float(catalogue.streams[j])) for j in order]
+        return items
 
     # -- endpoints -----------------------------------------------------------------------------
 
@@ -303,7 +396,8 @@ class Engine:
             items = self._popular(req.k, types, exclude)
         else:
             items = self._search(vector, req.k, types, exclude)
-        return RecommendResponse(items=items, strategy=strategy, **self._common())
+        return RecommendResponse(items=items, strategy=strategy,
+                                 unknown_item_ids=self._unknown_items(recent), **self._common())
 
     def similar(self, req: SimilarRequest) -> SimilarResponse:
         self._refresh()
@@ -326,7 +420,8 @@ class Engine:
         known = [i for i in candidates if i in found]
         unknown = [i for i in candidates if i not in found]
         user = self._user_context(req.user_id)
-        vector, strategy = self._user_vector(user, _dedupe(req.recent_item_ids or []))
+        recent = _dedupe(req.recent_item_ids or [])
+        vector, strategy = self._user_vector(user, recent)
         if not known:
             scores = np.zeros(0, np.float32)
         elif vector is None:
@@ -337,8 +432,9 @@ class Engine:
         order = np.argsort(-scores, kind="stable")  # ties keep the request's order
         items = [ScoredItem(item_id=known[j], item_type=found[known[j]][milvus.TYPE_FIELD],
                             score=float(scores[j])) for j in order]
-        return ScoreResponse(items=items, unknown_item_ids=unknown, strategy=strategy,
-                             **self._common())
+        return ScoreResponse(items=items, unknown_item_ids=unknown,
+                             unknown_recent_item_ids=self._unknown_items(recent),
+                             strategy=strategy, **self._common())
 
 
 def engine_from_environment() -> Engine:

@@ -123,7 +123,6 @@ def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
 def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
                    at: dt.datetime) -> np.ndarray:
     """(n, d) item-tower vectors, features through the model's FeatureService as of `at`."""
-    from training.two_tower.data import item_inputs
     from training.two_tower.train import encode_items
     from transforms.training_set import entity_features  # what evaluation reads with
 
@@ -132,19 +131,16 @@ def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
     if missing:
         logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there",
                        missing, at)
-    return encode_items(bundle, item_inputs(frame, bundle.item_vocab, bundle.hgnn_dim,
-                                            bundle.text_dim)).astype(np.float32)
+    return encode_items(bundle, bundle.item_inputs(frame)).astype(np.float32)
 
 
 def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
                        at: dt.datetime) -> np.ndarray:
-    from training.two_tower.data import user_inputs
+    from evaluation.two_tower import user_features  # what evaluation reads with
     from training.two_tower.train import encode_users
-    from transforms.training_set import entity_features  # what evaluation reads with
 
-    frame = entity_features(workspace, bundle.feature_service, "user_id", list(user_ids), at)
-    return encode_users(bundle, user_inputs(frame, bundle.user_vocab, bundle.item_types,
-                                            bundle.hgnn_dim)).astype(np.float32)
+    frame = user_features(workspace, bundle, list(user_ids), at)
+    return encode_users(bundle, bundle.user_inputs(frame)).astype(np.float32)
 
 
 def popular_by_type(item_ids: Sequence[str], item_types: Sequence[str],

@@ -174,6 +174,36 @@ def entity_features(
     return frame
 
 
+HISTORY_VIEW = "user_history_90d"
+
+
+def history_refs(item_types: Sequence[str]) -> list[str]:
+    """Feature references of the users' history lists, one per top-level item type."""
+    return [f"{HISTORY_VIEW}:item_ids_{t}" for t in item_types]
+
+
+def user_history_frame(workspace: Workspace, user_ids: Sequence[str], timestamps,
+                       item_types: Sequence[str]) -> pd.DataFrame:
+    """item_ids_<type> (latest first; None where no snapshot was valid) of `user_history_90d`,
+    point-in-time at each (user, timestamp), in the given order."""
+    from transforms.feature_store import open_store
+
+    ts = pd.to_datetime(pd.Series(list(timestamps)))
+    if ts.dt.tz is None:
+        ts = ts.dt.tz_localize("UTC")
+    n = len(ts)
+    entity_df = pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object),
+                              "event_timestamp": ts.dt.floor("us").reset_index(drop=True),
+                              ROW_ID: np.arange(n, dtype=np.int64)})
+    job = open_store(workspace).get_historical_features(entity_df=entity_df,
+                                                        features=history_refs(item_types))
+    table = _in_order(job.to_arrow(), n, drop=["user_id", "event_timestamp"])
+    frame = pd.DataFrame(index=range(n))
+    for name, column in zip(table.column_names, table.columns):
+        frame[name] = column.to_pylist()
+    return frame
+
+
 def _in_order(table: pa.Table, n: int, drop: list[str]) -> pa.Table:
     """Rows sorted back by example_id; fails loudly if Feast lost or duplicated any."""
     if table.num_rows != n:

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     retrievers = {}
     for name in names:
         try:
-            retrievers[name] = MODELS[name](split, ctx.workspace)
+            retrievers[name] = MODELS[name](split, ctx.workspace, ctx.config)
         except ModelUnavailable as exc:
             if args.models:  # asked for by name: not having it is an error
                 raise
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
                                              if n in names}}
         report["rolling"] = rolling_evaluation(
             ctx.workspace, timeline, args.rolling, args.every or timeline.holdout_days, MODELS,
-            _child_flags(args), (split, core_report, core), batch_size=args.batch_size,
+            ctx.config, _child_flags(args), (split, core_report, core), batch_size=args.batch_size,
             sample_users=(None if args.sample_users is None
                           else (args.sample_users, args.sample_seed)))
     if paper:

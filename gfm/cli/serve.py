@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gfm.cli.common import Context
 from gfm.errors import ConfigError, WorkspaceError
+from serving.http import MAX_BODY_ENV
 
 SERVICE = "serving.service:Recommender"
 
@@ -71,6 +72,7 @@ def service_environment(args: argparse.Namespace, ctx: Context, workers: int) ->
         "GFM_SET": json.dumps(list(args.overrides)),
         "GFM_SERVE_WORKERS": str(workers),
         "GFM_ACCESS_LOG": "1" if ctx.config.serving.access_log else "0",
+        MAX_BODY_ENV: str(ctx.config.serving.max_body_bytes),
         "BENTOML_HOME": str(ctx.workspace.root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "DO_NOT_TRACK": "1",

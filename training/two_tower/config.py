@@ -11,10 +11,25 @@ class TwoTowerConfig:
     tower_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
     categorical_dim: int = 16  # embedding size of each categorical feature
     dropout: float = 0.1
+    # Item tower inputs beside text and metadata. use_hgnn: the static layer's HGNN vector (the
+    # paper's model; False is Table 2's ablation). item_id_dim: a learned id embedding of this
+    # size (0 = none; a hybrid tower, 2T-HGNN's Table 2 compares the two, nothing stops both).
+    # An item unseen in training has a zero id vector: it is scored from its features alone.
+    use_hgnn: bool = True
+    item_id_dim: int = 64
+    # User tower: besides the per-type mean HGNN vectors, the per-type weighted mean of the
+    # learned id vectors of the history items (user_history_90d at the example's day, latest
+    # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
+    history_decay: float = 1.0
     temperature: float = 0.05  # softmax temperature on cosine scores
     # Yi et al. 2019: subtract log(sampling probability) of each in-batch item, so popular
     # items are not over-penalised as negatives.
     logq_correction: bool = True
+    # At scoring, items are ranked by cosine + popularity_prior * temperature * log q(item),
+    # q = the item's share of training examples (add-one smoothed; new items get the smallest).
+    # 0 = off. With log-Q correction in training, 1 puts back the popularity the correction took
+    # out. Served as one more dimension of the item and user vectors (inner product).
+    popularity_prior: float = 0.0
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
     batch_size: int = 512

@@ -58,14 +58,67 @@ def stack_vectors(values, dim: int) -> np.ndarray:
 
 
 @dataclass
+class IdLists:
+    """Per item type, CSR lists of item-id indices (0 = unknown): row r's type-j ids are
+    values[j][indptr[j][r]:indptr[j][r + 1]], in the frame's order (latest first)."""
+
+    indptr: list[np.ndarray]  # per type (n + 1,) int64
+    values: list[np.ndarray]  # per type (n_values,) int64
+
+    @classmethod
+    def empty(cls, n: int, n_types: int) -> "IdLists":
+        return cls([np.zeros(n + 1, np.int64) for _ in range(n_types)],
+                   [np.zeros(0, np.int64) for _ in range(n_types)])
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | dict, item_types: list[str],
+                   id_index: dict[str, int]) -> "IdLists":
+        """From the columns item_ids_<type> (lists of ids, None when the user had none)."""
+        n = _length(frame)
+        indptr, values = [], []
+        for t in item_types:
+            column = frame[f"item_ids_{t}"] if f"item_ids_{t}" in frame else [None] * n
+            lists = [[id_index.get(i, 0) for i in v] if _is_list(v) else [] for v in column]
+            lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=n)
+            indptr.append(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+            values.append(np.fromiter((i for x in lists for i in x), dtype=np.int64,
+                                      count=int(lengths.sum())))
+        return cls(indptr, values)
+
+    def __len__(self) -> int:
+        return len(self.indptr[0]) - 1 if self.indptr else 0
+
+    def take(self, rows: np.ndarray) -> "IdLists":
+        rows = np.asarray(rows, dtype=np.int64)
+        indptr, values = [], []
+        for p, v in zip(self.indptr, self.values):
+            starts, lengths = p[rows], p[rows + 1] - p[rows]
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            flat = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths) + np.repeat(starts,
+                                                                                         lengths)
+            indptr.append(offsets)
+            values.append(v[flat])
+        return IdLists(indptr, values)
+
+    def counts(self) -> np.ndarray:
+        """(n, n_types) float32 list lengths."""
+        return np.stack([np.diff(p) for p in self.indptr], axis=1).astype(np.float32)
+
+
+def _is_list(value) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+@dataclass
 class ItemInputs:
     hgnn: torch.Tensor  # (n, hgnn_dim)
     text: torch.Tensor  # (n, text_dim)
     codes: dict[str, torch.Tensor]  # (n,) each
+    ids: torch.Tensor  # (n,) learned-id index, 0 = unknown
 
     def take(self, index: torch.Tensor) -> "ItemInputs":
         return ItemInputs(self.hgnn[index], self.text[index],
-                          {k: v[index] for k, v in self.codes.items()})
+                          {k: v[index] for k, v in self.codes.items()}, self.ids[index])
 
     def __len__(self) -> int:
         return len(self.hgnn)
@@ -77,27 +130,35 @@ class UserInputs:
     n_by_type: torch.Tensor  # (n, n_types)
     avg_all: torch.Tensor  # (n, hgnn_dim)
     codes: dict[str, torch.Tensor]
+    history: IdLists  # per type, the history's learned-id indices, latest first
 
     def take(self, index: torch.Tensor) -> "UserInputs":
         return UserInputs(self.avg_by_type[index], self.n_by_type[index], self.avg_all[index],
-                          {k: v[index] for k, v in self.codes.items()})
+                          {k: v[index] for k, v in self.codes.items()},
+                          self.history.take(index.numpy()))
 
     def __len__(self) -> int:
         return len(self.avg_all)
 
 
 def item_inputs(frame: pd.DataFrame | dict, vocab: Vocabulary, hgnn_dim: int,
-                text_dim: int) -> ItemInputs:
+                text_dim: int, id_index: dict[str, int] | None = None) -> ItemInputs:
+    """`id_index`: item id -> learned-id index (None: the model has no id embeddings)."""
+    n = _length(frame)
+    ids = (np.fromiter((id_index.get(i, 0) for i in frame["item_id"]), dtype=np.int64, count=n)
+           if id_index else np.zeros(n, dtype=np.int64))
     return ItemInputs(
         torch.from_numpy(stack_vectors(frame["hgnn_embedding"], hgnn_dim)),
         torch.from_numpy(stack_vectors(frame["text_embedding"], text_dim)),
         vocab.encode(frame),
+        torch.from_numpy(ids),
     )
 
 
 def user_inputs(frame: pd.DataFrame | dict, vocab: Vocabulary, item_types: list[str],
-                hgnn_dim: int) -> UserInputs:
-    """Per-type means and counts; a user with no snapshot yet gets zeros (cold start)."""
+                hgnn_dim: int, id_index: dict[str, int] | None = None) -> UserInputs:
+    """Per-type means and counts, and the history id lists (columns item_ids_<type>, read only
+    with an `id_index`); a user with no snapshot yet gets zeros and empty lists (cold start)."""
     n = _length(frame)
     avg = np.zeros((n, len(item_types), hgnn_dim), dtype=np.float32)
     counts = np.zeros((n, len(item_types)), dtype=np.float32)
@@ -108,5 +169,7 @@ def user_inputs(frame: pd.DataFrame | dict, vocab: Vocabulary, item_types: list[
             counts[:, j] = np.nan_to_num(np.asarray(frame[f"n_items_{t}"], dtype=np.float64))
     avg_all = stack_vectors(frame["avg_hgnn_all"], hgnn_dim) if "avg_hgnn_all" in frame else (
         np.zeros((n, hgnn_dim), dtype=np.float32))
+    history = (IdLists.from_frame(frame, item_types, id_index) if id_index
+               else IdLists.empty(n, len(item_types)))
     return UserInputs(torch.from_numpy(avg), torch.from_numpy(counts),
-                      torch.from_numpy(avg_all), vocab.encode(frame))
+                      torch.from_numpy(avg_all), vocab.encode(frame), history)

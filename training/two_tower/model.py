@@ -1,8 +1,10 @@
 """Two towers into one space: items of every type through one tower, users through the other.
 
-Item tower: HGNN vector + text vector + item type, language, genre (type-agnostic: the type is
-one input among others, not a separate tower). User tower: the per-type means of the HGNN
-vectors of the last 90 days, their counts, the mean over all types, country and age bucket.
+Item tower: HGNN vector + text vector + item type, language, genre, and (optionally) a learned
+item-id vector (type-agnostic: the type is one input among others, not a separate tower).
+User tower: the per-type means of the HGNN vectors of the 90-day history, their counts, the mean
+over all types, country and age bucket, and (with id vectors) the per-type recency-weighted
+means of the history items' learned id vectors, which the item tower shares.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.two_tower.config import TwoTowerConfig
+from training.two_tower.data import IdLists, ItemInputs, UserInputs
 
 
 def mlp(in_dim: int, dims: list[int], dropout: float) -> nn.Sequential:
@@ -37,40 +40,87 @@ class Categoricals(nn.Module):
         return torch.cat([self.embeddings[n](codes[n]) for n in self.names], dim=-1)
 
 
-class ItemTower(nn.Module):
-    def __init__(self, config: TwoTowerConfig, hgnn_dim: int, text_dim: int,
-                 vocab_sizes: dict[str, int]):
-        super().__init__()
-        self.categoricals = Categoricals(vocab_sizes, config.categorical_dim)
-        self.net = mlp(hgnn_dim + text_dim + self.categoricals.out_dim, config.tower_dims,
-                       config.dropout)
-
-    def forward(self, hgnn: torch.Tensor, text: torch.Tensor,
-                codes: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([hgnn, text, self.categoricals(codes)], dim=-1)  # (b, in_dim)
-        return F.normalize(self.net(x), dim=-1)  # (b, out_dim)
-
-
-class UserTower(nn.Module):
-    def __init__(self, config: TwoTowerConfig, hgnn_dim: int, n_types: int,
-                 vocab_sizes: dict[str, int]):
-        super().__init__()
-        self.categoricals = Categoricals(vocab_sizes, config.categorical_dim)
-        in_dim = hgnn_dim * (n_types + 1) + n_types + self.categoricals.out_dim
-        self.net = mlp(in_dim, config.tower_dims, config.dropout)
-
-    def forward(self, avg_by_type: torch.Tensor, n_by_type: torch.Tensor, avg_all: torch.Tensor,
-                codes: dict[str, torch.Tensor]) -> torch.Tensor:
-        # avg_by_type (b, n_types, hgnn_dim); n_by_type (b, n_types); avg_all (b, hgnn_dim)
-        x = torch.cat([avg_by_type.flatten(1), torch.log1p(n_by_type), avg_all,
-                       self.categoricals(codes)], dim=-1)
-        return F.normalize(self.net(x), dim=-1)  # (b, out_dim)
-
-
 class TwoTowerModel(nn.Module):
     def __init__(self, config: TwoTowerConfig, hgnn_dim: int, text_dim: int, item_types: list[str],
-                 item_vocab_sizes: dict[str, int], user_vocab_sizes: dict[str, int]):
+                 item_vocab_sizes: dict[str, int], user_vocab_sizes: dict[str, int],
+                 n_item_ids: int = 0):
         super().__init__()
         self.item_types = list(item_types)
-        self.item_tower = ItemTower(config, hgnn_dim, text_dim, item_vocab_sizes)
-        self.user_tower = UserTower(config, hgnn_dim, len(item_types), user_vocab_sizes)
+        self.use_hgnn = config.use_hgnn
+        self.history_decay = config.history_decay
+        self.id_dim = config.item_id_dim if n_item_ids > 0 else 0
+        n_types = len(item_types)
+        graph_dim = hgnn_dim if self.use_hgnn else 0
+        if self.id_dim:
+            # Row 0: unknown item (new since training): a zero vector that never learns.
+            self.ids = nn.Embedding(n_item_ids + 1, self.id_dim, padding_idx=0)
+            nn.init.normal_(self.ids.weight, std=0.1)
+            with torch.no_grad():
+                self.ids.weight[0].zero_()
+        # log q(item) per id index (the popularity prior at scoring; set by the trainer)
+        self.register_buffer("log_q", torch.zeros(n_item_ids + 1))
+        self.popularity_prior = config.popularity_prior
+        self.temperature = config.temperature
+
+        self.item_categoricals = Categoricals(item_vocab_sizes, config.categorical_dim)
+        self.item_net = mlp(graph_dim + text_dim + self.item_categoricals.out_dim + self.id_dim,
+                            config.tower_dims, config.dropout)
+        self.user_categoricals = Categoricals(user_vocab_sizes, config.categorical_dim)
+        user_in = (graph_dim * (n_types + 1) + n_types + self.user_categoricals.out_dim
+                   + self.id_dim * (n_types + 1))
+        self.user_net = mlp(user_in, config.tower_dims, config.dropout)
+
+    @property
+    def out_dim(self) -> int:
+        return self.item_net[-1].out_features
+
+    def items(self, v: ItemInputs) -> torch.Tensor:
+        parts = [v.hgnn] if self.use_hgnn else []
+        parts += [v.text, self.item_categoricals(v.codes)]
+        if self.id_dim:
+            parts.append(self.ids(v.ids))
+        return F.normalize(self.item_net(torch.cat(parts, dim=-1)), dim=-1)  # (b, d)
+
+    def _pooled_ids(self, history: IdLists, n: int) -> torch.Tensor:
+        """(n, n_types + 1, id_dim): per type, then over all types, the recency-weighted mean
+        of the history's id vectors (zeros where the list is empty)."""
+        sums, weights = [], []
+        for indptr, values in zip(history.indptr, history.values):
+            offsets = torch.from_numpy(indptr)
+            lengths = offsets[1:] - offsets[:-1]
+            position = (torch.arange(len(values)) - torch.repeat_interleave(offsets[:-1], lengths))
+            w = self.history_decay ** position.to(torch.float32)  # (n_values,)
+            sums.append(F.embedding_bag(torch.from_numpy(values), self.ids.weight, offsets[:-1],
+                                        mode="sum", per_sample_weights=w))  # (n, id_dim)
+            weights.append(torch.zeros(n).index_add_(
+                0, torch.repeat_interleave(torch.arange(n), lengths), w))  # (n,)
+        s = torch.stack(sums, dim=1)  # (n, n_types, id_dim)
+        w = torch.stack(weights, dim=1)  # (n, n_types)
+        by_type = s / w.clamp(min=1e-6).unsqueeze(-1)
+        overall = s.sum(1) / w.sum(1, keepdim=True).clamp(min=1e-6)
+        return torch.cat([by_type, overall.unsqueeze(1)], dim=1)
+
+    def users(self, u: UserInputs) -> torch.Tensor:
+        parts = [u.avg_by_type.flatten(1), u.avg_all] if self.use_hgnn else []
+        parts.append(torch.log1p(u.n_by_type))
+        if self.id_dim:
+            parts.append(self._pooled_ids(u.history, len(u.n_by_type)).flatten(1))
+        parts.append(self.user_categoricals(u.codes))
+        return F.normalize(self.user_net(torch.cat(parts, dim=-1)), dim=-1)  # (b, d)
+
+    # -- scoring: what evaluation ranks by and serving indexes -------------------------------
+
+    def item_vectors(self, v: ItemInputs) -> torch.Tensor:
+        """Item-tower output, with the popularity prior as one more dimension when it is on:
+        user_vector . item_vector = cosine + popularity_prior * temperature * log q(item)."""
+        z = self.items(v)
+        if not self.popularity_prior:
+            return z
+        prior = self.popularity_prior * self.temperature * self.log_q[v.ids]
+        return torch.cat([z, prior.unsqueeze(-1)], dim=-1)
+
+    def user_vectors(self, u: UserInputs) -> torch.Tensor:
+        z = self.users(u)
+        if not self.popularity_prior:
+            return z
+        return torch.cat([z, torch.ones(len(z), 1)], dim=-1)

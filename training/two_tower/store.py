@@ -17,11 +17,13 @@ import torch
 from gfm.errors import WorkspaceError
 from gfm.workspace import Workspace
 from training.two_tower.config import TwoTowerConfig
-from training.two_tower.data import Vocabulary
+from training.two_tower.data import ItemInputs, UserInputs, Vocabulary, item_inputs, user_inputs
 from training.two_tower.model import TwoTowerModel
 
 SERVED_MODEL_NAME = "unified_2t"
 WEIGHTS_FILE = "two_tower.pt"
+# 2: learned item ids, history pooling and the popularity prior (models of format 1 lack them)
+PAYLOAD_FORMAT = 2
 
 
 def bentoml_home(workspace: Workspace) -> str:
@@ -58,6 +60,21 @@ class TwoTowerBundle:
     hgnn_dim: int
     text_dim: int
     metadata: dict[str, Any]
+    id_index: dict[str, int]  # item id -> learned-id index (and its log q); 0 = unknown
+
+    @property
+    def vector_dim(self) -> int:
+        """Width of the scoring vectors (TwoTowerModel.item_vectors / user_vectors)."""
+        return self.model.out_dim + (1 if self.model.popularity_prior else 0)
+
+    def item_inputs(self, frame) -> ItemInputs:
+        """The item tower's inputs from a frame of item features (item_id, hgnn_embedding,
+        text_embedding, metadata): the same encoding for training, evaluation and serving."""
+        return item_inputs(frame, self.item_vocab, self.hgnn_dim, self.text_dim, self.id_index)
+
+    def user_inputs(self, frame) -> UserInputs:
+        """The user tower's inputs from a frame of user features and history lists."""
+        return user_inputs(frame, self.user_vocab, self.item_types, self.hgnn_dim, self.id_index)
 
     @property
     def version(self) -> str:
@@ -82,6 +99,8 @@ def save_bundle(workspace: Workspace, name: str, bundle: TwoTowerBundle, serve: 
         "hgnn_dim": bundle.hgnn_dim,
         "text_dim": bundle.text_dim,
         "metadata": bundle.metadata,
+        "item_ids": sorted(bundle.id_index, key=bundle.id_index.__getitem__),
+        "format": PAYLOAD_FORMAT,
     }
     # BentoML metadata values must be simple: nested structures as JSON strings.
     metadata = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
@@ -124,11 +143,15 @@ def load_bundle(workspace: Workspace, tag: str | None = None) -> TwoTowerBundle:
 def bundle_from_file(path: str | os.PathLike) -> TwoTowerBundle:
     """A bundle from the weights file inside a model-store entry."""
     payload = torch.load(path, weights_only=False)
+    if payload.get("format", 1) != PAYLOAD_FORMAT:
+        raise WorkspaceError(f"{path} holds a two-tower model of an older format: retrain it "
+                             "with `gfm train two-tower`")
     config = TwoTowerConfig(**payload["config"])
     item_vocab, user_vocab = Vocabulary(payload["item_vocab"]), Vocabulary(payload["user_vocab"])
+    id_index = {item: n + 1 for n, item in enumerate(payload["item_ids"])}
     model = TwoTowerModel(config, payload["hgnn_dim"], payload["text_dim"], payload["item_types"],
-                          item_vocab.sizes(), user_vocab.sizes())
+                          item_vocab.sizes(), user_vocab.sizes(), n_item_ids=len(id_index))
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return TwoTowerBundle(model, config, item_vocab, user_vocab, payload["item_types"],
-                          payload["hgnn_dim"], payload["text_dim"], payload["metadata"])
+                          payload["hgnn_dim"], payload["text_dim"], payload["metadata"], id_index)

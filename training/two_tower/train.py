@@ -38,6 +38,7 @@ from training.two_tower.data import (
 from training.two_tower.loss import in_batch_softmax_loss
 from training.two_tower.model import TwoTowerModel
 from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
+from transforms.training_set import HISTORY_VIEW
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +50,25 @@ class TwoTowerRun:
     metrics: dict
 
 
+def _batches(n: int, batch: int):
+    return (torch.arange(s, min(s + batch, n)) for s in range(0, n, batch))
+
+
 @torch.no_grad()
 def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -> np.ndarray:
+    """(n, d) scoring vectors of the item tower (d: see TwoTowerModel.item_vectors)."""
     bundle.model.eval()
-    out = [bundle.model.item_tower(part.hgnn, part.text, part.codes).numpy()
-           for part in (items.take(torch.arange(s, min(s + batch, len(items))))
-                        for s in range(0, len(items), batch))]
-    return np.concatenate(out) if out else np.zeros((0, bundle.config.tower_dims[-1]), np.float32)
+    out = [bundle.model.item_vectors(items.take(index)).numpy()
+           for index in _batches(len(items), batch)]
+    return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
 
 @torch.no_grad()
 def encode_users(bundle: TwoTowerBundle, users: UserInputs, batch: int = 8192) -> np.ndarray:
     bundle.model.eval()
-    out = [bundle.model.user_tower(p.avg_by_type, p.n_by_type, p.avg_all, p.codes).numpy()
-           for p in (users.take(torch.arange(s, min(s + batch, len(users))))
-                     for s in range(0, len(users), batch))]
-    return np.concatenate(out) if out else np.zeros((0, bundle.config.tower_dims[-1]), np.float32)
+    out = [bundle.model.user_vectors(users.take(index)).numpy()
+           for index in _batches(len(users), batch)]
+    return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
 
 def model_version(config: TwoTowerConfig, service: str, timeline: Timeline, name: str,
@@ -83,10 +87,23 @@ def _split_users(user_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray
     return (keys % 10_000) < fraction * 10_000
 
 
+def _history_ids(frame: pd.DataFrame, item_types: list[str]) -> set[str]:
+    ids: set[str] = set()
+    for t in item_types:
+        if f"item_ids_{t}" in frame:
+            for v in frame[f"item_ids_{t}"]:
+                if v is not None and not isinstance(v, float):
+                    ids.update(v)
+    return ids
+
+
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
+    on_epoch=None,
 ) -> tuple[TwoTowerBundle, dict]:
-    """Train on a point-in-time frame (one row per example with every feature joined)."""
+    """Train on a point-in-time frame (one row per example with every feature joined, and the
+    user's history lists item_ids_<type> of the example's day). `on_epoch(epoch, bundle)`, if
+    given, is called after each epoch (tuning reads its own validation metric there)."""
     if len(frame) == 0:
         raise GfmError("no training examples: the label window [graph_as_of, cutoff) holds no "
                        "streams on top-level items")
@@ -107,8 +124,12 @@ def fit_two_tower(
     item_codes, item_index = np.unique(frame["item_id"].to_numpy(dtype=object), return_inverse=True)
     first_row = np.zeros(len(item_codes), dtype=np.int64)
     first_row[item_index[::-1]] = np.arange(len(frame))[::-1]
-    items = item_inputs(frame.iloc[first_row].reset_index(drop=True), item_vocab, hgnn_dim, text_dim)
-    users = user_inputs(frame, user_vocab, item_types, hgnn_dim)
+    # Learned ids: every item trained on or seen in a history (index 0 = unknown).
+    id_index = {i: n + 1 for n, i in enumerate(sorted(set(item_codes)
+                                                       | _history_ids(frame, item_types)))}
+    items = item_inputs(frame.iloc[first_row].reset_index(drop=True), item_vocab, hgnn_dim,
+                        text_dim, id_index)
+    users = user_inputs(frame, user_vocab, item_types, hgnn_dim, id_index)
     counts = np.bincount(item_index, minlength=len(item_codes)).astype(np.float64)
     log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
     item_index_t = torch.from_numpy(item_index)
@@ -116,18 +137,20 @@ def fit_two_tower(
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     model = TwoTowerModel(config, hgnn_dim, text_dim, item_types, item_vocab.sizes(),
-                          user_vocab.sizes())
+                          user_vocab.sizes(), n_item_ids=len(id_index))
+    # The popularity prior's log q per id: add-one smoothed example shares (training users).
+    id_counts = np.ones(len(id_index) + 1)
+    np.add.at(id_counts, items.ids.numpy()[item_index[train_rows]], 1.0)
+    model.log_q.copy_(torch.from_numpy(np.log(id_counts / id_counts.sum()).astype(np.float32)))
     bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, list(item_types), hgnn_dim,
-                            text_dim, {})
+                            text_dim, {}, id_index)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
-        u = users.take(index)
         it = item_index_t[index]
-        v = items.take(it)
-        zu = model.user_tower(u.avg_by_type, u.n_by_type, u.avg_all, u.codes)  # (b, d)
-        zi = model.item_tower(v.hgnn, v.text, v.codes)  # (b, d)
+        zu = model.users(users.take(index))  # (b, d)
+        zi = model.items(items.take(it))  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
                                      config.remove_accidental_hits)
@@ -170,6 +193,8 @@ def fit_two_tower(
                        "examples_per_s": round(len(train_rows) / seconds, 1)})
         print(f"epoch {epoch:03d}  loss {total / max(steps, 1):.4f}  val_loss {val_loss:.4f}  "
               f"val_recall@10 {recall:.4f}  time {seconds:.1f}s", flush=True)
+        if on_epoch is not None:
+            on_epoch(epoch, bundle)
         if best is None or not recall <= best:  # NaN (no validation users) keeps the last
             best, best_state = recall, {k: v.clone() for k, v in model.state_dict().items()}
         if time.monotonic() - started > config.time_budget_s:
@@ -184,6 +209,7 @@ def fit_two_tower(
         "n_train_examples": int(len(train_rows)),
         "n_val_examples": int(len(val_rows)),
         "n_items_trained": int(len(item_codes)),
+        "n_item_ids": int(len(id_index)),
         "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
         "train_examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])),
     }
@@ -196,17 +222,23 @@ def train_two_tower(
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
     from transforms.feature_store import core as feature_store
-    from transforms.training_set import build_training_examples, get_training_frame
+    from transforms.training_set import (
+        build_training_examples,
+        get_training_frame,
+        user_history_frame,
+    )
 
     cfg = config.two_tower
     input_service = feature_store.latest_feature_service(workspace)
     spec = feature_store.service_spec(workspace, input_service)
     examples = build_training_examples(workspace, timeline, max_examples=cfg.max_examples or None,
                                        seed=cfg.seed)
+    item_types = spec["item_types"]
     frame = get_training_frame(workspace, input_service, examples)
+    history = user_history_frame(workspace, frame["user_id"], frame["event_timestamp"], item_types)
+    frame = pd.concat([frame, history], axis=1)
     if item_type_filter:
         frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
-    item_types = spec["item_types"]
     log.info("training on %d examples through %s", len(frame), input_service)
     bundle, metrics = fit_two_tower(frame, cfg, item_types)
 
@@ -229,8 +261,10 @@ def train_two_tower(
     })
     if serve:
         # The model's own service pins exactly the views it was trained on.
+        views = [*spec["views"], HISTORY_VIEW]
+        bundle.metadata["feature_views"] = views
         feature_store.register_feature_service(
-            workspace, config, service_name, spec["views"],
+            workspace, config, service_name, views,
             tags={"model": f"{name}:{version}", "input_feature_service": input_service,
                   "hgnn_version": spec["tags"].get("hgnn_version", ""),
                   "text_version": spec["tags"].get("text_version", ""),
