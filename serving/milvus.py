@@ -73,7 +73,8 @@ def check_config(serving: ServingConfig) -> None:
         raise ConfigError(f"serving.index_type {serving.index_type!r}: use one of "
                           f"{', '.join(INDEX_TYPES)}")
     for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef", "ivf_nlist", "ivf_nprobe",
-                 "workers", "torch_threads", "popular_items", "recall_queries"):
+                 "workers", "torch_threads", "popular_items", "recall_queries",
+                 "max_body_bytes"):
         if getattr(serving, name) < 1:
             raise ConfigError(f"serving.{name} must be at least 1, got {getattr(serving, name)}")
     uri = serving.milvus_uri.strip()

@@ -87,6 +87,9 @@ class RecommendResponse(BaseModel):
     strategy: Strategy = Field(description="model: the user's features at the cutoff; "
                                            "recent_items: a vector from recent_item_ids; "
                                            "popularity: neither was available")
+    unknown_item_ids: list[str] = Field(
+        default_factory=list,
+        description="recent_item_ids that are not in the catalogue (ignored; check them)")
     model_version: str
     feature_service: str
 
@@ -102,6 +105,9 @@ class ScoreResponse(BaseModel):
     items: list[ScoredItem] = Field(description="the known candidates, best first (ties keep "
                                                 "the request's order)")
     unknown_item_ids: list[str] = Field(description="candidates not in the index (not scored)")
+    unknown_recent_item_ids: list[str] = Field(
+        default_factory=list,
+        description="recent_item_ids that are not in the catalogue (ignored; check them)")
     strategy: Strategy
     model_version: str
     feature_service: str

@@ -3,7 +3,8 @@
     POST /recommend {user_id, k, item_types?, exclude_consumed?, recent_item_ids?}
     POST /similar   {item_id, k, item_types?}
     POST /score     {user_id, item_ids, recent_item_ids?}
-    GET  /readyz    200 once the model, the Feast store and the Milvus index are loaded
+    GET  /readyz    200 with what is served once the model, the Feast store and the Milvus
+                    index are loaded; else 503 with the reason and the fix
     GET  /docs.json the OpenAPI description (Swagger UI at /)
 
 The workspace comes from GFM_WORKDIR (and its configuration from GFM_CONFIG / GFM_SET), set by
@@ -19,8 +20,9 @@ fail the import. The engine loads it with `load_bundle`, evaluation's own loader
 workspace's BentoML store.
 
 Bodies are flat JSON objects (`input_spec=` + `**params`, see STACK.md); bad input is a 400
-from pydantic (schemas.py), an unknown item type a 400, an unknown /similar item a 404, each
-with {"error": message}.
+from pydantic (schemas.py), an unknown item type a 400, an unknown /similar item a 404, a body
+over serving.max_body_bytes a 413, a form or multipart body a 415 (serving/http.py), each with
+{"error": message}.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import threading
 import time
 from typing import Any
 
+import anyio
 import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from serving.http import EdgeMiddleware
 from serving.schemas import (
     RecommendRequest,
     RecommendResponse,
@@ -94,6 +98,7 @@ class Recommender:
         self._last_try = 0.0
         self._lock = threading.Lock()
         self._load()
+        _LIVE["service"] = self  # for /readyz's details (serving/http.py)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -120,6 +125,14 @@ class Recommender:
 
     def __is_ready__(self) -> bool:
         return self._ready_engine() is not None
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, what is served) or (False, {"error": why and what to do})."""
+        engine = self._ready_engine()
+        if engine is None:
+            return False, {"error": f"the service is not ready: {self._error}",
+                           "retry_after_s": RETRY_S}
+        return True, engine.status()
 
     @bentoml.on_shutdown
     def close(self) -> None:
@@ -162,3 +175,68 @@ class Recommender:
     def score(self, **params: Any) -> ScoreResponse:
         """Scores and ranks candidate items for a user; unknown ids are listed, not scored."""
         return self._answer("score", ScoreRequest(**params))
+
+
+_LIVE: dict[str, Recommender] = {}  # this worker's service object, once constructed
+
+
+async def _readiness() -> tuple[bool, dict[str, Any]]:
+    service = _LIVE.get("service")
+    if service is None:
+        return False, {"error": "the service is still starting", "retry_after_s": RETRY_S}
+    return await anyio.to_thread.run_sync(service.readiness)
+
+
+def _error_schema(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "description": description, "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "what was wrong and what "
+                                                                      "to send instead"},
+                           **extra}}
+
+
+def openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's OpenAPI document, made the project's: title, version and description, the
+    served model, and error bodies as they are sent."""
+    from gfm import __version__
+
+    info = spec.setdefault("info", {})
+    info.pop("contact", None)
+    info["title"] = "gfm recommender"
+    info["version"] = __version__
+    service = _LIVE.get("service")
+    engine = service._engine if service is not None else None
+    served = (f" Serving model {engine.bundle.version} (feature service "
+              f"{engine.bundle.feature_service})." if engine is not None else "")
+    info["description"] = (
+        "Recommendations from the served two-tower model of a gfm workspace: user features "
+        "online from Feast, item vectors from Milvus. Bodies are flat JSON objects "
+        "(Content-Type: application/json). Every id in the examples exists after `make demo`."
+        + served + " Documentation: docs/serving.md.")
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["InvalidArgument"] = _error_schema(
+        "400: a body that does not validate (detail: pydantic's errors) or an unknown item type",
+        detail={"type": "array", "description": "one entry per invalid field",
+                "items": {"type": "object", "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                                 {"type": "integer"}]}},
+                    "msg": {"type": "string"}, "type": {"type": "string"}}}})
+    schemas["NotFound"] = _error_schema("404: /similar's item_id is not in the index",
+                                        item_id={"type": "string"})
+    schemas["Error"] = _error_schema("413, 415, 503: see the message")
+    extra = {"413": "the body is over serving.max_body_bytes (default 1 MiB)",
+             "415": "a form or multipart body: send JSON (Content-Type: application/json)",
+             "503": "not ready, or a backing store is unreachable (Retry-After)"}
+    for path, item in spec.get("paths", {}).items():
+        post = item.get("post")
+        if post is None or path not in ("/recommend", "/similar", "/score"):
+            continue
+        responses = post.setdefault("responses", {})
+        if path != "/similar":
+            responses.pop("404", None)
+        for status, description in extra.items():
+            responses[status] = {"description": description, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}
+    return spec
+
+
+Recommender.add_asgi_middleware(EdgeMiddleware, status=_readiness, openapi=openapi)
