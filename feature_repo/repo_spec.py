@@ -1,13 +1,17 @@
 """What this workspace holds: versions, file paths, lineage tags (feature_repo.json beside this).
 
 `gfm features apply` writes feature_repo.json; the other modules only read it, so importing
-them (as `feast apply` does with every .py file here) has no side effects.
+them (as `feast apply` does with every .py file here) has no side effects. Its file paths are
+relative to the workspace (this directory's parent), so a copied or moved workspace names its
+own files; they are made absolute here because Feast's DuckDB offline store reads a
+FileSource's path as it is (relative to the working directory).
 """
 
 import json
 from pathlib import Path
 
 SPEC_FILE = Path(__file__).resolve().parent / "feature_repo.json"
+WORKSPACE = SPEC_FILE.parent.parent
 
 
 def load_spec() -> dict:
@@ -17,7 +21,13 @@ def load_spec() -> dict:
             "run `gfm features apply --workdir W` and point Feast at the workspace's copy, "
             'feast -c "$(gfm features path --workdir W)" ...'
         )
-    return json.loads(SPEC_FILE.read_text())
+    spec = json.loads(SPEC_FILE.read_text())
+    spec["tables"] = {name: str(WORKSPACE / path) for name, path in spec["tables"].items()}
+    for entries in spec.values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and "path" in entry:
+                entry["path"] = str(WORKSPACE / entry["path"])
+    return spec
 
 
 SPEC = load_spec()

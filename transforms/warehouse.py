@@ -1,9 +1,17 @@
 """Run the dbt-duckdb project (dbt/) for one workspace, and query the warehouse it builds.
 
 dbt runs in-process through `dbtRunner`. Everything that depends on the workspace reaches dbt
-from outside the project: the DuckDB path (env GFM_WAREHOUSE_PATH, read by dbt/profiles.yml),
-the raw folder, the timeline and the warehouse settings (--vars), and target/ and logs/ (under
-`workspace.dbt_dir`, never inside the source tree). Usage statistics are off.
+from outside the project: the DuckDB path and the workspace folder (env GFM_WAREHOUSE_PATH and
+GFM_WORKSPACE_DIR, read by dbt/profiles.yml), the raw folder, the timeline and the warehouse
+settings (--vars), and target/ and logs/ (under `workspace.dbt_dir`, never inside the source
+tree). Usage statistics are off.
+
+The warehouse is movable: every file path dbt stores in it (the staging views over raw/, the
+views over the feature parquet files) is relative to the workspace. dbt runs with the
+workspace as working directory (where relative paths are written) and DuckDB's
+`file_search_path` set to it (where they are read); `warehouse_query` sets it too, and anyone
+opening the file elsewhere does the same: `SET file_search_path = '<workdir>'`. A copied
+workspace therefore reads its own raw data, never the original's.
 """
 
 from __future__ import annotations
@@ -12,9 +20,12 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import shlex
 
 import duckdb
 
@@ -31,11 +42,12 @@ _FAILED = {"error", "fail", "runtime error"}
 
 
 def dbt_vars(workspace: Workspace, config: Config, timeline: Timeline) -> dict[str, Any]:
-    """The --vars of a run: the timeline, the raw folder and the warehouse settings."""
+    """The --vars of a run: the timeline, the raw folder (relative to the workspace: views
+    over it stay valid when the workspace moves) and the warehouse settings."""
     warehouse = config.warehouse
     return {
         **timeline.as_dbt_vars(),
-        "raw_dir": str(workspace.raw_dir),
+        "raw_dir": relative(workspace, workspace.raw_dir),
         "min_edge_support": warehouse.min_edge_support,
         "max_items_per_user": warehouse.max_items_per_user,
         "edge_event_types": list(warehouse.edge_event_types),
@@ -66,14 +78,48 @@ def dbt_args(
     ]
 
 
+def relative(workspace: Workspace, path: Path) -> str:
+    """`path` as dbt and the warehouse store it: relative to the workspace."""
+    return Path(path).relative_to(workspace.root).as_posix()
+
+
+def dbt_environment(workspace: Workspace) -> dict[str, str]:
+    """What dbt/profiles.yml reads, and telemetry off."""
+    return {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path),
+        "GFM_WORKSPACE_DIR": str(workspace.root),
+    }
+
+
+def dbt_shell_command(
+    workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None,
+) -> str:
+    """The command line that runs dbt by hand on this workspace as `gfm transform` does
+    (environment, working directory, project, paths and --vars), for a shell."""
+    cli = dbt_args(workspace, config, timeline, args or ["build"])
+    # Console output on, for a person: the in-process run routes it through logging instead.
+    at = cli.index("--log-level")
+    cli[at:at + 2] = []
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in dbt_environment(workspace).items())
+    return (f"cd {shlex.quote(str(workspace.root))} && {env} "
+            f"{shlex.quote(str(Path(sys.executable).with_name('dbt')))} "
+            + " ".join(shlex.quote(a) for a in cli))
+
+
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a run, then restore them."""
+def _environment(values: dict[str, str], cwd: Path | None = None) -> Iterator[None]:
+    """Set environment variables (and the working directory) for the duration of a run, then
+    restore them."""
     saved = {key: os.environ.get(key) for key in values}
+    saved_cwd = os.getcwd()
     os.environ.update(values)
+    if cwd is not None:
+        os.chdir(cwd)
     try:
         yield
     finally:
+        os.chdir(saved_cwd)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -147,7 +193,8 @@ def _what_to_do(details: str, failed_staging: bool, workspace: Workspace) -> str
             "opened it, then rerun. To read the warehouse while it may be rebuilt, query a copy."
         )
     if "Required var" in details:
-        return "A dbt var is missing: run dbt through `gfm` (transforms.warehouse.run_dbt)."
+        return ("A dbt var is missing: run dbt through `gfm transform`, or by hand with the "
+                "command `gfm transform --print-dbt-command` prints.")
     if failed_staging:
         return (
             f"A raw file in {workspace.raw_dir} cannot be read as the raw data contract says "
@@ -181,13 +228,11 @@ def run_dbt(
         )
     workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
     cli_args = dbt_args(workspace, config, timeline, args, extra_vars, target)
-    env = {
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path),
-    }
     command = " ".join(args or ["build"])
     logger.info("dbt %s on %s (as of %s)", command, workspace.warehouse_path, timeline.cutoff)
-    with _environment(env):
+    # The workspace as working directory: external models write their files to paths relative
+    # to it (stored so in the warehouse's views).
+    with _environment(dbt_environment(workspace), cwd=workspace.root):
         try:
             outcome = dbtRunner(callbacks=[_forward_event]).invoke(cli_args)
         finally:
@@ -210,12 +255,15 @@ def run_dbt(
 def warehouse_query(
     workspace: Workspace, sql: str, parameters: Sequence[Any] | None = None
 ) -> list[tuple]:
-    """Run one query on the warehouse, opened read-only; return all rows."""
+    """Run one query on the warehouse, opened read-only; return all rows. Views read their
+    files relative to the workspace (DuckDB's file_search_path)."""
     path = workspace.warehouse_path
     if not path.exists():
-        raise WorkspaceError(f"{path} does not exist: run `gfm warehouse` (dbt build) first")
+        raise WorkspaceError(f"{path} does not exist: run `gfm transform --workdir "
+                             f"{workspace.root}` (dbt build) first")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True,
+                             config={"file_search_path": str(workspace.root)})
     except duckdb.IOException as exc:
         if LOCK_MESSAGE in str(exc):
             raise GfmError(

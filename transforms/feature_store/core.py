@@ -216,7 +216,7 @@ def _ensure_two_tower_service(
 
 def build_spec(workspace: Workspace, state: FeatureVersions, project: str) -> dict[str, Any]:
     """feature_repo.json: what the repository's .py files define (active versions only), with
-    absolute paths (Feast reads a FileSource's path as it is)."""
+    file paths relative to the workspace (its repo_spec.py makes them absolute on import)."""
     if not state.tables:
         raise WorkspaceError("the feature tables were never built: run `gfm features apply`")
     base = state.tables
@@ -225,7 +225,8 @@ def build_spec(workspace: Workspace, state: FeatureVersions, project: str) -> di
     spec: dict[str, Any] = {
         "project": project,
         "item_types": base["item_types"],
-        "tables": {name: str(tables.table_path(workspace, name)) for name in tables.TABLES},
+        "tables": {name: str(tables.table_path(workspace, name).relative_to(workspace.root))
+                   for name in tables.TABLES},
         "tags": {"tables": table_tags},
     }
     for kind in VERSIONED_KINDS:
@@ -237,7 +238,6 @@ def build_spec(workspace: Workspace, state: FeatureVersions, project: str) -> di
                           "registered_at": entry["registered_at"]})
             if "item_types" in lineage:
                 tags["item_types"] = ",".join(lineage["item_types"])
-            lineage["path"] = str(workspace.root / lineage["path"])
             spec[kind].append({"name": view_name(kind, entry["number"]), "version": version,
                                "number": entry["number"], **lineage, "tags": tags})
     active_views = set(UNVERSIONED_VIEWS) | {

@@ -7,14 +7,24 @@
         data/registry.db        Feast's registry
         data/online_store.db    the SQLite online store (when features.online_store = sqlite)
 
-Every path in it is absolute or relative to the directory, so plain
-`feast -c <workdir>/feature_repo apply|materialize|feature-views list` works with no
-environment variables. Files other than the copies are left alone.
+Every path in it is relative, to the directory (registry, online store) or to the workspace
+(feature_repo.json's parquet files), so plain `feast -c <workdir>/feature_repo
+apply|materialize|feature-views list` works with no environment variables, and a copied or
+moved workspace is self-contained. Files other than the copies are left alone.
+
+Feast's registry itself stores absolute paths: each FileSource's (Feast's DuckDB offline store
+reads it as it is) and each SQLite online table's ("infra" objects, which `feast apply` drops
+when it thinks they are gone). In a copied workspace they name the original's files, so:
+- `feast_apply` first points the registry's SQLite tables at this repository's online store,
+  so that an apply in a copy never drops the original's tables;
+- `open_store` re-applies the repository when the registry's sources lie outside the
+  workspace (it was copied or moved), so that a copy reads its own parquet files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -42,6 +52,7 @@ REPO_MODULES = ("repo_spec.py", "entities.py", "data_sources.py", "feature_views
                 "feature_services.py")
 SPEC_FILE = "feature_repo.json"
 REPO_DIR_NAME = "feature_repo"
+LOCK_FILE = "data/.gfm-apply.lock"
 
 
 def repo_dir(workspace: Workspace) -> Path:
@@ -49,12 +60,20 @@ def repo_dir(workspace: Workspace) -> Path:
 
 
 def load_spec(workspace: Workspace) -> dict[str, Any]:
+    """feature_repo.json with its file paths made absolute (as the repository's
+    repo_spec.py reads it)."""
     path = repo_dir(workspace) / SPEC_FILE
     if not path.exists():
         raise WorkspaceError(
             f"{path} does not exist: run `gfm features apply --workdir {workspace.root}` first"
         )
-    return json.loads(path.read_text())
+    spec = json.loads(path.read_text())
+    spec["tables"] = {name: str(workspace.root / p) for name, p in spec["tables"].items()}
+    for entries in spec.values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and "path" in entry:
+                entry["path"] = str(workspace.root / entry["path"])
+    return spec
 
 
 def _write(path: Path, text: str) -> None:
@@ -76,15 +95,148 @@ def feature_store_yaml(config: FeatureStoreConfig) -> str:
     return header + yaml.safe_dump(data, sort_keys=False)
 
 
-def render_repo(workspace: Workspace, config: FeatureStoreConfig, spec: dict[str, Any]) -> Path:
-    """Write the workspace's repository directory (idempotent); return it."""
-    directory = repo_dir(workspace)
-    (directory / "data").mkdir(parents=True, exist_ok=True)
+def _copy_modules(directory: Path) -> None:
     for name in REPO_MODULES:
         shutil.copyfile(TEMPLATE_DIR / name, directory / name)
+
+
+def render_repo(workspace: Workspace, config: FeatureStoreConfig, spec: dict[str, Any]) -> Path:
+    """Write the workspace's repository directory (idempotent); return it. `spec` holds paths
+    relative to the workspace."""
+    directory = repo_dir(workspace)
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    _copy_modules(directory)
     _write(directory / "feature_store.yaml", feature_store_yaml(config))
     _write(directory / SPEC_FILE, json.dumps(spec, indent=2) + "\n")
     return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry's absolute paths (see the module docstring)
+
+
+def _registry_settings(directory: Path) -> tuple[str, Path, Path | None]:
+    """(project, registry file, SQLite online store file or None) of the repository, paths as
+    Feast resolves them: relative to the repository directory."""
+    data = yaml.safe_load((directory / "feature_store.yaml").read_text()) or {}
+    registry = data.get("registry", "data/registry.db")
+    registry = registry.get("path") if isinstance(registry, dict) else registry
+    online = data.get("online_store") or {}
+    online_path = None
+    if str(online.get("type", "sqlite")) == "sqlite":
+        online_path = directory / str(online.get("path", "data/online_store.db"))
+    return str(data.get("project", "")), directory / str(registry), online_path
+
+
+def _read_registry(path: Path):
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    if not path.exists():
+        return None
+    proto = RegistryProto()
+    proto.ParseFromString(path.read_bytes())
+    return proto
+
+
+def _adopt_online_tables(directory: Path) -> int:
+    """Point every SQLite online table the registry records at this repository's online store
+    (a copied registry names the original's file, and `feast apply` drops a table it thinks
+    is gone: the original's). Returns how many were re-pointed."""
+    _, registry_path, online_path = _registry_settings(directory)
+    proto = _read_registry(registry_path)
+    if proto is None or online_path is None:
+        return 0
+    ours = str(online_path)  # what Feast computes: repo_path / path
+    moved = 0
+    for infra_object in proto.infra.infra_objects:
+        if infra_object.HasField("sqlite_table") and infra_object.sqlite_table.path != ours:
+            infra_object.sqlite_table.path = ours
+            moved += 1
+    if moved:
+        tmp = registry_path.with_name(f".{registry_path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(proto.SerializeToString())
+        os.replace(tmp, registry_path)
+        logger.info("the registry's %d SQLite online table(s) now point at %s", moved, ours)
+    return moved
+
+
+def foreign_sources(workspace: Workspace) -> list[str]:
+    """The registry's file sources outside the workspace (it was applied elsewhere: the
+    workspace was copied or moved)."""
+    directory = repo_dir(workspace)
+    if not (directory / "feature_store.yaml").exists():
+        return []
+    project, registry_path, _ = _registry_settings(directory)
+    proto = _read_registry(registry_path)
+    if proto is None:
+        return []
+    uris = [source.file_options.uri for source in proto.data_sources
+            if source.project == project]
+    uris += [view.spec.batch_source.file_options.uri for view in proto.feature_views
+             if view.spec.project == project]
+    return sorted({u for u in uris if u and Path(u).is_absolute()
+                   and not Path(u).is_relative_to(workspace.root)})
+
+
+def _localize_spec(workspace: Workspace) -> None:
+    """Make the file paths of a feature_repo.json written with absolute paths (before
+    workspaces were movable) relative to the workspace they were written for."""
+    path = repo_dir(workspace) / SPEC_FILE
+    spec = json.loads(path.read_text())
+    old = Path(spec["tables"]["item_metadata"])
+    if not old.is_absolute():
+        return
+    old_root = old.parent.parent  # <root>/features/item_metadata.parquet
+
+    def local(value: str) -> str:
+        p = Path(value)
+        return str(p.relative_to(old_root)) if p.is_absolute() and p.is_relative_to(old_root) \
+            else value
+
+    spec["tables"] = {name: local(p) for name, p in spec["tables"].items()}
+    for entries in spec.values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and "path" in entry:
+                entry["path"] = local(entry["path"])
+    _write(path, json.dumps(spec, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def _apply_lock(directory: Path) -> Iterator[None]:
+    """One apply at a time per repository (several server workers may open a moved one)."""
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def relocate(workspace: Workspace) -> bool:
+    """If the registry was applied at another path (a copied or moved workspace), re-apply the
+    repository here, so that it reads this workspace's files; True if it did."""
+    directory = repo_dir(workspace)
+    if not foreign_sources(workspace):
+        return False
+    with _apply_lock(directory):
+        foreign = foreign_sources(workspace)
+        if not foreign:
+            return False  # another process did it meanwhile
+        logger.warning("the Feast registry of %s reads files of another workspace (%s: it was "
+                       "copied or moved): re-applying it to read this workspace's own",
+                       directory, foreign[0])
+        try:
+            _localize_spec(workspace)
+            _copy_modules(directory)
+            _feast_apply(workspace)
+        except PermissionError as exc:
+            raise WorkspaceError(
+                f"{directory} was copied from another workspace and must be re-applied to read "
+                f"its own files, but it is not writable ({exc}): make it writable, or run "
+                f"`gfm features apply --workdir {workspace.root}` where it is"
+            ) from None
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,8 +275,7 @@ def _repo_imports(directory: Path) -> Iterator[None]:
         purge()
 
 
-def open_store(workspace: Workspace) -> "FeatureStore":
-    """A FeatureStore on the workspace's repository (as `feast -c <repo>` opens it)."""
+def _store(workspace: Workspace) -> "FeatureStore":
     from feast import FeatureStore
 
     directory = repo_dir(workspace)
@@ -134,6 +285,14 @@ def open_store(workspace: Workspace) -> "FeatureStore":
             f"{workspace.root}` first"
         )
     return FeatureStore(repo_path=str(directory))
+
+
+def open_store(workspace: Workspace) -> "FeatureStore":
+    """A FeatureStore on the workspace's repository (as `feast -c <repo>` opens it), re-applied
+    first if the workspace was copied or moved."""
+    _store(workspace)  # says what to run if there is no repository
+    relocate(workspace)
+    return _store(workspace)
 
 
 def online_store_unreachable(store: "FeatureStore", exc: Exception) -> GfmError:
@@ -149,11 +308,17 @@ def feast_apply(workspace: Workspace) -> list[str]:
     """`feast apply` on the rendered repository: registers what the .py files define and
     removes from the registry and the online store what they no longer define. Returns
     Feast's report lines."""
+    with _apply_lock(repo_dir(workspace)):
+        return _feast_apply(workspace)
+
+
+def _feast_apply(workspace: Workspace) -> list[str]:
     from feast.repo_operations import apply_total_with_repo_instance, parse_repo
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     directory = repo_dir(workspace)
-    store = open_store(workspace)
+    _adopt_online_tables(directory)  # never drop another workspace's tables
+    store = _store(workspace)
     report = io.StringIO()
     with _repo_imports(directory), contextlib.redirect_stdout(report):
         contents = parse_repo(directory)

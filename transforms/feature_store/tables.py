@@ -121,7 +121,12 @@ def build_tables(
     The first HGNN version is built in the same dbt invocation as the tables (dbt's start-up
     is most of the cost on small workspaces); each further one takes its own invocation.
     """
-    base = {"features_dir": str(workspace.features_dir), "feature_item_types": types}
+    from transforms.warehouse import relative
+
+    # Paths relative to the workspace (dbt runs in it): the warehouse's views over these files
+    # stay valid when the workspace is copied or moved.
+    base = {"features_dir": relative(workspace, workspace.features_dir),
+            "feature_item_types": types}
     pending = list(user_avg)
     first = True
     while first or pending:
@@ -132,11 +137,11 @@ def build_tables(
             out = user_avg_path(workspace, version)
             out.parent.mkdir(parents=True, exist_ok=True)
             feature_vars.update({
-                "hgnn_embedding_path": str(workspace.root / lineage["path"]),
+                "hgnn_embedding_path": lineage["path"],
                 "hgnn_as_of": lineage["graph_as_of"].replace("T", " "),
                 "hgnn_dim": lineage["dimension"],
                 "hgnn_version": version,
-                "user_avg_hgnn_path": str(out),
+                "user_avg_hgnn_path": relative(workspace, out),
             })
         run_feature_models(workspace, config, timeline, select, feature_vars)
         first = False
