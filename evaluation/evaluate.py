@@ -18,6 +18,7 @@ Adding a model: implement `evaluation.retrievers.Retriever` and register a build
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from evaluation import metrics as m
+from evaluation.cold_start import ColdStartTally, write_cold_start_reports
 from evaluation.retrievers import (
     ALSRetriever,
     EASERetriever,
@@ -221,12 +223,14 @@ def _tally_type(
     k: int,
     mrr_k: int,
     users: np.ndarray | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> None:
     """Add one batch's users to the tallies of one type.
 
     scores: (batch, n_type) of the type's candidates; targets: (rows, cols, is_new) of the
     batch's hold-out pairs of the type; history: (rows, cols) of its history pairs; users: the
-    batch's split user indices (to keep the primary setting's per-user hits).
+    batch's split user indices (to keep the primary setting's per-user hits); observe: called
+    with (rows, cols, ranks, ranks_fresh, fresh, warm) for more tallies (evaluation.cold_start).
     """
     n_rows, n_cols = scores.shape
     rows, cols, is_new = targets
@@ -255,6 +259,8 @@ def _tally_type(
     new = fresh & is_new
     best = m.best_ranks(ranks_fresh[new], rows[new], n_rows)
     tallies[NEW_ITEMS].add(best[(best != m.NO_RANK) & warm], k, mrr_k)
+    if observe is not None:
+        observe(rows, cols, ranks, ranks_fresh, fresh, warm)
 
 
 def evaluate_retriever(
@@ -278,6 +284,7 @@ def evaluate_retriever(
     batch_size = batch_size or _auto_batch_size(split.n_items)
     codes = _type_codes(split)
     tallies = {t: {g: _Tally(len(split.type_items[t])) for g in GROUPS} for t in split.types}
+    cold_start = ColdStartTally(split, k)
     with tqdm(total=len(users), desc=f"evaluate {name}", unit="user",
               disable=None if progress else True) as bar:
         for start in range(0, len(users), batch_size):
@@ -298,7 +305,8 @@ def evaluate_retriever(
                 of_type = codes[history_items] == code
                 history = (history_rows[of_type], split.type_position[history_items[of_type]])
                 _tally_type(tallies[t], _type_scores(scores, split.type_items[t]), warm,
-                            targets, history, k, mrr_k, users=batch)
+                            targets, history, k, mrr_k, users=batch,
+                            observe=functools.partial(cold_start.add, t))
             bar.update(len(batch))
 
     hr, mrr, cov = f"hr@{k}", f"mrr@{mrr_k}", f"coverage@{k}"
@@ -334,6 +342,7 @@ def evaluate_retriever(
     result[INCLUSIVE] = group_metrics(INCLUSIVE, with_coverage=True)
     result[COLD_USERS] = group_metrics(COLD_USERS, with_coverage=False)
     result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)
+    result["cold_start"] = cold_start.result()
     if retriever.source:
         result["source"] = retriever.source
     if retriever.settings:
@@ -484,7 +493,8 @@ def plot_hit_rate(report: Mapping[str, Any], path: Path) -> None:
 
 
 def write_reports(report: Mapping[str, Any], reports_dir: Path) -> dict[str, Path]:
-    """metrics.json, metrics.md and hr_at_10.png (named after k) under reports_dir."""
+    """metrics.json, metrics.md and hr_at_10.png (named after k) under reports_dir, and the
+    cold-start plots hr_by_item_age.png and cold_users_hr.png (evaluation.cold_start)."""
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     k = report["settings"]["k"]
@@ -496,4 +506,5 @@ def write_reports(report: Mapping[str, Any], reports_dir: Path) -> dict[str, Pat
     paths["json"].write_text(json.dumps(report, indent=2) + "\n")
     paths["markdown"].write_text(format_markdown(report))
     plot_hit_rate(report, paths["plot"])
+    paths.update(write_cold_start_reports(report, reports_dir, paths["markdown"]))
     return paths

@@ -106,6 +106,8 @@ class EvalSplit:
     holdout_end: dt.datetime | None = None
     history_days: int | None = None
     protocol: str = "global"  # timeline.protocol: global, or per_user (leave-last-N-out)
+    # (n_items,) datetime64[s]: each item's release (NaT = unknown). Empty = unknown for all.
+    item_created_at: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[s]"))
     sampled_from: int | None = None  # users with targets before with_sampled_users
 
     def __post_init__(self) -> None:
@@ -125,6 +127,11 @@ class EvalSplit:
             self.item_popularity = np.zeros(n_items, dtype=np.float64)
         if len(self.is_new_item) != n_items or len(self.item_popularity) != n_items:
             raise ValueError("is_new_item and item_popularity must have one entry per item")
+        self.item_created_at = np.asarray(self.item_created_at, dtype="datetime64[s]")
+        if len(self.item_created_at) == 0:
+            self.item_created_at = np.full(n_items, np.datetime64("NaT"), "datetime64[s]")
+        if len(self.item_created_at) != n_items:
+            raise ValueError("item_created_at must have one entry per item")
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
         self.user_index = {user: u for u, user in enumerate(self.user_ids)}
         self.types = sorted(set(self.item_types))
@@ -199,6 +206,17 @@ def _query(workspace: Workspace, sql: str, params: Sequence[Any] = ()) -> list[t
         ) from None
 
 
+def release_instants(workspace: Workspace, item_ids: Sequence[str],
+                     at: dt.datetime) -> list[dt.datetime]:
+    """Per item, max(at, created_at): the instant its static features (text, metadata, the
+    inductive HGNN vector) are read at. An item released after `at` is read as of its release;
+    one without created_at, or not in item_catalog, as of `at`."""
+    rows = _query(workspace, "select item_id, created_at from item_catalog "
+                  "where created_at is not null and created_at > ?", [at])
+    released = dict(rows)
+    return [max(at, released.get(item, at)) for item in item_ids]
+
+
 def load_split(
     workspace: Workspace,
     timeline: Timeline,
@@ -218,7 +236,7 @@ def load_split(
     items = _query(
         workspace,
         """
-        select item_id, item_type, coalesce(created_at >= ?, false) as is_new
+        select item_id, item_type, coalesce(created_at >= ?, false) as is_new, created_at
         from item_catalog
         where is_top_level and (created_at is null or created_at < ?)
         order by item_type, item_id
@@ -295,6 +313,8 @@ def load_split(
         histories=Ragged.from_pairs(h_users, h_items, n_users),
         targets=Ragged.from_pairs(t_users, t_items, n_users),
         is_new_item=np.asarray([r[2] for r in items], dtype=bool),
+        item_created_at=np.asarray([np.datetime64(r[3], "s") if r[3] is not None
+                                    else np.datetime64("NaT") for r in items], "datetime64[s]"),
         item_popularity=np.bincount(s_items, weights=s_counts, minlength=len(item_ids)),
         train_user=s_users,
         train_item=s_items,
