@@ -307,7 +307,7 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     serving = config.serving
     manifest: dict[str, Any] = {
         "collection": name,
-        "uri": uri,
+        "uri": milvus.stored_uri(workspace, uri),
         "model_tag": tag,
         "model_version": bundle.version,
         "feature_service": bundle.feature_service,

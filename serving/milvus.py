@@ -68,6 +68,14 @@ def is_embedded(uri: str) -> bool:
     return "://" not in uri
 
 
+def stored_uri(workspace: Workspace, uri: str) -> str:
+    """The URI as the manifest records it: the embedded directory relative to the workspace
+    (a copied workspace serves its own copy), a server's as it is."""
+    if is_embedded(uri) and Path(uri).is_relative_to(workspace.root):
+        return str(Path(uri).relative_to(workspace.root))
+    return uri
+
+
 def check_config(serving: ServingConfig) -> None:
     if serving.index_type.upper() not in INDEX_TYPES:
         raise ConfigError(f"serving.index_type {serving.index_type!r}: use one of "
@@ -112,8 +120,10 @@ def base_search_params(serving: ServingConfig) -> dict[str, Any]:
 
 
 def quiet_logs() -> None:
-    """milvus-lite logs a harmless grpc AllocTimestamp error (STACK.md)."""
-    for name in ("grpc._server", "grpc", "milvus_lite", "pymilvus"):
+    """milvus-lite logs a harmless grpc AllocTimestamp error (STACK.md), and pymilvus a
+    harmless "failed to get mvccTs" warning per query iterator."""
+    for name in ("grpc._server", "grpc", "milvus_lite", "pymilvus",
+                 "pymilvus.client.iterator.query_iterator"):  # a mvccTs warning per read
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
