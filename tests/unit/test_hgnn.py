@@ -10,7 +10,13 @@ import pytest
 from training.hgnn.config import HGNNConfig
 from training.hgnn.graph import ItemGraph, split_edges
 from training.hgnn.sampler import NeighborSampler
-from training.hgnn.train import LinkPredictionTrainer, write_item_vectors
+from training.hgnn.train import (
+    LinkPredictionTrainer,
+    cold_link_metrics,
+    fit_text_regressor,
+    link_metrics,
+    write_item_vectors,
+)
 
 
 def _graph() -> ItemGraph:
@@ -128,3 +134,98 @@ def test_sampler_respects_fanout_and_only_follows_real_edges():
 def test_config_is_saved_whole():
     config = _config()
     assert HGNNConfig(**dataclasses.asdict(config)) == config
+
+
+# --- items without edges (cold start) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "sampled"])
+def test_connected_negative_pool_never_draws_a_node_without_edges(mode):
+    graph = _graph()  # pc3 and ab3 have no edges
+    split = split_edges(graph, 0.0, 10, 0)
+    trainer = LinkPredictionTrainer(graph, split, _config(batch_mode=mode,
+                                                          negative_pool="connected"))
+    for t in ("podcast", "audiobook"):
+        drawn = trainer.negatives(t, 500)
+        assert drawn.shape == (500, 2)
+        assert 3 not in drawn and set(np.unique(drawn)) == {0, 1, 2}
+    everyone = LinkPredictionTrainer(graph, split, _config(batch_mode=mode))
+    assert 3 in everyone.negatives("podcast", 500)  # the default pool: every node of the type
+    with pytest.raises(Exception, match="negative_pool"):
+        LinkPredictionTrainer(graph, split, _config(negative_pool="nearby"))
+
+
+def test_text_only_vectors_are_what_an_isolated_node_gets():
+    graph = _graph()
+    trainer = LinkPredictionTrainer(graph, split_edges(graph, 0.0, 10, 0), _config())
+    for _ in range(3):
+        trainer.train_epoch(deadline=float("inf"))
+    z, text = trainer.embed_all(), trainer.embed_text_only()
+    np.testing.assert_allclose(text["podcast"][3], z["podcast"][3], atol=1e-6)  # no edges
+    assert not np.allclose(text["podcast"][0], z["podcast"][0], atol=1e-3)  # has neighbours
+
+
+def _mean_text_graph_cosine(**config) -> float:
+    graph = _graph()
+    trainer = LinkPredictionTrainer(graph, split_edges(graph, 0.0, 10, 0), _config(**config))
+    for _ in range(40):
+        trainer.train_epoch(deadline=float("inf"))
+    z, text = trainer.embed_all(), trainer.embed_text_only()
+    return float(np.mean([(text[t][:3] * z[t][:3]).sum(1).mean() for t in z]))
+
+
+def test_alignment_loss_pulls_the_text_only_path_to_the_graph_vector():
+    aligned = _mean_text_graph_cosine(text_alignment_weight=1.0)
+    assert aligned > 0.9
+    assert aligned > _mean_text_graph_cosine() + 0.05
+
+
+def test_cold_start_training_places_text_only_nodes_next_to_their_neighbours():
+    """With every node's messages dropped half the time, a node's text-only vector scores
+    its neighbour above a non-neighbour."""
+    graph = _graph()
+    trainer = LinkPredictionTrainer(graph, split_edges(graph, 0.0, 10, 0),
+                                    _config(cold_start_node_rate=0.5, negative_pool="connected"))
+    for _ in range(60):
+        trainer.train_epoch(deadline=float("inf"))
+    z, text = trainer.embed_all(), trainer.embed_text_only()
+    # pc0 - pc1 are neighbours, pc0 - pc2 are not (pc2's only edge goes to ab2)
+    assert (text["podcast"][0] * z["podcast"][1]).sum() > (text["podcast"][0] * z["podcast"][2]).sum()
+
+
+def test_cold_link_metrics_equal_link_metrics_when_cold_vectors_are_the_graph_vectors():
+    rng = np.random.default_rng(0)
+    z = {t: rng.normal(size=(30, 4)) for t in ("a", "b")}
+    val = {"a__b": ("a", "b", rng.integers(0, 30, (2, 40)))}
+    negatives = {"a__b": rng.integers(0, 30, (40, 10))}
+    warm = link_metrics(z, val, negatives)
+    cold = cold_link_metrics(z, z, val, negatives)
+    assert cold["auc"] == pytest.approx(warm["auc"]) and cold["mrr"] == pytest.approx(warm["mrr"])
+    # cold vectors placed exactly on their neighbours: every neighbour ranks first
+    unit = {t: v / np.linalg.norm(v, axis=1, keepdims=True) for t, v in z.items()}
+    pairs = np.stack([np.arange(30), rng.integers(0, 30, 30)])
+    placed = {"a": unit["b"][pairs[1]], "b": unit["b"]}
+    val = {"a__b": ("a", "b", pairs)}
+    negatives = {"a__b": (pairs[1][:, None] + 1 + rng.integers(0, 29, (30, 10))) % 30}
+    assert cold_link_metrics(unit, placed, val, negatives) == {"auc": 1.0, "mrr": 1.0}
+    assert link_metrics(unit, val, negatives)["mrr"] < 1.0
+
+
+def test_text_regressor_learns_the_map_and_predicts_unseen_nodes():
+    """z = normalise(x W): the regressor, fitted on connected nodes only, recovers it for nodes
+    it never saw (out-of-fold and without edges)."""
+    rng = np.random.default_rng(0)
+    n, dim = 300, 16
+    x = {t: rng.normal(size=(n, dim)).astype(np.float32) for t in ("audiobook", "podcast")}
+    w = rng.normal(size=(dim, 8))
+    z = {t: (v @ w) / np.linalg.norm(v @ w, axis=1, keepdims=True) for t, v in x.items()}
+    z = {t: v.astype(np.float32) for t, v in z.items()}
+    connected = {t: np.arange(n) < 250 for t in x}  # the last 50 have no edges
+    graph = ItemGraph(["audiobook", "podcast"], {t: np.arange(n).astype(str) for t in x}, x, {},
+                      {}, {})
+    _, predicted, out_of_fold = fit_text_regressor(graph, z, connected, epochs=300, seed=0)
+    for t in x:
+        cold = ~connected[t]
+        assert (predicted[t][cold] * z[t][cold]).sum(1).mean() > 0.8
+        assert (out_of_fold[t][~cold] * z[t][~cold]).sum(1).mean() > 0.8
+        assert np.allclose(np.linalg.norm(predicted[t], axis=1), 1.0, atol=1e-5)

@@ -20,6 +20,19 @@ class HGNNConfig:
     # learns to place a node from its text alone where its neighbours would put it, which is
     # what a new item (no edges yet) needs at inference.
     cold_start_node_rate: float = 0.0
+    # Where negatives come from: "connected" = only nodes with training edges; "all" = every
+    # node of the type. A node without edges (an item released after graph_as_of) is unlabelled,
+    # not a negative: drawn as one, it is only ever pushed away from the connected items, and a
+    # new item's text-only vector ends up far from everyone (hgnn_knn new-item HR@10 0).
+    negative_pool: str = "all"
+    # Weight of an alignment loss 1 - cos(text-only vector, graph vector (no gradient)) over the
+    # batch's nodes: pulls the text-only path (what an edge-less item gets) to where the graph
+    # puts the same item. 0 = off.
+    text_alignment_weight: float = 0.0
+    # After training, fit a small MLP text -> HGNN vector on the connected items and use it for
+    # items without edges (instead of the model's own text-only path).
+    inductive_regressor: bool = False
+    regressor_epochs: int = 300
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 4096  # positive edges per step

@@ -93,14 +93,22 @@ class LinkPredictionTrainer:
         self.model = HeteroGraphSAGE(graph.node_types, sorted(split.message_edges), in_dim, config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
+        if config.negative_pool not in ("all", "connected"):
+            raise GfmError(f"hgnn.negative_pool must be all or connected, not "
+                           f"{config.negative_pool!r}")
         # Harder negatives: in proportion to degree^0.75 in the training graph.
         degree = {t: np.zeros(n) for t, n in num_nodes.items()}
         for (_, _, dst), e in split.message_edges.items():
             degree[dst] += np.bincount(e[1], minlength=num_nodes[dst])
-        self.negative_cdf = {}
+        self.degree = degree
+        self.negative_cdf, self.uniform_pool = {}, {}
         for t, d in degree.items():
-            w = (d + 1.0) ** 0.75
-            self.negative_cdf[t] = np.cumsum(w) / w.sum()
+            pool = np.flatnonzero(d > 0)
+            if config.negative_pool == "all" or len(pool) == 0:
+                pool = np.arange(len(d))
+            w = (d[pool] + 1.0) ** 0.75
+            self.uniform_pool[t] = pool
+            self.negative_cdf[t] = (pool, np.cumsum(w) / w.sum())
         self.val_negatives = {
             name: self.rng.integers(0, num_nodes[d], (pairs.shape[1], config.val_negatives))
             for name, (_, d, pairs) in split.val.items()
@@ -122,8 +130,11 @@ class LinkPredictionTrainer:
 
     def negatives(self, node_type: str, n: int) -> np.ndarray:
         k = self.config.negatives_per_edge
-        uniform = self.rng.integers(0, len(self.negative_cdf[node_type]), (n, k - k // 2))
-        hard = np.searchsorted(self.negative_cdf[node_type], self.rng.random((n, k // 2)))
+        pool = self.uniform_pool[node_type]
+        uniform = pool[self.rng.integers(0, len(pool), (n, k - k // 2))]
+        hard_pool, cdf = self.negative_cdf[node_type]
+        hard = hard_pool[np.minimum(np.searchsorted(cdf, self.rng.random((n, k // 2))),
+                                    len(hard_pool) - 1)]
         return np.concatenate([uniform, hard], axis=1)
 
     def batches(self) -> list[list[tuple[str, str, np.ndarray]]]:
@@ -184,14 +195,20 @@ class LinkPredictionTrainer:
                 seeds.setdefault(s, []).append(pairs[0])
                 seeds.setdefault(d, []).extend([pairs[1], neg.ravel()])
             _, lookup = self.embed_batch({t: np.concatenate(v) for t, v in seeds.items()})
-            losses = []
+            losses, align = [], []
             for (s, d, pairs), neg in zip(groups, negs):
                 za, zp = lookup(s, pairs[0]), lookup(d, pairs[1])  # (b, dim)
                 zn = lookup(d, neg.ravel()).view(len(pairs[0]), neg.shape[1], -1)  # (b, k, dim)
                 pos = (za * zp).sum(-1, keepdim=True)  # (b, 1)
                 neg_scores = torch.einsum("bd,bkd->bk", za, zn)  # (b, k)
                 losses.append(torch.relu(neg_scores - pos + self.config.margin).flatten())
+                if self.config.text_alignment_weight > 0:
+                    for t, ids, z in ((s, pairs[0], za), (d, pairs[1], zp)):
+                        text = self.text_only(t, ids)
+                        align.append(1.0 - (text * z.detach()).sum(-1))
             loss = torch.cat(losses).mean()
+            if align:
+                loss = loss + self.config.text_alignment_weight * torch.cat(align).mean()
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -200,6 +217,16 @@ class LinkPredictionTrainer:
             if time.monotonic() > deadline:
                 break
         return total / max(steps, 1), steps
+
+    def text_only(self, node_type: str, ids: np.ndarray) -> torch.Tensor:
+        """The vectors these nodes would get without any edge: what a new item gets."""
+        return self.model({node_type: self.x[node_type][torch.from_numpy(ids)]}, {})[node_type]
+
+    @torch.no_grad()
+    def embed_text_only(self) -> dict[str, np.ndarray]:
+        """Every node's text-only vector (no messages: as if it had no edges)."""
+        self.model.eval()
+        return {t: self.model({t: v}, {})[t].numpy() for t, v in self.x.items()}
 
     @torch.no_grad()
     def embed_all(self) -> dict[str, np.ndarray]:
@@ -244,6 +271,82 @@ def link_metrics(z: dict[str, np.ndarray], val: dict, negatives: dict) -> dict[s
         return {"auc": float("nan"), "mrr": float("nan"), "per_edge_type": {}}
     return {"auc": float(np.concatenate(hits).mean()), "mrr": float(np.concatenate(ranks).mean()),
             "per_edge_type": per_type}
+
+
+def cold_link_metrics(z: dict[str, np.ndarray], cold: dict[str, np.ndarray], val: dict,
+                      negatives: dict) -> dict[str, float]:
+    """link_metrics with each held-out pair's first node as if it had no edges: its vector from
+    `cold` (text-only path or regressor), its neighbour and the negatives from `z`. How well a
+    new item lands next to the items it will be co-consumed with."""
+    hits, ranks = [], []
+    for name, (s, d, pairs) in val.items():
+        za = cold[s][pairs[0]]
+        pos = (za * z[d][pairs[1]]).sum(-1)
+        neg = np.einsum("nd,nkd->nk", za, z[d][negatives[name]])
+        hits.append((neg < pos[:, None]).mean(1) + 0.5 * (neg == pos[:, None]).mean(1))
+        ranks.append(1.0 / (1.0 + (neg >= pos[:, None]).sum(1)))
+    if not hits:
+        return {"auc": float("nan"), "mrr": float("nan")}
+    return {"auc": float(np.concatenate(hits).mean()), "mrr": float(np.concatenate(ranks).mean())}
+
+
+class TextRegressor(torch.nn.Module):
+    """text vector (+ node type) -> HGNN vector, for items without edges."""
+
+    def __init__(self, in_dim: int, n_types: int, out_dim: int, hidden: int = 256):
+        super().__init__()
+        self.n_types = n_types
+        self.net = torch.nn.Sequential(torch.nn.Linear(in_dim + n_types, hidden), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor, type_code: torch.Tensor) -> torch.Tensor:
+        one_hot = torch.nn.functional.one_hot(type_code, self.n_types).float()
+        return torch.nn.functional.normalize(self.net(torch.cat([x, one_hot], 1)), dim=-1)
+
+
+def _fit_regressor(x: np.ndarray, codes: np.ndarray, y: np.ndarray, n_types: int, epochs: int,
+                   seed: int) -> TextRegressor:
+    torch.manual_seed(seed)
+    model = TextRegressor(x.shape[1], n_types, y.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    xt, ct, yt = torch.from_numpy(x), torch.from_numpy(codes), torch.from_numpy(y)
+    model.train()
+    for _ in range(epochs):
+        loss = (1.0 - (model(xt, ct) * yt).sum(-1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return model
+
+
+def fit_text_regressor(
+    graph: ItemGraph, z: dict[str, np.ndarray], connected: dict[str, np.ndarray], epochs: int,
+    seed: int,
+) -> tuple[TextRegressor, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fit text -> HGNN vector on the connected nodes. Returns the model fitted on all of them,
+    its vector for every node, and out-of-fold vectors (two halves, each predicted by the model
+    fitted on the other) for measuring it on connected nodes without having seen them."""
+    types = graph.node_types
+    xs = np.concatenate([graph.x[t] for t in types]).astype(np.float32)
+    codes = np.concatenate([np.full(graph.num_nodes(t), i) for i, t in enumerate(types)])
+    ys = np.concatenate([z[t] for t in types]).astype(np.float32)
+    warm = np.concatenate([connected[t] for t in types])
+    fold = np.random.default_rng(seed).random(len(xs)) < 0.5
+    oof = np.zeros_like(ys)
+    for side in (False, True):
+        train_rows = warm & (fold != side)
+        part = _fit_regressor(xs[train_rows], codes[train_rows], ys[train_rows], len(types),
+                              epochs, seed)
+        with torch.no_grad():
+            rows = fold == side
+            oof[rows] = part(torch.from_numpy(xs[rows]), torch.from_numpy(codes[rows])).numpy()
+    model = _fit_regressor(xs[warm], codes[warm], ys[warm], len(types), epochs, seed)
+    with torch.no_grad():
+        full = model(torch.from_numpy(xs), torch.from_numpy(codes)).numpy()
+    bounds = np.cumsum([0] + [graph.num_nodes(t) for t in types])
+    split = lambda a: {t: a[bounds[i]:bounds[i + 1]] for i, t in enumerate(types)}  # noqa: E731
+    return model, split(full), split(oof)
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -341,6 +444,28 @@ def train_hgnn(
 
     trainer.model.load_state_dict(best_state)
     z = trainer.embed_all()
+    # Inductive vectors: a node without message-passing edges has only its text.
+    connected = {t: trainer.degree[t] > 0 for t in graph.node_types}
+    text_only = trainer.embed_text_only()
+    cold_self = cold_link_metrics(z, text_only, split.val, trainer.val_negatives)
+    inductive = {
+        "method": "regressor" if config.inductive_regressor else "text_path",
+        "n_without_edges": {t: int((~c).sum()) for t, c in connected.items()},
+        "cold_val_auc_text_path": cold_self["auc"], "cold_val_mrr_text_path": cold_self["mrr"],
+    }
+    regressor_state = None
+    if config.inductive_regressor:
+        regressor, predicted, out_of_fold = fit_text_regressor(
+            graph, z, connected, config.regressor_epochs, config.seed)
+        cold_reg = cold_link_metrics(z, out_of_fold, split.val, trainer.val_negatives)
+        inductive.update({"cold_val_auc_regressor": cold_reg["auc"],
+                          "cold_val_mrr_regressor": cold_reg["mrr"]})
+        for t in graph.node_types:
+            z[t] = np.where(connected[t][:, None], z[t], predicted[t])
+        regressor_state = regressor.state_dict()
+    log.info("inductive vectors (%s) for %s nodes without edges; cold validation: %s",
+             inductive["method"], inductive["n_without_edges"],
+             {k: round(v, 4) for k, v in inductive.items() if k.startswith("cold_")})
     n_items = write_item_vectors(vectors_path, graph, z, timeline.graph_as_of, version)
     metrics = {
         "version": version,
@@ -359,11 +484,13 @@ def train_hgnn(
         "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
         "edges": {"__".join(r): int(e.shape[1]) for r, e in graph.edges.items()},
         "n_items_written": n_items,
+        "inductive": inductive,
         "graph_as_of": timeline.graph_as_of.isoformat(),
         "text_version": text_version,
     }
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"config": dataclasses.asdict(config), "state_dict": best_state,
+                "regressor_state_dict": regressor_state,
                 "node_types": graph.node_types, "relations": sorted(split.message_edges),
                 "in_dim": next(iter(graph.x.values())).shape[1], "version": version,
                 "text_version": text_version, "graph_as_of": timeline.graph_as_of.isoformat()},
