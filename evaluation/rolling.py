@@ -65,11 +65,11 @@ def _text_of(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def prepare_copy(workspace: Workspace, cutoff: dt.datetime) -> Path:
-    """The workspace copy of one earlier cutoff: raw data, config and text-embedding cache.
-    Raw files are linked again whenever the workspace's raw manifest differs from the copy's
-    (new data imported since)."""
-    root = workspace.root / "rolling" / f"cutoff_{cutoff:%Y-%m-%d}"
+def prepare_copy(workspace: Workspace, cutoff: dt.datetime, parent: str = "rolling") -> Path:
+    """The workspace copy of one earlier cutoff, <workdir>/<parent>/cutoff_<date>/: raw data,
+    config and text-embedding cache. Raw files are linked again whenever the workspace's raw
+    manifest differs from the copy's (new data imported since)."""
+    root = workspace.root / parent / f"cutoff_{cutoff:%Y-%m-%d}"
     manifest = "_manifest.json"
     if _text_of(root / "raw" / manifest) != _text_of(workspace.raw_dir / manifest):
         shutil.rmtree(root / "raw", ignore_errors=True)
@@ -89,25 +89,28 @@ def prepare_copy(workspace: Workspace, cutoff: dt.datetime) -> Path:
 
 
 def build_copy(workspace: Workspace, cutoff: dt.datetime, models: list[str],
-               common: list[str], log: Callable[[str], None] = print) -> Path:
-    """Run the stages of `models` on the copy of `cutoff` unless a finished run is recorded."""
+               common: list[str], log: Callable[[str], None] = print, parent: str = "rolling",
+               plan: list[list[str]] | None = None, config_key: str | None = None) -> Path:
+    """Run the stages of `models` (or `plan`) on the copy of `cutoff` unless a finished run is
+    recorded. `config_key`: what of the config the stages depend on (default: the whole
+    gfm.yaml), so that a change elsewhere (tuned settings of a later stage) reuses the copy."""
     from evaluation.paper import run_stage
 
-    root = prepare_copy(workspace, cutoff)
-    plan = stages_for(models)
+    root = prepare_copy(workspace, cutoff, parent)
+    plan = plan if plan is not None else stages_for(models)
     marker = root / DONE_MARKER
-    # Reused only for the same stages, flags, config file and raw data.
+    # Reused only for the same stages, flags, config and raw data.
     wanted = {"stages": [" ".join(s) for s in plan], "common": common,
-              "config": _text_of(root / "gfm.yaml"),
+              "config": config_key if config_key is not None else _text_of(root / "gfm.yaml"),
               "raw_manifest": _text_of(root / "raw" / "_manifest.json")}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
-        log(f"rolling: cutoff {cutoff:%Y-%m-%d}: reusing {root}")
+        log(f"{parent}: cutoff {cutoff:%Y-%m-%d}: reusing {root}")
         return root
     marker.unlink(missing_ok=True)
     for stage in plan:
         t0 = time.perf_counter()
         run_stage(root, stage, common, cutoff.date())
-        log(f"rolling: cutoff {cutoff:%Y-%m-%d}: gfm {' '.join(stage)} "
+        log(f"{parent}: cutoff {cutoff:%Y-%m-%d}: gfm {' '.join(stage)} "
             f"({time.perf_counter() - t0:.0f} s)")
     marker.write_text(json.dumps(wanted))
     return root

@@ -50,3 +50,15 @@ def context_from_args(args: argparse.Namespace) -> Context:
             timeline[name] = getattr(args, name)
     workspace = Workspace.at(args.workdir)
     return Context(workspace, load_config(workspace.root, args.config, overrides))
+
+
+def child_flags(args: argparse.Namespace) -> list[str]:
+    """This command's config flags, for stages run on workspace copies (minus --cutoff, which
+    each copy sets)."""
+    flags = [x for o in args.overrides for x in ("--set", o)]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    for name in ("history_days", "label_days", "holdout_days"):
+        if getattr(args, name) is not None:
+            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return flags

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gfm.cli.common import Context
+from gfm.cli.common import Context, child_flags
 from gfm.errors import ConfigError
 
 
@@ -47,18 +47,6 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="days between rolling cutoffs (default: timeline.holdout_days, "
                              "so the hold-outs do not overlap)")
     return parser
-
-
-def _child_flags(args: argparse.Namespace) -> list[str]:
-    """The config flags of this command, for stages run on workspace copies (minus --cutoff,
-    which each copy sets)."""
-    flags = [x for o in args.overrides for x in ("--set", o)]
-    if args.config is not None:
-        flags += ["--config", str(args.config)]
-    for name in ("history_days", "label_days", "holdout_days"):
-        if getattr(args, name) is not None:
-            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    return flags
 
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
@@ -124,7 +112,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
                                              if n in names}}
         report["rolling"] = rolling_evaluation(
             ctx.workspace, timeline, args.rolling, args.every or timeline.holdout_days, MODELS,
-            ctx.config, _child_flags(args), (split, core_report, core), batch_size=args.batch_size,
+            ctx.config, child_flags(args), (split, core_report, core), batch_size=args.batch_size,
             sample_users=(None if args.sample_users is None
                           else (args.sample_users, args.sample_seed)))
     if paper:
@@ -135,7 +123,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
             from evaluation.paper import daily_experiment
 
             table3 = daily_experiment(ctx.workspace, timeline, args.daily_days,
-                                      _child_flags(args), batch_size=args.batch_size)
+                                      child_flags(args), batch_size=args.batch_size)
         report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3,
                                         args.table1_type)
         report["paper"]["seconds"] = round(time.perf_counter() - began, 1)

@@ -21,12 +21,13 @@ from gfm.cli import (
     show_config,
     train,
     transform,
+    tune,
 )
 from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
-SUBCOMMANDS = [generate, import_data, transform, embed, train, features, evaluate, index, serve,
-               report, pipeline, show_config]
+SUBCOMMANDS = [generate, import_data, transform, embed, train, features, tune, evaluate, index,
+               serve, report, pipeline, show_config]
 
 
 def _offline_environment() -> None:

@@ -49,7 +49,7 @@ def test_evaluate_writes_reports(evaluated, capsys):
     metrics = json.loads((reports / "metrics.json").read_text())
 
     results = metrics["results"]
-    assert list(results) == ["popularity", "als", "text_knn"]  # no HGNN vectors: skipped
+    assert list(results) == ["als", "ease", "text_knn", "popularity"]  # no HGNN vectors, no model
     assert "skipping hgnn_knn" in printed
     assert results["text_knn"]["source"].endswith("v1.parquet")
     types = sorted(metrics["split"]["n_items"])

@@ -1,0 +1,440 @@
+"""`gfm tune MODEL`: hyper-parameters chosen on a validation split that ends at the cutoff.
+
+The hold-out after the cutoff is never read. The validation timeline is the workspace's with
+cutoff' = cutoff - holdout_days, so its hold-out [cutoff', cutoff) ends at the cutoff; every
+feature is rebuilt as of that timeline in a workspace copy, <workdir>/tune/cutoff_<cutoff'>/
+(raw data hard-linked, the stages the model needs run with --cutoff cutoff'; reused while the
+raw data and the settings those stages read are unchanged). Each trial trains on the copy and
+is scored like `gfm evaluate` scores: HR@10 (discovery) per item type on the validation
+hold-out; the objective is their mean, so every type counts alike.
+
+Search: Optuna's TPE sampler, seeded, its trials stored in <workdir>/tune/<model>.db (SQLite), so
+an interrupted search resumes where it stopped (`--trials N` counts the finished ones). The two-
+tower's epochs are chosen inside each trial (the epoch with the best validation HR@10); weak
+trials are pruned after their first epochs (median rule).
+
+The choice is written to <workdir>/tune/<model>.json (every trial), reports/tune_<model>.png (the
+search as a plot) and the `tuned:` block of the workspace's gfm.yaml, which every later command
+reads (keys set elsewhere in gfm.yaml, and flags, still win).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.evaluate import MODELS, evaluate_retriever
+from evaluation.split import EvalSplit, load_split
+from gfm.config import CONFIG_FILE_NAME, Config, _merge, load_config
+from gfm.errors import ConfigError, GfmError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+TUNE_DIR = "tune"
+MAX_EPOCHS = 15  # two-tower: epochs a trial may run (the best is chosen), unless --max-epochs
+BLOCK_START = "# >>> gfm tune"
+BLOCK_END = "# <<< gfm tune"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting: `key` is section.field of the config."""
+
+    key: str
+    kind: str  # "float", "log" (log-uniform float), "int", "choice"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial) -> Any:
+        name = self.key
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high))
+        return trial.suggest_float(name, self.low, self.high, log=self.kind == "log")
+
+
+# The searched ranges (documented in docs/tuning.md).
+SPACES: dict[str, list[Param]] = {
+    "ease": [Param("evaluation.ease_l2", "log", 1.0, 20_000.0)],
+    "als": [
+        Param("evaluation.als_factors", "choice", choices=(16, 32, 64, 128, 256)),
+        Param("evaluation.als_regularization", "log", 1e-3, 10.0),
+        Param("evaluation.als_alpha", "log", 0.1, 100.0),
+        Param("evaluation.als_iterations", "int", 5, 40),
+    ],
+    "two-tower": [
+        Param("two_tower.lr", "log", 2e-4, 5e-3),
+        Param("two_tower.temperature", "log", 0.02, 0.3),
+        Param("two_tower.item_id_dim", "choice", choices=(0, 32, 64, 128)),
+        Param("two_tower.history_decay", "float", 0.6, 1.0),
+        Param("two_tower.popularity_prior", "float", 0.0, 1.0),
+        Param("two_tower.dropout", "float", 0.0, 0.4),
+        Param("two_tower.logq_correction", "choice", choices=(True, False)),
+        Param("two_tower.batch_size", "choice", choices=(256, 512, 1024)),
+    ],
+}
+TUNABLE = tuple(SPACES)
+
+
+def validation_timeline(timeline: Timeline) -> Timeline:
+    """The same timeline one hold-out earlier: its hold-out ends at the cutoff."""
+    return dataclasses.replace(timeline,
+                               cutoff=timeline.cutoff - dt.timedelta(days=timeline.holdout_days))
+
+
+def _stages(model: str) -> list[list[str]]:
+    if model == "two-tower":
+        return [["transform"], ["embed"], ["train", "hgnn"], ["features", "apply"]]
+    return [["transform"]]
+
+
+def _stage_config_key(config: Config) -> str:
+    """What of the config the copy's stages read: all but the tuned model settings."""
+    data = config.to_dict()
+    for section in ("two_tower", "evaluation", "serving"):
+        data.pop(section, None)
+    data["timeline"].pop("cutoff", None)  # the copy's own cutoff is set by flag
+    return json.dumps(data, sort_keys=True)
+
+
+def with_params(config: Config, params: dict[str, Any]) -> Config:
+    """The config with section.field values set (validated like a config file)."""
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = value
+    from gfm.config import _build, _validate
+
+    merged = _merge(config.to_dict(), nested)
+    out = _build(Config, merged, "")
+    _validate(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Objectives: one validation workspace, many trials
+
+
+def mean_hit_rate(result: dict[str, Any], k: int = 10) -> float:
+    """The objective: the mean over item types of HR@k (discovery); types without counted
+    users are left out."""
+    rates = [v for v in result[f"hr@{k}"].values() if v is not None]
+    return float(np.mean(rates)) if rates else math.nan
+
+
+class Objective:
+    """Scores one set of settings on the validation workspace: (value, details)."""
+
+    def __init__(self, model: str, copy: Workspace, config: Config, timeline: Timeline,
+                 split: EvalSplit):
+        self.model, self.copy, self.config = model, copy, config
+        self.timeline, self.split = timeline, split
+        self._frames: tuple | None = None
+
+    def __call__(self, params: dict[str, Any], report: Callable[[int, float], None] | None = None,
+                 ) -> tuple[float, dict[str, Any]]:
+        config = with_params(self.config, params)
+        if self.model == "two-tower":
+            return self._two_tower(config, report)
+        name = {"als": "als", "ease": "ease"}[self.model]
+        result = evaluate_retriever(self.split, MODELS[name](self.split, self.copy, config),
+                                    progress=False, name=name)
+        return mean_hit_rate(result), {"hr@10": result["hr@10"]}
+
+    def _load_frames(self) -> tuple:
+        """Training frame, users' and items' features at the validation cutoff: once."""
+        if self._frames is None:
+            import pandas as pd
+
+            from transforms.feature_store import core as feature_store
+            from transforms.training_set import (
+                build_training_examples,
+                entity_features,
+                get_training_frame,
+                user_history_frame,
+            )
+
+            service = feature_store.latest_feature_service(self.copy)
+            item_types = feature_store.service_spec(self.copy, service)["item_types"]
+            cfg = self.config.two_tower
+            examples = build_training_examples(self.copy, self.timeline,
+                                               max_examples=cfg.max_examples or None,
+                                               seed=cfg.seed)
+            frame = get_training_frame(self.copy, service, examples)
+            frame = pd.concat([frame, user_history_frame(
+                self.copy, frame["user_id"], frame["event_timestamp"], item_types)], axis=1)
+            at = self.timeline.cutoff
+            users = entity_features(self.copy, service, "user_id", self.split.user_ids, at)
+            users = pd.concat([users, user_history_frame(
+                self.copy, self.split.user_ids, [at] * self.split.n_users, item_types)], axis=1)
+            items = entity_features(self.copy, service, "item_id", self.split.item_ids, at)
+            self._frames = (frame, users, items, item_types)
+        return self._frames
+
+    def _two_tower(self, config: Config, report) -> tuple[float, dict[str, Any]]:
+        from evaluation.two_tower import TwoTowerRetriever
+        from training.two_tower.train import encode_items, encode_users, fit_two_tower
+
+        frame, users, items, item_types = self._load_frames()
+        per_epoch: list[dict[str, Any]] = []
+
+        def on_epoch(epoch: int, bundle) -> None:
+            retriever = TwoTowerRetriever(self.split, encode_users(bundle, bundle.user_inputs(users)),
+                                          encode_items(bundle, bundle.item_inputs(items)), "tune")
+            result = evaluate_retriever(self.split, retriever, progress=False, name="tune")
+            per_epoch.append({"epoch": epoch, "value": mean_hit_rate(result),
+                              "hr@10": result["hr@10"]})
+            if report is not None:
+                report(epoch, per_epoch[-1]["value"])
+
+        fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch)
+        best = max(per_epoch, key=lambda e: (e["value"], -e["epoch"]))
+        return best["value"], {"hr@10": best["hr@10"], "epochs": best["epoch"],
+                               "per_epoch": [[e["epoch"], round(e["value"], 6)] for e in per_epoch]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+
+
+def _study_name(model: str, copy: Workspace, config: Config, params: list[Param]) -> str:
+    """Trials are comparable only on the same data, settings and space: a change starts a new
+    study in the same file."""
+    raw = (copy.raw_dir / "_manifest.json")
+    fixed = config.to_dict()
+    # Searched settings of every model (and the epochs a trial chooses) are not part of the
+    # study's key: tuning one model must not start another's search afresh.
+    for key in {p.key for space in SPACES.values() for p in space} | {"two_tower.epochs"}:
+        section, name = key.split(".", 1)
+        fixed[section].pop(name)
+    key = json.dumps([model, raw.read_text() if raw.exists() else "", fixed,
+                      [dataclasses.astuple(p) for p in params]], sort_keys=True, default=str)
+    return f"{model}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, trials: int,
+         *, seed: int = 0, timeout_s: float | None = None, common: list[str] | None = None,
+         max_epochs: int | None = None, write: bool = True,
+         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Search `trials` settings of `model` on the validation split; returns the summary that
+    goes to <workdir>/tune/<model>.json (and, with `write`, into gfm.yaml)."""
+    import optuna
+
+    if model not in SPACES:
+        raise ConfigError(f"gfm tune: unknown model {model!r}; tunable: {', '.join(TUNABLE)}")
+    if trials < 1:
+        raise ConfigError("--trials must be at least 1")
+    if timeline.protocol != "global":
+        raise ConfigError("gfm tune needs timeline.protocol global: under per_user every "
+                          "validation split would hold the same users' last items")
+    from evaluation.rolling import build_copy
+
+    val = validation_timeline(timeline)
+    base = config
+    if model == "two-tower":  # each trial runs up to max_epochs and keeps its best epoch
+        base = with_params(config, {"two_tower.epochs": max_epochs or MAX_EPOCHS})
+    log(f"tune {model}: validation cutoff {val.cutoff:%Y-%m-%d}, hold-out "
+        f"[{val.cutoff:%Y-%m-%d}, {val.holdout_end:%Y-%m-%d}) (ends at the cutoff)")
+    root = build_copy(workspace, val.cutoff, [], list(common or []), log, parent=TUNE_DIR,
+                      plan=_stages(model), config_key=_stage_config_key(config))
+    copy = Workspace.at(root)
+    split = load_split(copy, val)
+    objective = Objective(model, copy, base, val, split)
+    params = SPACES[model]
+
+    directory = workspace.root / TUNE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=_study_name(model, copy, base, params),
+        storage=f"sqlite:///{directory / (model + '.db')}", load_if_exists=True,
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+    )
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len(study.get_trials(deepcopy=False, states=finished))
+    if done:
+        log(f"tune {model}: resuming, {done} trial(s) done")
+    if done == 0:  # the configured values first: the search must beat them to change them
+        study.enqueue_trial({p.key: _current(base, p.key) for p in params},
+                            skip_if_exists=True)
+    began = time.perf_counter()
+
+    def run_trial(trial) -> float:
+        values = {p.key: p.suggest(trial) for p in params}
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        t0 = time.perf_counter()
+        value, details = objective(values, report)
+        for name, detail in details.items():
+            trial.set_user_attr(name, detail)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+        return value
+
+    def progress(study_, trial) -> None:
+        n = len(study_.get_trials(deepcopy=False, states=finished))
+        state = trial.state.name.lower()
+        value = "" if trial.value is None else f" {trial.value:.4f}"
+        best = study_.best_value if any(t.state.name == "COMPLETE" for t in study_.trials) else None
+        log(f"tune {model}: trial {n}/{trials} {state}{value}"
+            + (f" (best {best:.4f})" if best is not None else "")
+            + " " + json.dumps(trial.params, default=str))
+
+    remaining = trials - done
+    if remaining > 0:
+        study.optimize(run_trial, n_trials=remaining, timeout=timeout_s, callbacks=[progress],
+                       catch=())
+    summary = _summary(study, model, params, val, base, time.perf_counter() - began)
+    path = directory / f"{model}.json"
+    _atomic_write(path, json.dumps(summary, indent=2, default=str) + "\n")
+    plot_search(summary, workspace.reports_dir / f"tune_{model.replace('-', '_')}.png")
+    if write:
+        write_tuned_block(workspace, model, summary)
+    return summary
+
+
+def _current(config: Config, key: str) -> Any:
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
+
+
+def _summary(study, model: str, params: list[Param], val: Timeline, config: Config,
+             seconds: float) -> dict[str, Any]:
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise GfmError(f"tune {model}: no trial finished (all pruned or failed): rerun with "
+                       "more --trials or a longer --timeout")
+    best = study.best_trial
+    chosen = dict(best.params)
+    if model == "two-tower":
+        chosen["two_tower.epochs"] = int(best.user_attrs["epochs"])
+    return {
+        "model": model,
+        "study": study.study_name,
+        "tuned_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+        .isoformat(),
+        "validation": {"cutoff": val.cutoff.isoformat(), "holdout_end": val.holdout_end.isoformat()},
+        "objective": "mean over item types of validation HR@10 (discovery)",
+        "space": [dataclasses.asdict(p) for p in params],
+        "n_trials": len(study.trials),
+        "n_complete": len(complete),
+        "best": {"trial": best.number, "value": best.value, "params": chosen,
+                 "hr@10": best.user_attrs.get("hr@10")},
+        "trials": [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+                    "params": t.params, **t.user_attrs} for t in study.trials],
+        "seconds_this_run": round(seconds, 1),
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# gfm.yaml's tuned block
+
+
+def _tuned_state(workspace: Workspace) -> dict[str, Any]:
+    """Every tuned model's latest summary, from <workdir>/tune/<model>.json."""
+    state = {}
+    for model in TUNABLE:
+        path = workspace.root / TUNE_DIR / f"{model}.json"
+        if path.exists():
+            state[model] = json.loads(path.read_text())
+    return state
+
+
+def render_block(state: dict[str, Any]) -> str:
+    import yaml
+
+    lines = [f"{BLOCK_START}: written by `gfm tune`, replaced whole on its next run; keys set",
+             "# elsewhere in this file, and --set flags, win over these."]
+    tuned: dict[str, dict[str, Any]] = {}
+    for model, summary in state.items():
+        best = summary["best"]
+        rates = " / ".join(f"{t} {v:.4f}" for t, v in (best.get("hr@10") or {}).items()
+                           if v is not None)
+        lines.append(f"# {model}: tuned {summary['tuned_at'][:16]} UTC, trial {best['trial']} of "
+                     f"{summary['n_trials']}, validation cutoff {summary['validation']['cutoff'][:10]}"
+                     f", validation HR@10 {rates}")
+        for key, value in best["params"].items():
+            section, name = key.split(".", 1)
+            tuned.setdefault(section, {})[name] = value
+    body = yaml.safe_dump({"tuned": tuned}, sort_keys=True, default_flow_style=False)
+    return "\n".join(lines) + "\n" + body + BLOCK_END + "\n"
+
+
+def write_tuned_block(workspace: Workspace, model: str, summary: dict[str, Any]) -> Path:
+    """Put every tuned model's choice into gfm.yaml's tuned block (the rest of the file is kept
+    as it is)."""
+    path = workspace.root / CONFIG_FILE_NAME
+    text = path.read_text() if path.exists() else ""
+    start, end = text.find(BLOCK_START), text.find(BLOCK_END)
+    if (start < 0) != (end < 0) or (start >= 0 and end < start):
+        raise GfmError(f"{path}: the tuned block is damaged (one of its marker lines "
+                       f"'{BLOCK_START}' / '{BLOCK_END}' is missing): delete the block and rerun")
+    outside = text if start < 0 else text[:start] + text[end + len(BLOCK_END):].lstrip("\n")
+    if any(line.startswith("tuned:") for line in outside.splitlines()):
+        raise GfmError(f"{path} has a `tuned:` key outside the block `gfm tune` writes: remove it")
+    state = _tuned_state(workspace)
+    state[model] = summary
+    new = outside.rstrip("\n") + ("\n\n" if outside.strip() else "") + render_block(state)
+    _atomic_write(path, new)
+    load_config(workspace.root)  # the file must still load; raises with the reason otherwise
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Plot
+
+
+def plot_search(summary: dict[str, Any], path: Path) -> None:
+    """Validation objective per trial (pruned trials hollow) and the best so far."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trials = [t for t in summary["trials"] if t["value"] is not None]
+    figure = Figure(figsize=(7, 4))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    done = [t for t in trials if t["state"] == "complete"]
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    axes.scatter([t["number"] for t in done], [t["value"] for t in done], s=18, label="trial")
+    axes.scatter([t["number"] for t in pruned], [t["value"] for t in pruned], s=18,
+                 facecolors="none", edgecolors="grey", label="pruned (last epoch reached)")
+    best, xs, ys = -math.inf, [], []
+    for t in sorted(done, key=lambda t: t["number"]):
+        best = max(best, t["value"])
+        xs.append(t["number"])
+        ys.append(best)
+    axes.step(xs, ys, where="post", color="black", label="best so far")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("validation HR@10, mean over types")
+    axes.set_title(f"gfm tune {summary['model']}: validation cutoff "
+                   f"{summary['validation']['cutoff'][:10]}")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
