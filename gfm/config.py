@@ -280,6 +280,13 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         data = loaded
+    # `gfm tune` writes its choices under `tuned:` (a block of its own in gfm.yaml); keys set
+    # anywhere else in the file, and flags, win over them.
+    tuned = data.get("tuned") or {}
+    if not isinstance(tuned, dict):
+        raise ConfigError(f"config file {path}: `tuned` must be a mapping of sections (it is "
+                          "written by `gfm tune`; delete the block to drop the tuned values)")
+    data = _merge(tuned, {k: v for k, v in data.items() if k != "tuned"})
     if overrides:
         data = _merge(data, overrides)
     config = _build(Config, data, "")
