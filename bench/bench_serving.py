@@ -1,6 +1,7 @@
 """Load test of the HTTP service: a real `gfm serve` on loopback, open-loop, then the bare parts.
 
     python bench/bench_serving.py --workdir W [--rates 20,50,100] [--duration 60] [--k 10]
+    python bench/bench_serving.py --workdir W --exact-k [--users 150]
 
 W is a workspace after `gfm pipeline` (its last stage, `gfm index`, included). Without
 --workdir, the `tiny` profile is built in a temporary folder first (a few minutes).
@@ -22,6 +23,13 @@ W is a workspace after `gfm pipeline` (its last stage, `gfm index`, included). W
 
 The load generator shares the machine's cores with the server: on 2 cores that costs the
 server part of a core at 100 requests/s; the figures are an upper bound for the server alone.
+
+--exact-k, instead (in-process, no server): the cost of exact-k answers. For each sampled user
+and each item type, `Engine.recommend` with that type filter at k = 10 and at k = 500, and
+`Engine.similar` likewise from items of each type; how many of those milvus-lite's filtered
+search alone answers short (fewer than min(k, items left)), and the latency of the engine
+(Milvus, then the exact answer in memory when short) against the exact answer alone. Writes
+<W>/reports/bench_serving_exact_k.json and prints a paragraph for docs/serving.md.
 """
 
 from __future__ import annotations
@@ -240,6 +248,86 @@ def bare_parts(workdir: Path, users: list[str], k: int, repeats: int) -> dict:
                                                         for c in contexts.values()])), 1)}
 
 
+def exact_k(workdir: Path, users: list[str], repeats: int, ks: tuple[int, ...] = (10, 500),
+            n_items: int = 100, seed: int = 0) -> dict:
+    """See the module docstring (--exact-k)."""
+    from serving import milvus
+    from serving.engine import engine_from_environment
+    from serving.schemas import RecommendRequest, SimilarRequest
+
+    os.environ["GFM_WORKDIR"] = str(workdir)
+    os.environ.setdefault("GFM_SET", "[]")
+    engine = engine_from_environment()
+    try:
+        catalogue = engine.catalogue()
+        rng = np.random.default_rng(seed)
+        items = [str(i) for i in rng.choice(catalogue.ids, size=min(n_items, len(catalogue.ids)),
+                                            replace=False)]
+        contexts = {u: engine._user_context(u) for u in users}
+        vectors = {u: engine._user_vector(contexts[u], [])[0] for u in users}
+        rows = {str(i): j for j, i in enumerate(catalogue.ids)}
+        out: dict = {"n_users": len(users), "n_items": len(items), "types": engine.types}
+        for endpoint in ("recommend", "similar"):
+            for k in ks:
+                engine_s, exact_s, short = [], [], 0
+                queries = [(u, vectors[u], set(contexts[u].history)) for u in users] \
+                    if endpoint == "recommend" else \
+                    [(i, catalogue.vectors[rows[i]], {i}) for i in items]
+                for query, vector, exclude in queries:
+                    for t in engine.types:
+                        target = min(k, catalogue.n_eligible([t], exclude))
+                        limit = min(k + len(exclude), milvus.MAX_TOP_K)
+                        hits = engine.client.search(
+                            engine.collection, data=[vector.tolist()], limit=limit,
+                            filter=f'{milvus.TYPE_FIELD} in ["{t}"]',
+                            search_params=milvus.search_params(engine.manifest, limit))[0]
+                        short += sum(h[milvus.ID_FIELD] not in exclude for h in hits) < target
+                        for _ in range(repeats):
+                            t0 = time.perf_counter()
+                            if endpoint == "recommend":
+                                engine.recommend(RecommendRequest(user_id=query, k=k,
+                                                                  item_types=[t]))
+                            else:
+                                engine.similar(SimilarRequest(item_id=query, k=k, item_types=[t]))
+                            engine_s.append(time.perf_counter() - t0)
+                            t0 = time.perf_counter()
+                            catalogue.top_k(vector, k, [t], exclude)
+                            exact_s.append(time.perf_counter() - t0)
+                out[f"{endpoint}_k{k}"] = {
+                    "requests": len(queries) * len(engine.types),
+                    "short_from_milvus_alone": int(short),
+                    "engine_ms": _ms(engine_s), "exact_in_memory_ms": _ms(exact_s)}
+        out["engine"] = engine.status()
+    finally:
+        engine.close()
+    return out
+
+
+def exact_k_markdown(result: dict) -> str:
+    engine = result["engine"]
+    parts = []
+    for key, value in result.items():
+        if not key.startswith(("recommend_k", "similar_k")):
+            continue
+        endpoint, k = key.split("_k")
+        parts.append(
+            f"| /{endpoint} | {k} | {value['requests']:,} | {value['short_from_milvus_alone']} | "
+            f"{value['engine_ms']['p50']:.2f} | {value['engine_ms']['p99']:.2f} | "
+            f"{value['exact_in_memory_ms']['p50']:.2f} | {value['exact_in_memory_ms']['p99']:.2f} |")
+    return "\n".join([
+        f"`bench/bench_serving.py --workdir W --exact-k` ({result['date']}; "
+        f"{engine['n_items']:,} items, {engine['index_type']}, {result['n_users']} users with "
+        f"history and {result['n_items']} items, each with each type filter "
+        f"({', '.join(result['types'])}), in-process, {result['cpus']} cores, load average "
+        f"{result['load_before']:.1f}):",
+        "",
+        "| endpoint | k | requests | short from Milvus alone | engine p50 ms | engine p99 ms | "
+        "exact alone p50 ms | exact alone p99 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        *parts,
+    ]) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -308,6 +396,9 @@ def main() -> None:
                              "on loopback instead of embedded")
     parser.add_argument("--workers", type=int, default=1,
                         help="gfm serve --workers (more than 1 needs --milvus-server)")
+    parser.add_argument("--exact-k", action="store_true",
+                        help="instead: the cost of exact-k type-filtered answers, k=10 vs 500 "
+                             "(in-process; see above)")
     args = parser.parse_args()
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
@@ -317,6 +408,17 @@ def main() -> None:
         args.workdir = build_tiny(Path(temp.name))
     workdir = Workspace.at(args.workdir).root
     users = sample_users(workdir, args.users, args.seed)
+    if args.exact_k:
+        load_before = os.getloadavg()[0]
+        result = exact_k(workdir, users, args.repeats, seed=args.seed)
+        result.update({"date": time.strftime("%Y-%m-%d"), "workdir": str(workdir),
+                       "cpus": os.cpu_count(), "load_before": load_before,
+                       "load_after": os.getloadavg()[0]})
+        (workdir / "reports").mkdir(parents=True, exist_ok=True)
+        (workdir / "reports" / "bench_serving_exact_k.json").write_text(
+            json.dumps(result, indent=2) + "\n")
+        print(exact_k_markdown(result))
+        return
     rates = [float(r) for r in args.rates.split(",")]
 
     port = _free_port()

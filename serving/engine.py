@@ -15,7 +15,8 @@ Per request:
   that exactly k remain after they are removed. An approximate index may answer a filtered
   search with fewer hits than asked (milvus-lite's HNSW does, for a selective type filter and
   a large limit); then the answer is computed exactly, over the same item vectors held in
-  memory (`Catalogue`), so that a list is always min(k, eligible items) long.
+  memory (`Catalogue`), so that a list is always min(k, eligible items) long. A limit that is
+  a large share of the filtered items (EXACT_SHARE) goes to the exact answer directly.
 
 Errors are `RequestError`s with an HTTP status and a message that says what to send instead.
 """
@@ -52,6 +53,11 @@ logger = logging.getLogger(__name__)
 
 HISTORY_VIEW = "user_history_90d"
 CATALOGUE_BATCH = 4096
+# A search whose limit is at least this share of the items of its types is answered exactly in
+# memory without asking Milvus: an approximate search that must return most of a filtered set
+# visits most of it anyway, milvus-lite's HNSW then often answers short, and the exact answer
+# over a few thousand vectors takes about a millisecond (bench/bench_serving.py --exact-k).
+EXACT_SHARE = 0.25
 
 
 class RequestError(GfmError):
@@ -176,7 +182,8 @@ class Engine:
         self._manifest_lock = threading.Lock()
         self._catalogue: Catalogue | None = None
         self._catalogue_lock = threading.Lock()
-        self.short_answers = 0  # approximate answers completed exactly (status())
+        self.short_answers = 0  # short approximate answers completed exactly (status())
+        self.exact_answers = 0  # searches answered exactly from the start (EXACT_SHARE)
         self._load_manifest()
 
         self.store = open_store(workspace)
@@ -249,7 +256,8 @@ class Engine:
                 "feature_service": self.bundle.feature_service, "collection": self.collection,
                 "index_type": self.manifest["index_type"], "milvus": self.uri,
                 "online_store": str(getattr(self.store.config.online_store, "type", "?")),
-                "n_items": self.manifest["n_items"], "short_answers": self.short_answers}
+                "n_items": self.manifest["n_items"], "short_answers": self.short_answers,
+                "exact_answers": self.exact_answers}
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -346,13 +354,17 @@ class Engine:
     def _search(self, vector: np.ndarray, k: int, types: list[str] | None,
                 exclude: set[str]) -> list[ScoredItem]:
         """The k best items of these types, none of `exclude`, or all of them when fewer are
-        left: Milvus, over-fetching by len(exclude); exact in memory if its answer is short."""
+        left: Milvus, over-fetching by len(exclude); exact in memory if its answer is short, or
+        from the start when the limit is a large share of the filtered items (EXACT_SHARE)."""
         catalogue = self.catalogue()
         target = min(k, catalogue.n_eligible(types, exclude))
         if target == 0:
             return []
-        expr = f"{milvus.TYPE_FIELD} in {json.dumps(types)}" if types else ""
         limit = min(k + len(exclude), milvus.MAX_TOP_K)
+        if limit >= EXACT_SHARE * catalogue.n_eligible(types, set()):
+            self.exact_answers += 1
+            return catalogue.top_k(vector, k, types, exclude)
+        expr = f"{milvus.TYPE_FIELD} in {json.dumps(types)}" if types else ""
         hits = self.client.search(
             self.collection, data=[vector.tolist()], limit=limit, filter=expr,
             output_fields=[milvus.TYPE_FIELD],

@@ -1,6 +1,7 @@
 """Request and response bodies of the service, with their bounds.
 
-Requests are flat JSON objects (`{"user_id": "u1", "k": 5}`). Anything outside the bounds, a
+Requests are flat JSON objects (`{"user_id": "u0042", "k": 5}`); the examples name ids of the
+demo workspace (`make demo`: small profile, seed 7), tested. Anything outside the bounds, a
 field of the wrong type, a missing required field or an unknown field is refused with HTTP 400
 and pydantic's message naming the field and what it accepts; the service adds 400s for item
 types the model does not know (it lists the known ones), 404 for an unknown item in /similar,
@@ -36,7 +37,7 @@ class _Request(BaseModel):
 
 class RecommendRequest(_Request):
     user_id: Id = Field(description=f"the user to recommend for ({ID_HELP})",
-                        examples=["u001"])
+                        examples=["u0042"])
     k: int = Field(10, ge=1, le=MAX_K, strict=True,
                    description=f"how many items: an integer from 1 to {MAX_K}")
     item_types: list[TypeName] | None = Field(
@@ -48,14 +49,15 @@ class RecommendRequest(_Request):
         description="true or false: leave out the items in the user's 90-day history at the "
                     "cutoff (and recent_item_ids)")
     recent_item_ids: list[Id] | None = Field(
-        None, max_length=MAX_RECENT_ITEMS,
+        None, max_length=MAX_RECENT_ITEMS, examples=[["pc0107", "ab1159"]],
         description="items the user just consumed (most recent first); a user without history "
-                    "gets a vector built from them, instead of popular items")
+                    "gets a vector built from them, instead of popular items; ids not in the "
+                    "catalogue come back in unknown_item_ids")
 
 
 class SimilarRequest(_Request):
     item_id: Id = Field(description=f"the query item ({ID_HELP}); never in the answer",
-                        examples=["p001"])
+                        examples=["pc0107"])
     k: int = Field(10, ge=1, le=MAX_K, strict=True,
                    description=f"how many items: an integer from 1 to {MAX_K}")
     item_types: list[TypeName] | None = Field(
@@ -64,9 +66,9 @@ class SimilarRequest(_Request):
 
 
 class ScoreRequest(_Request):
-    user_id: Id = Field(description=f"the user to score for ({ID_HELP})", examples=["u001"])
+    user_id: Id = Field(description=f"the user to score for ({ID_HELP})", examples=["u0042"])
     item_ids: list[Id] = Field(
-        min_length=1, max_length=MAX_SCORE_ITEMS,
+        min_length=1, max_length=MAX_SCORE_ITEMS, examples=[["ab1159", "pc0107"]],
         description=f"candidates to score and rank (1 to {MAX_SCORE_ITEMS}; duplicates count "
                     "once)")
     recent_item_ids: list[Id] | None = Field(
