@@ -28,6 +28,11 @@ class TimelineConfig:
     cutoff: dt.date | None = None
     history_days: int = 90  # window of co-interaction edges and user histories
     label_days: int = 14  # two-tower label window: [graph_as_of, cutoff)
+    # More two-tower examples: the streams of the days [graph_as_of - early_label_days,
+    # graph_as_of) too, each with the user's history snapshot of its day. The HGNN vectors are
+    # stamped graph_as_of, so those examples see none (never a vector computed from their own
+    # future): they train the learned ids, text and metadata paths.
+    early_label_days: int = 0
     holdout_days: int = 14  # evaluation hold-out: [cutoff, cutoff + holdout_days)
     # "global": one cutoff for every user (the papers' protocol). "per_user" (leave-last-N-out):
     # each user's events are shifted in time so that their last per_user_holdout_items distinct
@@ -207,6 +212,8 @@ def _validate(config: Config) -> None:
     for name in ("history_days", "label_days", "holdout_days"):
         if getattr(t, name) < 1:
             raise ConfigError(f"timeline.{name} must be at least 1 day, got {getattr(t, name)}")
+    if t.early_label_days < 0:
+        raise ConfigError(f"timeline.early_label_days must be 0 or more, got {t.early_label_days}")
     if t.protocol not in ("global", "per_user"):
         raise ConfigError(f"timeline.protocol must be global or per_user, got {t.protocol!r}")
     if t.per_user_holdout_items < 1:

@@ -2,6 +2,7 @@
 
           graph_as_of = cutoff - label_days            cutoff              cutoff + holdout_days
  ... [---- history_days ----)[---- label_days ----)[---- holdout_days ----)
+                 [- early_label_days -)  two-tower examples also here (no HGNN vectors yet)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Timeline:
     holdout_days: int
     protocol: str = "global"  # or "per_user": see TimelineConfig
     per_user_holdout_items: int = 1
+    early_label_days: int = 0  # two-tower examples also from [examples_start, graph_as_of)
 
     @property
     def graph_as_of(self) -> dt.datetime:
@@ -37,9 +39,15 @@ class Timeline:
     def edge_window_start(self) -> dt.datetime:
         return self.graph_as_of - dt.timedelta(days=self.history_days)
 
+    @property
+    def examples_start(self) -> dt.datetime:
+        """Where the two-tower's examples begin: graph_as_of - early_label_days."""
+        return self.graph_as_of - dt.timedelta(days=self.early_label_days)
+
     def snapshot_days(self) -> list[dt.datetime]:
-        """Daily user-history snapshots d in [graph_as_of, cutoff]."""
-        return [self.graph_as_of + dt.timedelta(days=i) for i in range(self.label_days + 1)]
+        """Daily user-history snapshots d in [examples_start, cutoff]."""
+        return [self.examples_start + dt.timedelta(days=i)
+                for i in range(self.early_label_days + self.label_days + 1)]
 
     def as_dbt_vars(self) -> dict[str, str | int]:
         fmt = "%Y-%m-%d %H:%M:%S"
@@ -52,6 +60,7 @@ class Timeline:
             "holdout_days": self.holdout_days,
             "holdout_protocol": self.protocol,
             "per_user_holdout_items": self.per_user_holdout_items,
+            "early_label_days": self.early_label_days,
         }
 
 
@@ -80,4 +89,4 @@ def resolve_timeline(config: TimelineConfig, workspace: Workspace) -> Timeline:
         last_day = dt.datetime.combine(last_event_ts(workspace).date(), dt.time())
         cutoff = last_day - dt.timedelta(days=config.holdout_days)
     return Timeline(cutoff, config.history_days, config.label_days, config.holdout_days,
-                    config.protocol, config.per_user_holdout_items)
+                    config.protocol, config.per_user_holdout_items, config.early_label_days)

@@ -40,6 +40,11 @@ class Categoricals(nn.Module):
         return torch.cat([self.embeddings[n](codes[n]) for n in self.names], dim=-1)
 
 
+def _present(vectors: torch.Tensor) -> torch.Tensor:
+    """(b, 1): 1.0 where a row holds a vector, 0.0 where it is all zeros (missing)."""
+    return (vectors != 0).any(dim=-1, keepdim=True).to(vectors.dtype)
+
+
 class TwoTowerModel(nn.Module):
     def __init__(self, config: TwoTowerConfig, hgnn_dim: int, text_dim: int, item_types: list[str],
                  item_vocab_sizes: dict[str, int], user_vocab_sizes: dict[str, int],
@@ -63,11 +68,14 @@ class TwoTowerModel(nn.Module):
         self.temperature = config.temperature
 
         self.item_categoricals = Categoricals(item_vocab_sizes, config.categorical_dim)
-        self.item_net = mlp(graph_dim + text_dim + self.item_categoricals.out_dim + self.id_dim,
-                            config.tower_dims, config.dropout)
+        # With HGNN inputs, one more input each says whether the vector is there (an example
+        # before graph_as_of, or a user without history, has none: zeros are not a vector).
+        has_graph = 1 if self.use_hgnn else 0
+        self.item_net = mlp(graph_dim + has_graph + text_dim + self.item_categoricals.out_dim
+                            + self.id_dim, config.tower_dims, config.dropout)
         self.user_categoricals = Categoricals(user_vocab_sizes, config.categorical_dim)
-        user_in = (graph_dim * (n_types + 1) + n_types + self.user_categoricals.out_dim
-                   + self.id_dim * (n_types + 1))
+        user_in = (graph_dim * (n_types + 1) + has_graph + n_types
+                   + self.user_categoricals.out_dim + self.id_dim * (n_types + 1))
         self.user_net = mlp(user_in, config.tower_dims, config.dropout)
 
     @property
@@ -75,7 +83,7 @@ class TwoTowerModel(nn.Module):
         return self.item_net[-1].out_features
 
     def items(self, v: ItemInputs) -> torch.Tensor:
-        parts = [v.hgnn] if self.use_hgnn else []
+        parts = [v.hgnn, _present(v.hgnn)] if self.use_hgnn else []
         parts += [v.text, self.item_categoricals(v.codes)]
         if self.id_dim:
             parts.append(self.ids(v.ids))
@@ -101,7 +109,8 @@ class TwoTowerModel(nn.Module):
         return torch.cat([by_type, overall.unsqueeze(1)], dim=1)
 
     def users(self, u: UserInputs) -> torch.Tensor:
-        parts = [u.avg_by_type.flatten(1), u.avg_all] if self.use_hgnn else []
+        parts = ([u.avg_by_type.flatten(1), u.avg_all, _present(u.avg_all)] if self.use_hgnn
+                 else [])
         parts.append(torch.log1p(u.n_by_type))
         if self.id_dim:
             parts.append(self._pooled_ids(u.history, len(u.n_by_type)).flatten(1))

@@ -111,19 +111,28 @@ def fit_two_tower(
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    present = frame["hgnn_embedding"].notna() & frame["text_embedding"].notna()
+    present = frame["text_embedding"].notna()
     if not present.all():
-        log.warning("%d example(s) lack item vectors and are dropped", int((~present).sum()))
+        log.warning("%d example(s) lack a text vector and are dropped", int((~present).sum()))
         frame = frame[present].reset_index(drop=True)
-    hgnn_dim = len(frame["hgnn_embedding"].iloc[0])
+    has_hgnn = frame["hgnn_embedding"].notna().to_numpy()
+    if not has_hgnn.any():
+        raise GfmError("no training example has an HGNN item vector: the HGNN run's vectors are "
+                       "stamped after every example (rerun `gfm train hgnn` for this timeline)")
+    hgnn_dim = len(frame["hgnn_embedding"][has_hgnn].iloc[0])
     text_dim = len(frame["text_embedding"].iloc[0])
     item_vocab = Vocabulary.fit([frame, *extra_item_frames], ITEM_CATEGORICALS)
     user_vocab = Vocabulary.fit([frame], USER_CATEGORICALS)
 
-    # Items once each; examples point at them (for the item tower, log Q and accidental hits).
+    # Items once each (log Q, accidental hits), and the item tower's inputs once per item and
+    # HGNN availability: an item's examples before graph_as_of see no HGNN vector.
     item_codes, item_index = np.unique(frame["item_id"].to_numpy(dtype=object), return_inverse=True)
-    first_row = np.zeros(len(item_codes), dtype=np.int64)
-    first_row[item_index[::-1]] = np.arange(len(frame))[::-1]
+    variants, variant_index = np.unique(item_index * 2 + has_hgnn, return_inverse=True)
+    first_row = np.zeros(len(variants), dtype=np.int64)
+    first_row[variant_index[::-1]] = np.arange(len(frame))[::-1]
+    # Per item, its last variant: with the HGNN vector whenever it has one (what is served).
+    served_variant = np.zeros(len(item_codes), dtype=np.int64)
+    served_variant[variants // 2] = np.arange(len(variants))
     # Learned ids: every item trained on or seen in a history (index 0 = unknown).
     id_index = {i: n + 1 for n, i in enumerate(sorted(set(item_codes)
                                                        | _history_ids(frame, item_types)))}
@@ -133,6 +142,8 @@ def fit_two_tower(
     counts = np.bincount(item_index, minlength=len(item_codes)).astype(np.float64)
     log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
     item_index_t = torch.from_numpy(item_index)
+    variant_index_t = torch.from_numpy(variant_index)
+    served_items = items.take(torch.from_numpy(served_variant))
 
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -140,7 +151,7 @@ def fit_two_tower(
                           user_vocab.sizes(), n_item_ids=len(id_index))
     # The popularity prior's log q per id: add-one smoothed example shares (training users).
     id_counts = np.ones(len(id_index) + 1)
-    np.add.at(id_counts, items.ids.numpy()[item_index[train_rows]], 1.0)
+    np.add.at(id_counts, items.ids.numpy()[variant_index[train_rows]], 1.0)
     model.log_q.copy_(torch.from_numpy(np.log(id_counts / id_counts.sum()).astype(np.float32)))
     bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, list(item_types), hgnn_dim,
                             text_dim, {}, id_index)
@@ -150,7 +161,7 @@ def fit_two_tower(
         index = torch.from_numpy(rows)
         it = item_index_t[index]
         zu = model.users(users.take(index))  # (b, d)
-        zi = model.items(items.take(it))  # (b, d)
+        zi = model.items(items.take(variant_index_t[index]))  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
                                      config.remove_accidental_hits)
@@ -160,7 +171,7 @@ def fit_two_tower(
         """Share of validation examples whose item is in the user's top 10 of trained items."""
         if len(val_rows) == 0:
             return float("nan")
-        item_vectors = torch.from_numpy(encode_items(bundle, items))
+        item_vectors = torch.from_numpy(encode_items(bundle, served_items))
         user_vectors = torch.from_numpy(encode_users(bundle, users.take(torch.from_numpy(val_rows))))
         top = torch.topk(user_vectors @ item_vectors.T, k=min(10, len(item_codes)), dim=1).indices
         return float((top == item_index_t[val_rows][:, None]).any(1).float().mean())

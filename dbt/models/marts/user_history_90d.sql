@@ -1,4 +1,5 @@
--- Daily user-history snapshots (DESIGN.md): for each day d in [graph_as_of, cutoff] and each
+-- Daily user-history snapshots (DESIGN.md): for each day d in [graph_as_of - early_label_days,
+-- cutoff] (snapshot_index 0 is graph_as_of, earlier days are negative) and each
 -- item type, the distinct top-level items a user consumed in [d - history_days, d), most
 -- recent first. Days are counted from graph_as_of, so a snapshot never sees an event at or
 -- after its own instant.
@@ -22,7 +23,9 @@ snapshot_spine as (
         snapshot_index,
         {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
 
-    from range(0, {{ var('label_days') | int }} + 1) as spine (snapshot_index)
+    from range(
+        -{{ var('early_label_days') | int }}, {{ var('label_days') | int }} + 1
+    ) as spine (snapshot_index)
 
 ),
 
@@ -41,6 +44,7 @@ daily as (
     from interactions
     where event_type in {{ sql_string_list(var('history_event_types')) }}
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('history_days') }}
+            - {{ timeline_days('early_label_days') }}
         and event_ts < {{ timeline_ts('cutoff') }}
     group by 1, 2, 3, 4
 
@@ -52,7 +56,7 @@ spans as (
     -- after the day itself, up to the item's next day and at most history_days later
     select
         *,
-        greatest(day_index + 1, 0) as first_snapshot_index,
+        greatest(day_index + 1, -{{ var('early_label_days') | int }}) as first_snapshot_index,
         least(
             coalesce(
                 lead(day_index) over (partition by user_id, item_id order by day_index),
