@@ -128,6 +128,10 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
                                         args.table1_type)
         report["paper"]["seconds"] = round(time.perf_counter() - began, 1)
     paths = write_reports(report, ctx.workspace.reports_dir)
+    from evaluation.user_hits import FILE_NAME, save_user_hits  # for paired tests later
+
+    paths["user_hits"] = save_user_hits(ctx.workspace.reports_dir / FILE_NAME, user_hits,
+                                        split.user_ids)
     if paper:
         with paths["markdown"].open("a") as out:
             out.write("\n" + format_paper_markdown(report))

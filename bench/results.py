@@ -1,0 +1,106 @@
+"""`make results`: the named runs behind docs/results.md, and the command that (re)runs them and
+writes the document from their metrics.json.
+
+    python bench/results.py                          # every default run, then docs/results.md
+    python bench/results.py --runs small,medium      # (or RUNS=small,medium make results)
+    python bench/results.py --reuse-only             # only write the document from what exists
+    python bench/results.py --list                   # each run's state: reused, stale, missing
+
+Each run has a workspace under the results folder (RESULTS_DIR, default <repo>/results/,
+outside git): <results>/<run>/workspace, beside it stamp.json (commit, code hash, config,
+commands, wall time, finished_at, status) and logs/ (one log per command). A run is rerun only
+when its inputs changed: the code (bench/resultsrun.py's CODE_PATHS), its commands and config,
+its raw data, or the run it starts from. Otherwise its stamp and metrics are reused, and the
+document comes out byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from resultsrun import REPO, Run, results_dir  # noqa: E402
+
+MOVIELENS = "../shared/datasets/ml-latest-small"  # relative to the repository root
+
+# The runs, in the order the document shows them. A command is a `gfm` argv without --workdir
+# (added per run); `config` is written to the workspace's gfm.yaml before the first command, so
+# every later `gfm` command (and `gfm config`) reads it. `base`: start from a copy of that run's
+# workspace. Tuning before training is a command like any other, e.g.
+# ("tune", "als", "--trials", "20") after the data exists and before ("pipeline",).
+RUNS: list[Run] = [
+    Run("small", "Small profile (synthetic, seed 7)",
+        commands=(("pipeline", "--profile", "small", "--seed", "7"),)),
+    Run("medium", "Medium profile (synthetic, seed 7)",
+        commands=(("pipeline", "--profile", "medium", "--seed", "7"),)),
+    Run("movielens_per_user", "MovieLens ml-latest-small, per-user protocol",
+        commands=(("import", "movielens", MOVIELENS), ("pipeline",)),
+        config={"timeline": {"protocol": "per_user"}},
+        data=(MOVIELENS,)),
+    Run("movielens_rolling", "MovieLens ml-latest-small, 12 rolling cutoffs every 28 days",
+        commands=(("import", "movielens", MOVIELENS), ("pipeline",),
+                  ("evaluate", "--rolling", "12", "--every", "28")),
+        data=(MOVIELENS,)),
+    Run("paper_medium", "The GFM paper's Tables 1-3 on the medium profile",
+        commands=(("evaluate", "--experiments", "paper"),),
+        base="medium"),
+    # Not in a plain `make results`: a quick end-to-end check (RUNS=tiny make results).
+    Run("tiny", "Tiny profile (synthetic, seed 3): smoke run",
+        commands=(("pipeline", "--profile", "tiny", "--seed", "3"),),
+        default=False),
+]
+
+# The published figures the document compares with (cited, not measured here): the GFM paper
+# (Damianou et al., WWW'24 Companion), Tables 1-2, HR@10 of A vs B.
+PAPER_REFERENCE = {
+    "table1": {"audiobook": "0.316 vs 0.271"},
+    "table2": {"audiobook": "0.343 vs 0.329", "podcast": "0.165 vs 0.159"},
+    "table3": "0.284 / 0.151 vs 0.284 / 0.152",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default=os.environ.get("RUNS") or None, metavar="NAME[,NAME]",
+                        help="runs to bring up to date (default: $RUNS, else every default run: "
+                             + ", ".join(r.name for r in RUNS if r.default) + ")")
+    parser.add_argument("--reuse-only", action="store_true",
+                        help="run nothing: write the document from the runs as they are")
+    parser.add_argument("--list", action="store_true",
+                        help="print each run's state (reuse, rerun and why) and exit")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "results.md",
+                        help="the document to write (default docs/results.md); its plots go to "
+                             "img/ beside it")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from resultsdoc import write_document
+    from resultsrun import bring_up_to_date, plan, select
+
+    args = parse_args(argv)
+    root = results_dir()
+    try:
+        selected = select(RUNS, args.runs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        for run, decision in plan(RUNS, root):
+            print(f"{run.name:20s} {decision.action:6s} {decision.reason}")
+        return 0
+    failed = []
+    if not args.reuse_only:
+        failed = bring_up_to_date(RUNS, selected, root)
+    path = write_document(RUNS, root, args.doc, PAPER_REFERENCE)
+    print(f"wrote {path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,465 @@
+"""docs/results.md from the runs' stamps and metrics (bench/results.py): every figure is read
+from a run's reports/metrics.json or reports/user_hits.npz, never typed. Nothing here reads the
+clock: the same runs give the same bytes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resultsrun import (
+    REPO,
+    Decision,
+    Run,
+    code_state,
+    decide,
+    metrics_path,
+    read_stamp,
+    run_inputs,
+    workspace_of,
+)
+
+UNIFIED = "unified_2t"
+BASELINES = ("als", "ease")
+
+INTRO = """\
+# Results
+
+**This file is generated: do not edit it by hand.** `make results` (bench/results.py) brings
+each named run up to date, rerunning it only when its inputs changed (the code, its commands or
+config, its raw data), and then writes this file and its plots (docs/img/<run>/) from the runs'
+reports/metrics.json and reports/user_hits.npz. `RUNS=small,medium make results` selects runs;
+`.venv/bin/python bench/results.py --reuse-only` rewrites this file from the runs as they are;
+`--list` says which runs would be reused or rerun and why. The runs are defined in
+bench/results.py; their workspaces live under results/ (or $RESULTS_DIR), outside git. Each
+section says the commit, config and commands that produced it, and how long it ran.
+
+Offline evaluation (`gfm evaluate`, `evaluation/`): Hit-Rate@10, MRR@100 and coverage@10 per
+top-level item type on the hold-out after the cutoff, exact scoring over every candidate,
+ranking per item type. **Discovery** (primary): items already in the user's history are neither
+recommended nor counted as targets. Coverage@10 = share of the candidate items that appear in at
+least one top-10 list. Intervals are 95% bootstrap intervals (users resampled); paired
+differences A - B are on the users both models count, with a paired bootstrap interval and
+McNemar's exact p.
+
+**What is comparable.** The synthetic profiles are generated data (`ingest/synthetic.py`): the
+absolute values say how learnable the generator's tastes are, not how the models would do on a
+real platform. Compare the models with each other on the same run, and with the papers only by
+direction (which model beats which). MovieLens item "types" are families of a movie's first
+genre (`ingest/importers.py`), not content types like audiobook and podcast. Times depend on the
+machine and its load (the development machine has 2 shared cores).
+"""
+
+
+@dataclass
+class RunView:
+    """What the document shows of one run."""
+
+    run: Run
+    stamp: Mapping[str, Any] | None
+    decision: Decision
+    metrics: Mapping[str, Any] | None
+    user_hits: Mapping[str, Any] | None
+    plots: list[str]  # paths relative to the document
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
+
+
+def f3(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def with_ci(x: float | None, ci: list[float] | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{x:.3f}"
+
+
+def diff_cell(c: Mapping[str, Any] | None) -> str:
+    if not c or c.get("diff") is None:
+        return "n/a"
+    lo, hi = c["diff_ci"]
+    text = f"{c['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return f"**{text}**" if c.get("significant") else text
+
+
+def p_cell(c: Mapping[str, Any] | None) -> str:
+    return "n/a" if not c or c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.2g}"
+
+
+def verdict(c: Mapping[str, Any] | None, a: str, b: str) -> str:
+    if not c or c.get("diff_ci") is None:
+        return "n/a"
+    lo, hi = c["diff_ci"]
+    if lo > 0:
+        return f"{a} ahead (interval above 0)"
+    if hi < 0:
+        return f"{b} ahead (interval below 0)"
+    return "no significant difference"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours} h " if hours else "") + f"{rest // 60} min {rest % 60} s"
+
+
+def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + ":--|" * left + "--:|" * (len(header) - left)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{t} {n:,}" for t, n in counts.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def status_of(view: RunView) -> str:
+    if view.stamp is None:
+        return "not run yet"
+    status = view.stamp.get("status")
+    if status != "ok":
+        return "**failed**"
+    if view.decision.action != "reuse":
+        return f"ok, stale ({view.decision.reason})"
+    return "ok"
+
+
+def render_overview(views: list[RunView]) -> str:
+    rows = []
+    for v in views:
+        s = v.stamp or {}
+        commit = s.get("commit", "")[:10] + (" + local changes" if s.get("dirty") else "")
+        rows.append([f"[{v.run.name}](#{anchor(v.run)})", status_of(v), commit or "-",
+                     duration(s.get("wall_s")) if s else "-", s.get("finished_at", "-")])
+    return "## Runs\n\n" + table(["run", "status", "commit", "wall time", "finished (UTC)"],
+                                 rows, left=5) + "\n"
+
+
+def baseline_comparisons(views: list[RunView]) -> str:
+    """unified_2t against als and ease per run and type (paired, from user_hits.npz)."""
+    from evaluation.stats import compare_models
+
+    rows, missing = [], []
+    for v in views:
+        if v.metrics is None:
+            continue
+        if not v.user_hits or UNIFIED not in v.user_hits:
+            missing.append(v.run.name)
+            continue
+        results = v.metrics["results"]
+        k = v.metrics["settings"]["k"]
+        compared = {b: compare_models(v.user_hits, UNIFIED, b) for b in BASELINES
+                    if b in v.user_hits}
+        for t in v.user_hits[UNIFIED]:
+            row = [v.run.name, t, f3(results[UNIFIED][f"hr@{k}"].get(t))]
+            for b in BASELINES:
+                c = compared.get(b, {}).get(t)
+                row += ([f3(results[b][f"hr@{k}"].get(t)), diff_cell(c), p_cell(c)] if c
+                        else ["not evaluated", "", ""])
+            rows.append(row)
+    parts = [f"## Summary: {UNIFIED} against ALS and EASE (HR@10, discovery)", "",
+             f"Paired on the users both models count; bold: the 95% interval of {UNIFIED} - "
+             "baseline excludes 0. For rolling runs, the configured cutoff only (the pooled "
+             "figures are in the run's section)."]
+    if rows:
+        parts += ["", table(["run", "type", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
+                             "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],
+                            rows, left=2)]
+    else:
+        parts += ["", "No run has per-user hits yet."]
+    if missing:
+        parts += ["", "Without per-user hits (reports/user_hits.npz, written by `gfm evaluate` "
+                  f"since it exists) or without {UNIFIED}: {', '.join(missing)}."]
+    return "\n".join(parts) + "\n"
+
+
+def anchor(run: Run) -> str:
+    return "run-" + run.name.replace("_", "-")
+
+
+def render_provenance(view: RunView) -> str:
+    s = view.stamp
+    if s is None:
+        cmds = "\n".join(" ".join(["gfm", *c]) for c in view.run.commands)
+        config = ""
+        if view.run.config:
+            config = f" with the config {json.dumps(view.run.config)}"
+        return (f"Not run yet (`RUNS={view.run.name} make results`). Commands{config}:\n\n"
+                f"```\n{cmds}\n```\n")
+    parts = ["```", *s.get("commands", []), "```", ""]
+    dirty = s.get("dirty") or []
+    code = f"Commit `{s.get('commit', '?')[:10]}`"
+    if dirty:
+        code += f" with uncommitted changes to {', '.join(f'`{d}`' for d in dirty)}"
+    code += f" (code hash `{(s.get('inputs') or {}).get('code_hash', '?')[:12]}`)"
+    steps = "; ".join(f"`{st['command']}` {duration(st['seconds'])}" for st in s.get("steps", []))
+    line = (f"{code}. Ran {duration(s.get('wall_s'))} ({steps}), finished "
+            f"{s.get('finished_at', '?')} on {s.get('machine', '?')}.")
+    if view.run.base:
+        line += (f" Started from a copy of the run `{view.run.base}`'s workspace (finished "
+                 f"{s.get('base_finished_at', '?')}).")
+    parts.append(line)
+    if view.decision.action != "reuse" and s.get("status") == "ok":
+        parts += ["", f"**Stale**: {view.decision.reason} since this run; "
+                  f"`RUNS={view.run.name} make results` reruns it."]
+    if s.get("config_file"):
+        parts += ["", "Workspace config (gfm.yaml; built-in defaults otherwise):", "",
+                  "```yaml", s["config_file"].rstrip("\n"), "```"]
+    else:
+        parts += ["", "Config: the built-in defaults (no gfm.yaml)."]
+    if s.get("resolved_config"):
+        parts += ["", "<details><summary>Resolved configuration (gfm config)</summary>", "",
+                  "```yaml", s["resolved_config"].rstrip("\n"), "```", "", "</details>"]
+    if s.get("status") != "ok":
+        parts += ["", f"**This run failed** after {duration(s.get('wall_s'))}"
+                  + (f" at `{s['failed_command']}`" if s.get("failed_command") else "")
+                  + ". The end of its output:", "", "```", (s.get("error") or "").rstrip(),
+                  "```"]
+    return "\n".join(parts) + "\n"
+
+
+def render_split(metrics: Mapping[str, Any]) -> str:
+    split = metrics["split"]
+    counts = split.get("n_users", {})
+    protocol = ("per-user (each user's last items held out)" if split.get("protocol") == "per_user"
+                else "global")
+    text = (f"Cutoff {str(split.get('cutoff'))[:10]}, hold-out to "
+            f"{str(split.get('holdout_end'))[:10]}, {protocol} protocol. Candidates: "
+            f"{_counts(split['n_items'])} (released since the cutoff: "
+            f"{_counts(split.get('n_new_items', {}))}). Users with history at the cutoff "
+            f"{split.get('n_users_with_history', 0):,}, with hold-out targets "
+            f"{split.get('n_users_with_targets', 0):,}")
+    if "exclude_history" in counts:
+        text += f"; counted in discovery: {_counts(counts['exclude_history'])}"
+    if split.get("sampled_from_n_users"):
+        text += f" (a sample of {split['sampled_from_n_users']:,})"
+    return text + ".\n"
+
+
+def render_discovery(metrics: Mapping[str, Any]) -> str:
+    k, mrr_k = metrics["settings"]["k"], metrics["settings"]["mrr_k"]
+    hr, mrr, cov = f"hr@{k}", f"mrr@{mrr_k}", f"coverage@{k}"
+    types = list(metrics["split"]["n_items"])
+    results = metrics["results"]
+    best = {t: max((r[hr].get(t) or 0.0 for r in results.values()), default=0.0) for t in types}
+    rows = []
+    for name, r in results.items():
+        cells = []
+        for t in types:
+            cell = with_ci(r[hr].get(t), (r.get(f"{hr}_ci") or {}).get(t))
+            if r[hr].get(t) is not None and r[hr].get(t) == best[t] and best[t] > 0:
+                cell = "**" + cell.replace(" [", "** [", 1) if " [" in cell else f"**{cell}**"
+            cells.append(cell)
+        rows.append([name, *cells, *(f3(r[mrr].get(t)) for t in types), f3(r.get(cov))])
+    header = (["model"] + [f"HR@{k} {t} [95% CI]" for t in types]
+              + [f"MRR@{mrr_k} {t}" for t in types] + [f"coverage@{k}"])
+    inclusive = [[name, *(f3(r["inclusive"][hr].get(t)) for t in types),
+                  *(f3(r["inclusive"][mrr].get(t)) for t in types),
+                  f3(r["inclusive"].get(cov))] for name, r in results.items() if "inclusive" in r]
+    parts = ["Discovery (primary; bold: the best HR@10 of the type):", "", table(header, rows)]
+    if inclusive:
+        parts += ["", "Inclusive (history items may be recommended and count as targets):", "",
+                  table(["model"] + [f"HR@{k} {t}" for t in types]
+                        + [f"MRR@{mrr_k} {t}" for t in types] + [f"coverage@{k}"], inclusive)]
+    return "\n".join(parts) + "\n"
+
+
+def render_settings(metrics: Mapping[str, Any]) -> str:
+    rows = []
+    for name, r in metrics["results"].items():
+        settings = r.get("settings")
+        shown = (", ".join(f"{key} {json.dumps(value)}" for key, value in settings.items())
+                 if isinstance(settings, Mapping) else json.dumps(settings) if settings else "-")
+        source = r.get("source")
+        rows.append([name, shown, f"`{source}`" if source else "-"])
+    return ("Settings each model ran with (metrics.json; `-`: none reported):\n\n"
+            + table(["model", "settings", "source"], rows, left=3) + "\n")
+
+
+def render_cold_start(metrics: Mapping[str, Any]) -> str:
+    k = metrics["settings"]["k"]
+    hr = f"hr@{k}"
+    types = list(metrics["split"]["n_items"])
+    counts = metrics["split"].get("n_users", {})
+    cold, new = counts.get("cold_users", {}), counts.get("new_items", {})
+    rows = [[name, *(f3(r.get("cold_users", {}).get(hr, {}).get(t)) for t in types),
+             *(f3(r.get("new_items", {}).get(hr, {}).get(t)) for t in types)]
+            for name, r in metrics["results"].items()]
+    header = (["model"] + [f"no history: {t} ({cold.get(t, 0):,} users)" for t in types]
+              + [f"new items: {t} ({new.get(t, 0):,} users)" for t in types])
+    return (f"Cold start, HR@{k}: users without history at the cutoff; users with history, "
+            "counting only hold-out items released at or after the cutoff:\n\n"
+            + table(header, rows) + "\n")
+
+
+def render_paper(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
+    paper = metrics.get("paper")
+    if not paper:
+        return ""
+    k = metrics["settings"]["k"]
+    hr = f"hr@{k}"
+    rows = []
+    for name in ("table1", "table2"):
+        pair = paper.get(name) or {}
+        a, b = pair.get("models", ["?", "?"])
+        if not pair.get("comparison"):
+            rows.append([name[-1], "-", f"{a} vs {b}", "missing: "
+                         + ", ".join(pair.get("missing", [])), "", "", "", "", "", ""])
+            continue
+        for t in pair["types"]:
+            c = pair["comparison"][t]
+            rows.append([name[-1], t, f"{a} vs {b}",
+                         with_ci(pair[hr][a][t], pair[f"{hr}_ci"][a][t]),
+                         with_ci(pair[hr][b][t], pair[f"{hr}_ci"][b][t]),
+                         diff_cell(c), p_cell(c), f"{c['n_users']:,}", verdict(c, "A", "B"),
+                         (reference.get(name) or {}).get(t, "-")])
+    parts = [f"Paper experiments (HR@{k}, discovery; A - B paired on the same users; paper: the "
+             "GFM paper's production figures, A vs B):", "",
+             table(["table", "type", "A vs B", "A [95% CI]", "B [95% CI]", "A - B [95% CI]",
+                    "McNemar p", "users", "verdict", "paper"], rows, left=3)]
+    train = paper.get("train_seconds") or {}
+    if train:
+        parts += ["", "Training of the paper's variants: "
+                  + ", ".join(f"{m} {duration(s)}" for m, s in train.items())
+                  + (f"; the paper part took {duration(paper['seconds'])} in all."
+                     if paper.get("seconds") is not None else ".")]
+    table3 = paper.get("table3") or {}
+    if not table3.get("done"):
+        parts += ["", f"Table 3: {table3.get('note', 'not run')}."]
+    else:
+        daily, frozen = table3["models"]
+        rows = []
+        for day in table3["days"]:
+            for t, c in day["comparison"].items():
+                rows.append([str(day["day"]), day["cutoff"], t,
+                             with_ci(day[hr][daily][t], day[f"{hr}_ci"][daily][t]),
+                             with_ci(day[hr][frozen][t], day[f"{hr}_ci"][frozen][t]),
+                             diff_cell(c), p_cell(c), f"{c['n_users']:,}",
+                             duration(day.get("seconds"))])
+        parts += ["", f"Table 3: `{daily}` (HGNN and two-tower retrained daily) vs `{frozen}` "
+                  f"(HGNN frozen at day 0); paper: {reference.get('table3', '-')}:", "",
+                  table(["day", "cutoff", "type", "daily [95% CI]", "frozen [95% CI]",
+                         "daily - frozen [95% CI]", "McNemar p", "users", "day's time"], rows,
+                        left=3)]
+    return "\n".join(parts) + "\n"
+
+
+def render_rolling(metrics: Mapping[str, Any]) -> str:
+    rolling = metrics.get("rolling")
+    if not rolling:
+        return ""
+    k = metrics["settings"]["k"]
+    hr = f"hr@{k}"
+    pooled = rolling["pooled"]
+    types = sorted({t for r in pooled.values() for t in r[hr]})
+    rows = [[m, *(with_ci(r[hr].get(t), r[f"{hr}_ci"].get(t)) for t in types),
+             *(f"{r['units'].get(t, 0):,}" for t in types)] for m, r in pooled.items()]
+    per_cutoff = []
+    for c in rolling["per_cutoff"]:
+        per_cutoff.append([c["cutoff"][:10], _counts(c["n_users"]),
+                           *(" / ".join(f3(c[hr][m].get(t)) for t in types) for m in pooled)])
+    return "\n".join([
+        f"Rolling cutoffs: {rolling['n']} cutoffs every {rolling['every_days']} days "
+        f"({rolling['cutoffs'][-1][:10]} to {rolling['cutoffs'][0][:10]}), HR@{k} pooled over "
+        f"(user, cutoff) units, 95% interval resampling users; "
+        f"{duration(rolling.get('seconds'))} for the earlier cutoffs:", "",
+        table(["model"] + [f"HR@{k} {t} [95% CI]" for t in types]
+              + [f"units {t}" for t in types], rows), "",
+        f"Per cutoff (HR@{k} as {' / '.join(types)}):", "",
+        table(["cutoff", "users", *pooled], per_cutoff, left=2),
+    ]) + "\n"
+
+
+def render_plots(view: RunView) -> str:
+    if not view.plots:
+        return ""
+    return "\n".join(f"![{Path(p).stem} ({view.run.name})]({p})" for p in view.plots) + "\n"
+
+
+def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
+    parts = [f'<a id="{anchor(view.run)}"></a>\n## {view.run.title} (`{view.run.name}`)\n',
+             render_provenance(view)]
+    if view.metrics is not None:
+        parts += [render_split(view.metrics), render_discovery(view.metrics),
+                  render_settings(view.metrics), render_cold_start(view.metrics)]
+        parts += [p for p in (render_paper(view.metrics, reference),
+                              render_rolling(view.metrics), render_plots(view)) if p]
+    return "\n".join(parts)
+
+
+def render_document(views: list[RunView], reference: Mapping[str, Any]) -> str:
+    parts = [INTRO, render_overview(views), baseline_comparisons(views)]
+    parts += [render_run(v, reference) for v in views]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling from the results folder
+
+
+def copy_plots(run: Run, workspace: Path, doc: Path) -> list[str]:
+    """The workspace's reports/*.png into <doc dir>/img/<run>/ (rewritten only when their bytes
+    differ; plots no longer produced are removed); their paths relative to the document."""
+    target = doc.parent / "img" / run.name
+    sources = sorted((workspace / "reports").glob("*.png"))
+    if sources:
+        target.mkdir(parents=True, exist_ok=True)
+    kept = set()
+    for source in sources:
+        dest = target / source.name
+        kept.add(dest.name)
+        if not dest.is_file() or dest.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, dest)
+    for old in target.glob("*.png") if target.is_dir() else []:
+        if old.name not in kept:
+            old.unlink()
+    return [f"img/{run.name}/{name}" for name in sorted(kept)]
+
+
+def load_view(run: Run, root: Path, runs: Mapping[str, Run], code: Mapping[str, Any],
+              doc: Path) -> RunView:
+    from evaluation.user_hits import FILE_NAME, load_user_hits
+
+    stamp = read_stamp(root, run.name)
+    path = metrics_path(root, run.name)
+    decision = decide(stamp, run_inputs(run, runs, code["code_hash"]), path.is_file())
+    metrics = user_hits = None
+    plots: list[str] = []
+    if stamp is not None and stamp.get("status") == "ok" and path.is_file():
+        metrics = json.loads(path.read_text())
+        hits = path.parent / FILE_NAME
+        user_hits = load_user_hits(hits) if hits.is_file() else None
+        plots = copy_plots(run, workspace_of(root, run.name), doc)
+    return RunView(run, stamp, decision, metrics, user_hits, plots)
+
+
+def write_document(runs: list[Run], root: Path, doc: Path,
+                   reference: Mapping[str, Any]) -> Path:
+    """docs/results.md from every default run and every other run that has a stamp."""
+    import sys
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    code = code_state()
+    by_name = {r.name: r for r in runs}
+    shown = [r for r in runs if r.default or read_stamp(root, r.name) is not None]
+    views = [load_view(r, root, by_name, code, doc) for r in shown]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(render_document(views, reference))
+    return doc

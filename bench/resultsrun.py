@@ -1,0 +1,308 @@
+"""The runs of `make results` (bench/results.py): what a run's inputs are, whether its recorded
+stamp still matches them (reuse) or not (rerun, and why), and running its `gfm` commands.
+
+A run's key is the hash of its inputs: the code (CODE_PATHS as in the working tree, tracked and
+untracked-but-not-ignored files), its commands and config, its raw data files, and the key of
+the run it starts from. stamp.json records the key with the commit, wall time and outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchdoc import REPO, cpu_name, run_child
+
+# What a run's outcome depends on: the Python packages, the dbt project, the Feast repository
+# and the dependency pins. Not bench/ or docs/: changing the document's layout reruns nothing.
+CODE_PATHS = ("gfm", "ingest", "transforms", "training", "evaluation", "serving", "dbt",
+              "feature_repo", "pyproject.toml")
+STAMP = "stamp.json"
+ERROR_TAIL_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class Run:
+    """One named run: `commands` are `gfm` argv without --workdir; `config` goes into the
+    workspace's gfm.yaml first; `data` are raw data paths (relative to the repository) whose
+    content is an input; `base` names a run whose workspace this one starts from (a copy)."""
+
+    name: str
+    title: str
+    commands: tuple[tuple[str, ...], ...]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    data: tuple[str, ...] = ()
+    base: str | None = None
+    default: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "reuse" or "run"
+    reason: str
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("RESULTS_DIR") or REPO / "results").resolve()
+
+
+def run_dir(root: Path, name: str) -> Path:
+    return root / name
+
+
+def workspace_of(root: Path, name: str) -> Path:
+    return run_dir(root, name) / "workspace"
+
+
+def read_stamp(root: Path, name: str) -> dict[str, Any] | None:
+    path = run_dir(root, name) / STAMP
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def code_state(repo: Path = REPO, paths: Iterable[str] = CODE_PATHS) -> dict[str, Any]:
+    """{commit, code_hash, dirty}: the hash covers every tracked and untracked (not ignored) file
+    under `paths` as it is in the working tree; dirty lists those that differ from HEAD."""
+    paths = list(paths)
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard", "--", *paths], cwd=repo,
+                            capture_output=True, check=True).stdout
+    digest = hashlib.sha256()
+    for name in sorted(set(filter(None, listed.decode().split("\0")))):
+        file = repo / name
+        content = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else "deleted"
+        digest.update(f"{name}\0{content}\n".encode())
+    status = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    return {"commit": commit, "code_hash": digest.hexdigest(),
+            "dirty": sorted(line[3:] for line in status.splitlines() if line.strip())}
+
+
+def data_hash(paths: Iterable[str], repo: Path = REPO) -> str | None:
+    """Hash of the names and contents of every file under `paths`; None for no paths."""
+    paths = list(paths)
+    if not paths:
+        return None
+    digest = hashlib.sha256()
+    for given in paths:
+        base = (repo / given).resolve()
+        if not base.exists():
+            raise FileNotFoundError(f"raw data {given} ({base}) does not exist")
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for file in files:
+            digest.update(f"{given}/{file.relative_to(base) if file != base else ''}\0".encode())
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_inputs(run: Run, runs: Mapping[str, Run], code_hash: str,
+               repo: Path = REPO) -> dict[str, Any]:
+    """Everything the run's outcome depends on (its base's inputs nested, by key)."""
+    try:
+        data = data_hash(run.data, repo)
+    except FileNotFoundError as exc:
+        data = f"missing: {exc}"
+    base_key = None
+    if run.base is not None:
+        base_key = key_of(run_inputs(runs[run.base], runs, code_hash, repo))
+    return {"code_hash": code_hash, "commands": [list(c) for c in run.commands],
+            "config": json.loads(json.dumps(run.config)), "data_hash": data,
+            "base": run.base, "base_key": base_key}
+
+
+def key_of(inputs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+_WHAT = {"code_hash": "the code changed", "commands": "its commands changed",
+         "config": "its config changed", "data_hash": "its raw data changed",
+         "base": "the run it starts from changed", "base_key": "the run it starts from changed"}
+
+
+def decide(stamp: Mapping[str, Any] | None, inputs: Mapping[str, Any],
+           metrics_exist: bool) -> Decision:
+    """Reuse the recorded run only if it succeeded, on exactly these inputs, and its metrics
+    are still there; otherwise rerun, saying why."""
+    if stamp is None:
+        return Decision("run", "never run")
+    if stamp.get("key") != key_of(inputs):
+        recorded = stamp.get("inputs") or {}
+        changed = sorted({_WHAT[k] for k in _WHAT if recorded.get(k) != inputs.get(k)})
+        return Decision("run", "; ".join(changed) or "its inputs changed")
+    if stamp.get("status") != "ok":
+        return Decision("run", "its last attempt failed")
+    if not metrics_exist:
+        return Decision("run", "its metrics.json is gone")
+    return Decision("reuse", f"inputs unchanged since {stamp.get('finished_at', '?')}")
+
+
+def metrics_path(root: Path, name: str) -> Path:
+    return workspace_of(root, name) / "reports" / "metrics.json"
+
+
+def plan(runs: list[Run], root: Path, code: Mapping[str, Any] | None = None
+         ) -> list[tuple[Run, Decision]]:
+    code = code or code_state()
+    by_name = {r.name: r for r in runs}
+    return [(run, decide(read_stamp(root, run.name),
+                         run_inputs(run, by_name, code["code_hash"]),
+                         metrics_path(root, run.name).is_file())) for run in runs]
+
+
+def select(runs: list[Run], spec: str | None) -> list[Run]:
+    """The runs named in spec (comma-separated), else the default ones; bases come along."""
+    by_name = {r.name: r for r in runs}
+    if spec:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"unknown run(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(by_name)}")
+    else:
+        names = [r.name for r in runs if r.default]
+    wanted = set()
+    for name in names:
+        while name is not None and name not in wanted:
+            wanted.add(name)
+            name = by_name[name].base
+    return [r for r in runs if r.name in wanted]  # definition order: bases are listed first
+
+
+def gfm_argv() -> list[str]:
+    script = Path(sys.executable).parent / "gfm"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "gfm.cli.main"]
+
+
+def shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, Any],
+            runs: Mapping[str, Run]) -> dict[str, Any]:
+    """Run `run` from scratch (its workspace and logs removed first) and write its stamp."""
+    folder = run_dir(root, run.name)
+    workspace, logs = folder / "workspace", folder / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STAMP).unlink(missing_ok=True)  # an interrupted run must not look finished
+    for path in (workspace, logs):
+        shutil.rmtree(path, ignore_errors=True)
+    logs.mkdir()
+    stamp: dict[str, Any] = {
+        "run": run.name, "title": run.title, "key": key_of(inputs), "inputs": dict(inputs),
+        "commit": code["commit"], "dirty": list(code["dirty"]), "machine": cpu_name(),
+        "commands": [" ".join(["gfm", *c, "--workdir", shown_path(workspace)])
+                     for c in run.commands],
+        "started_at": _now(), "steps": [], "status": "running",
+    }
+    began = time.perf_counter()
+
+    def fail(message: str) -> dict[str, Any]:
+        stamp.update(status="failed", error=message[-ERROR_TAIL_CHARS:],
+                     wall_s=round(time.perf_counter() - began, 1), finished_at=_now())
+        _write_json(folder / STAMP, stamp)
+        return stamp
+
+    if isinstance(inputs.get("data_hash"), str) and inputs["data_hash"].startswith("missing"):
+        return fail(inputs["data_hash"])
+    if run.base is not None:
+        base_stamp = read_stamp(root, run.base)
+        if (base_stamp is None or base_stamp.get("status") != "ok"
+                or base_stamp.get("key") != inputs["base_key"]):
+            return fail(f"the run it starts from, {run.base}, has no up-to-date successful "
+                        f"workspace (see its section)")
+        stamp["base_finished_at"] = base_stamp.get("finished_at")
+        shutil.copytree(workspace_of(root, run.base), workspace, symlinks=True)
+    else:
+        workspace.mkdir()
+    if run.config:
+        import yaml
+
+        (workspace / "gfm.yaml").write_text(
+            f"# written by bench/results.py for the run {run.name}\n"
+            + yaml.safe_dump(json.loads(json.dumps(run.config)), sort_keys=False))
+    for i, command in enumerate(run.commands, 1):
+        argv = [*gfm_argv(), *command, "--workdir", str(workspace)]
+        log = logs / f"{i:02d}_{'_'.join(command[:2])}.log"
+        print(f"[{run.name}] gfm {' '.join(command)}  (log {shown_path(log)})", flush=True)
+        rc, wall, rss, cpu = run_child(argv, log)
+        stamp["steps"].append({"command": " ".join(["gfm", *command]), "rc": rc,
+                               "seconds": round(wall, 1), "peak_rss_mib": round(rss),
+                               "cpu_s": round(cpu, 1)})
+        if rc != 0:
+            stamp["failed_command"] = " ".join(["gfm", *command])
+            return fail(f"`gfm {' '.join(command)}` exited {rc}; log {shown_path(log)}:\n"
+                        + log.read_text(errors="replace")[-ERROR_TAIL_CHARS:])
+    if not (workspace / "reports" / "metrics.json").is_file():
+        return fail("the commands finished but wrote no reports/metrics.json")
+    shown = subprocess.run([*gfm_argv(), "config", "--workdir", str(workspace)], cwd=REPO,
+                           capture_output=True, text=True)
+    stamp["resolved_config"] = shown.stdout if shown.returncode == 0 else None
+    config_file = workspace / "gfm.yaml"
+    stamp["config_file"] = config_file.read_text() if config_file.is_file() else None
+    stamp.update(status="ok", wall_s=round(time.perf_counter() - began, 1), finished_at=_now())
+    _write_json(folder / STAMP, stamp)
+    return stamp
+
+
+def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path) -> list[str]:
+    """Rerun each selected run whose inputs changed (in definition order); the names of those
+    that failed. One `make results` at a time per results folder (a lock file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another `make results` is running on {root}") from None
+        code = code_state()
+        by_name = {r.name: r for r in runs}
+        failed = []
+        for run in selected:
+            inputs = run_inputs(run, by_name, code["code_hash"])
+            decision = decide(read_stamp(root, run.name), inputs,
+                              metrics_path(root, run.name).is_file())
+            if decision.action == "reuse":
+                print(f"[{run.name}] reused: {decision.reason}", flush=True)
+                continue
+            print(f"[{run.name}] running: {decision.reason}", flush=True)
+            stamp = execute(run, root, inputs, code, by_name)
+            print(f"[{run.name}] {stamp['status']} in {stamp['wall_s']:.0f} s", flush=True)
+            if stamp["status"] != "ok":
+                failed.append(run.name)
+                print(stamp["error"][-1500:], file=sys.stderr, flush=True)
+        return failed
