@@ -10,7 +10,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo serve test test-unit bench clean help
+.PHONY: setup demo serve test test-unit bench results results-doc clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
@@ -18,6 +18,8 @@ help:
 	@echo "make test    setup, then the test suite"
 	@echo "make serve   start the HTTP service on the demo workspace (port 3000)"
 	@echo "make bench   benchmarks (figures in docs/benchmarks.md)"
+	@echo "make results rerun the named runs whose inputs changed, write docs/results.md"
+	@echo "             (RUNS=small,medium selects runs; make results-doc only rewrites the doc)"
 
 setup: $(VENV)/.installed
 
@@ -47,6 +49,14 @@ test-unit: setup
 
 bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# docs/results.md from the named runs of bench/results.py (workspaces under results/ or
+# $$RESULTS_DIR); a run is rerun only when its code, commands, config or raw data changed.
+results: setup
+	$(BIN)/python bench/results.py $(if $(RUNS),--runs $(RUNS)) $(RESULTS_FLAGS)
+
+results-doc: setup
+	$(BIN)/python bench/results.py --reuse-only
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache

@@ -33,8 +33,9 @@ INTRO = """\
 each named run up to date, rerunning it only when its inputs changed (the code, its commands or
 config, its raw data), and then writes this file and its plots (docs/img/<run>/) from the runs'
 reports/metrics.json and reports/user_hits.npz. `RUNS=small,medium make results` selects runs;
-`.venv/bin/python bench/results.py --reuse-only` rewrites this file from the runs as they are;
-`--list` says which runs would be reused or rerun and why. The runs are defined in
+`make results-doc` (`bench/results.py --reuse-only`) rewrites this file from the runs as they
+are, running nothing; `bench/results.py --list` says which runs would be reused or rerun, and
+why. The runs are defined in
 bench/results.py; their workspaces live under results/ (or $RESULTS_DIR), outside git. Each
 section says the commit, config and commands that produced it, and how long it ran.
 
@@ -167,10 +168,11 @@ def baseline_comparisons(views: list[RunView]) -> str:
         compared = {b: compare_models(v.user_hits, UNIFIED, b) for b in BASELINES
                     if b in v.user_hits}
         for t in v.user_hits[UNIFIED]:
-            row = [v.run.name, t, f3(results[UNIFIED][f"hr@{k}"].get(t))]
+            n_users = len(v.user_hits[UNIFIED][t][0])
+            row = [v.run.name, t, f"{n_users:,}", f3(results[UNIFIED][f"hr@{k}"].get(t))]
             for b in BASELINES:
                 c = compared.get(b, {}).get(t)
-                row += ([f3(results[b][f"hr@{k}"].get(t)), diff_cell(c), p_cell(c)] if c
+                row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
                         else ["not evaluated", "", ""])
             rows.append(row)
     parts = [f"## Summary: {UNIFIED} against ALS and EASE (HR@10, discovery)", "",
@@ -178,7 +180,7 @@ def baseline_comparisons(views: list[RunView]) -> str:
              "baseline excludes 0. For rolling runs, the configured cutoff only (the pooled "
              "figures are in the run's section)."]
     if rows:
-        parts += ["", table(["run", "type", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
+        parts += ["", table(["run", "type", "users", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
                              "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],
                             rows, left=2)]
     else:
@@ -202,14 +204,16 @@ def render_provenance(view: RunView) -> str:
             config = f" with the config {json.dumps(view.run.config)}"
         return (f"Not run yet (`RUNS={view.run.name} make results`). Commands{config}:\n\n"
                 f"```\n{cmds}\n```\n")
-    parts = ["```", *s.get("commands", []), "```", ""]
+    commands = s.get("commands") or [" ".join(["gfm", *c]) for c in view.run.commands]
+    parts = ["```", *commands, "```", ""]
     dirty = s.get("dirty") or []
     code = f"Commit `{s.get('commit', '?')[:10]}`"
     if dirty:
         code += f" with uncommitted changes to {', '.join(f'`{d}`' for d in dirty)}"
     code += f" (code hash `{(s.get('inputs') or {}).get('code_hash', '?')[:12]}`)"
     steps = "; ".join(f"`{st['command']}` {duration(st['seconds'])}" for st in s.get("steps", []))
-    line = (f"{code}. Ran {duration(s.get('wall_s'))} ({steps}), finished "
+    line = (f"{code}. Ran {duration(s.get('wall_s'))}" + (f" ({steps})" if steps else "")
+            + ", finished "
             f"{s.get('finished_at', '?')} on {s.get('machine', '?')}.")
     if view.run.base:
         line += (f" Started from a copy of the run `{view.run.base}`'s workspace (finished "

@@ -258,7 +258,8 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
             + yaml.safe_dump(json.loads(json.dumps(run.config)), sort_keys=False))
     for i, command in enumerate(run.commands, 1):
         argv = [*gfm_argv(), *command, "--workdir", str(workspace)]
-        log = logs / f"{i:02d}_{'_'.join(command[:2])}.log"
+        words = [w for w in command[:2] if not w.startswith("-")]
+        log = logs / f"{i:02d}_{'_'.join(words)}.log"
         print(f"[{run.name}] gfm {' '.join(command)}  (log {shown_path(log)})", flush=True)
         rc, wall, rss, cpu = run_child(argv, log)
         stamp["steps"].append({"command": " ".join(["gfm", *command]), "rc": rc,

@@ -1,0 +1,227 @@
+"""`make results` (bench/results.py): the reuse decision and the document, on fake runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import resultsdoc  # noqa: E402
+import resultsrun  # noqa: E402
+from resultsrun import Run, decide, key_of, run_inputs  # noqa: E402
+
+from evaluation.user_hits import save_user_hits  # noqa: E402
+
+RUNS = [
+    Run("base", "Base run", commands=(("pipeline", "--profile", "tiny"),)),
+    Run("paper", "Paper on base", commands=(("evaluate", "--experiments", "paper"),),
+        base="base"),
+    Run("extra", "Extra", commands=(("pipeline",),), default=False),
+]
+BY_NAME = {r.name: r for r in RUNS}
+
+
+def _stamp(inputs, status="ok", **more):
+    return {"key": key_of(inputs), "inputs": inputs, "status": status,
+            "finished_at": "2026-11-29T10:00:00Z", **more}
+
+
+def test_reuse_only_when_every_input_is_unchanged():
+    inputs = run_inputs(RUNS[0], BY_NAME, "code1")
+    assert decide(None, inputs, True).action == "run"
+    assert decide(_stamp(inputs), inputs, True).action == "reuse"
+    assert decide(_stamp(inputs), inputs, False).reason == "its metrics.json is gone"
+    failed = decide(_stamp(inputs, status="failed"), inputs, True)
+    assert (failed.action, failed.reason) == ("run", "its last attempt failed")
+    new_code = decide(_stamp(inputs), run_inputs(RUNS[0], BY_NAME, "code2"), True)
+    assert (new_code.action, new_code.reason) == ("run", "the code changed")
+    changed = Run("base", "Base run", commands=(("pipeline", "--profile", "small"),))
+    assert decide(_stamp(inputs), run_inputs(changed, BY_NAME, "code1"),
+                  True).reason == "its commands changed"
+    configured = Run("base", "Base run", commands=RUNS[0].commands,
+                     config={"timeline": {"protocol": "per_user"}})
+    assert decide(_stamp(inputs), run_inputs(configured, BY_NAME, "code1"),
+                  True).reason == "its config changed"
+
+
+def test_a_run_started_from_another_reruns_when_that_one_changes():
+    before = run_inputs(RUNS[1], BY_NAME, "code1")
+    other = {**BY_NAME, "base": Run("base", "Base run", commands=(("pipeline",),))}
+    after = run_inputs(RUNS[1], other, "code1")
+    decision = decide(_stamp(before), after, True)
+    assert decision.action == "run"
+    assert decision.reason == "the run it starts from changed"
+
+
+def test_selection_brings_the_base_along_and_rejects_unknown_names():
+    assert [r.name for r in resultsrun.select(RUNS, "paper")] == ["base", "paper"]
+    assert [r.name for r in resultsrun.select(RUNS, None)] == ["base", "paper"]
+    assert [r.name for r in resultsrun.select(RUNS, "extra")] == ["extra"]
+    with pytest.raises(ValueError, match="nope"):
+        resultsrun.select(RUNS, "base,nope")
+
+
+def test_code_hash_follows_the_code_paths_only(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "notes.md").write_text("hello\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    state = resultsrun.code_state(tmp_path, ["pkg"])
+    assert state["dirty"] == []
+    (tmp_path / "notes.md").write_text("changed\n")
+    assert resultsrun.code_state(tmp_path, ["pkg"])["code_hash"] == state["code_hash"]
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    edited = resultsrun.code_state(tmp_path, ["pkg"])
+    assert edited["code_hash"] != state["code_hash"]
+    assert edited["dirty"] == ["pkg/a.py"]
+    (tmp_path / "pkg" / "new.py").write_text("")  # untracked files count too
+    assert resultsrun.code_state(tmp_path, ["pkg"])["code_hash"] != edited["code_hash"]
+
+
+def test_data_hash_follows_content(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "ratings.csv").write_text("1,2\n")
+    first = resultsrun.data_hash(["d"], tmp_path)
+    assert resultsrun.data_hash(["d"], tmp_path) == first
+    (tmp_path / "d" / "ratings.csv").write_text("1,3\n")
+    assert resultsrun.data_hash(["d"], tmp_path) != first
+    assert resultsrun.data_hash([], tmp_path) is None
+
+
+def fake_metrics() -> dict:
+    def model(hr_a, hr_p, **more):
+        return {"hr@10": {"audiobook": hr_a, "podcast": hr_p},
+                "hr@10_ci": {"audiobook": [hr_a - 0.02, hr_a + 0.02],
+                             "podcast": [hr_p - 0.02, hr_p + 0.02]},
+                "mrr@100": {"audiobook": 0.1, "podcast": 0.2}, "coverage@10": 0.35,
+                "inclusive": {"hr@10": {"audiobook": 0.6, "podcast": 0.7},
+                              "mrr@100": {"audiobook": 0.3, "podcast": 0.4}, "coverage@10": 0.3},
+                "cold_users": {"hr@10": {"audiobook": 0.476, "podcast": 0.5}},
+                "new_items": {"hr@10": {"audiobook": 0.0, "podcast": 0.01}}, **more}
+
+    comparison = {"n_users": 1043, "diff": 0.0142, "diff_ci": [0.007, 0.019],
+                  "mcnemar_p": 2.8e-05, "significant": True}
+    return {
+        "split": {"cutoff": "2025-07-04T00:00:00", "holdout_end": "2025-07-18T00:00:00",
+                  "protocol": "global", "n_items": {"audiobook": 900, "podcast": 600},
+                  "n_new_items": {"audiobook": 15, "podcast": 10},
+                  "n_users_with_history": 2969, "n_users_with_targets": 2645,
+                  "n_users": {"exclude_history": {"audiobook": 1043, "podcast": 1564},
+                              "cold_users": {"audiobook": 21, "podcast": 28},
+                              "new_items": {"audiobook": 215, "podcast": 368}}},
+        "settings": {"k": 10, "mrr_k": 100},
+        "results": {"unified_2t": model(0.3456, 0.40, source="unified_2t:2t_x"),
+                    "als": model(0.325, 0.329, settings={"factors": 32, "alpha": 1.0}),
+                    "ease": model(0.30, 0.31, settings={"l2": 500.0})},
+        "paper": {"table1": {"models": ["unified_2t", "audiobook_2t"], "types": ["audiobook"],
+                             "hr@10": {"unified_2t": {"audiobook": 0.3456},
+                                       "audiobook_2t": {"audiobook": 0.3314}},
+                             "hr@10_ci": {"unified_2t": {"audiobook": [0.33, 0.36]},
+                                          "audiobook_2t": {"audiobook": [0.31, 0.35]}},
+                             "comparison": {"audiobook": comparison}},
+                  "table2": {"models": ["unified_2t", "unified_2t_no_gnn"],
+                             "types": ["audiobook"], "missing": ["unified_2t_no_gnn"],
+                             "comparison": None},
+                  "table3": {"done": False, "note": "skipped (--daily-days 0)"},
+                  "train_seconds": {"audiobook_2t": 47.0}},
+        "rolling": {"n": 2, "every_days": 28, "cutoffs": ["2025-07-04", "2025-06-06"],
+                    "seconds": 125.0,
+                    "pooled": {"als": {"hr@10": {"audiobook": 0.2222, "podcast": None},
+                                       "hr@10_ci": {"audiobook": [0.2, 0.25], "podcast": None},
+                                       "units": {"audiobook": 90}}},
+                    "per_cutoff": [{"cutoff": "2025-07-04", "n_users": {"audiobook": 50},
+                                    "hr@10": {"als": {"audiobook": 0.2}}}]},
+    }
+
+
+def fake_results(root: Path, code_hash: str) -> None:
+    """A results folder where `base` succeeded (metrics, per-user hits, a plot) and `paper`
+    failed."""
+    reports = resultsrun.workspace_of(root, "base") / "reports"
+    reports.mkdir(parents=True)
+    (reports / "metrics.json").write_text(json.dumps(fake_metrics()))
+    (reports / "hr_at_10.png").write_bytes(b"\x89PNG fake")
+    users = np.arange(100)
+    rng = np.random.default_rng(0)
+    baseline = rng.random(100) < 0.3
+    unified = baseline | (rng.random(100) < 0.4)  # every baseline hit and more
+    save_user_hits(reports / "user_hits.npz",
+                   {"unified_2t": {"audiobook": (users, unified)},
+                    "als": {"audiobook": (users, baseline)}},
+                   np.array([f"u{i}" for i in range(100)]))
+    inputs = run_inputs(RUNS[0], BY_NAME, code_hash)
+    (root / "base" / "stamp.json").write_text(json.dumps(_stamp(
+        inputs, commit="abcdef1234567", dirty=["training/x.py"], wall_s=754.2,
+        commands=["gfm pipeline --profile tiny --workdir results/base/workspace"],
+        steps=[{"command": "gfm pipeline --profile tiny", "seconds": 754.2}],
+        config_file="timeline:\n  protocol: global\n", machine="cpu")))
+    (root / "paper").mkdir()
+    (root / "paper" / "stamp.json").write_text(json.dumps(_stamp(
+        run_inputs(RUNS[1], BY_NAME, code_hash), status="failed", wall_s=3.0,
+        failed_command="gfm evaluate --experiments paper",
+        error="Traceback ...\nGfmError: no two-tower model in the workspace")))
+
+
+def baseline_rate(root: Path) -> float:
+    from evaluation.user_hits import load_user_hits
+
+    hits = load_user_hits(resultsrun.workspace_of(root, "base") / "reports" / "user_hits.npz")
+    return float(hits["als"]["audiobook"][1].mean())
+
+
+def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
+    code = {"commit": "abcdef1234567", "code_hash": "c" * 64, "dirty": []}
+    monkeypatch.setattr(resultsdoc, "code_state", lambda: code)
+    root, doc = tmp_path / "results", tmp_path / "docs" / "results.md"
+    fake_results(root, code["code_hash"])
+    resultsdoc.write_document(RUNS, root, doc, {"table1": {"audiobook": "0.316 vs 0.271"}})
+    text = doc.read_text()
+    first = doc.read_bytes()
+
+    assert "generated" in text and "make results" in text
+    # Discovery: value [interval], the best of the type in bold; MRR and coverage.
+    assert "| unified_2t | **0.346** [0.326, 0.366] | **0.400** [0.380, 0.420] | 0.100 |" in text
+    assert "| als | 0.325 [0.305, 0.345] |" in text
+    assert "| als | factors 32, alpha 1.0 | - |" in text  # settings
+    assert "| unified_2t | - | `unified_2t:2t_x` |" in text  # source
+    assert "no history: audiobook (21 users)" in text and "| 0.476 |" in text
+    # Paper: paired difference, McNemar p, the paper's figure; a missing pair says so.
+    assert "**+0.014 [+0.007, +0.019]** | 2.8e-05 | 1,043 | A ahead" in text
+    assert "0.316 vs 0.271" in text and "missing: unified_2t_no_gnn" in text
+    assert "skipped (--daily-days 0)" in text
+    # Rolling: pooled with its interval and units.
+    assert "| als | 0.222 [0.200, 0.250] | n/a | 90 | 0 |" in text
+    # Summary from the per-user hits: unified_2t hits a superset of ALS's users.
+    row = next(line for line in text.splitlines() if line.startswith("| base | audiobook |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "100" and cells[3] == "0.346"
+    assert cells[4] == f"{baseline_rate(root):.3f}"
+    assert cells[5].startswith("**+") and float(cells[6]) < 0.05
+    assert cells[7] == "not evaluated"  # no EASE hits in the file
+    # Provenance, the plot copied under the run's name, and the failed run's error tail.
+    assert "Commit `abcdef1234` with uncommitted changes to `training/x.py`" in text
+    assert "12 min 34 s" in text and "protocol: global" in text
+    assert (doc.parent / "img" / "base" / "hr_at_10.png").read_bytes() == b"\x89PNG fake"
+    assert "![hr_at_10 (base)](img/base/hr_at_10.png)" in text
+    assert "**This run failed**" in text and "GfmError: no two-tower model" in text
+    assert "extra" not in text.split("## Runs")[1].split("## Summary")[0]  # no stamp, not default
+
+    # Unchanged runs: the same bytes. Changed code: the section says it is stale.
+    resultsdoc.write_document(RUNS, root, doc, {})
+    resultsdoc.write_document(RUNS, root, doc, {"table1": {"audiobook": "0.316 vs 0.271"}})
+    assert doc.read_bytes() == first
+    monkeypatch.setattr(resultsdoc, "code_state", lambda: {**code, "code_hash": "d" * 64})
+    resultsdoc.write_document(RUNS, root, doc, {})
+    assert "**Stale**: the code changed" in doc.read_text()
