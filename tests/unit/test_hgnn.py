@@ -200,15 +200,25 @@ def test_cold_link_metrics_equal_link_metrics_when_cold_vectors_are_the_graph_ve
     negatives = {"a__b": rng.integers(0, 30, (40, 10))}
     warm = link_metrics(z, val, negatives)
     cold = cold_link_metrics(z, z, val, negatives)
-    assert cold["auc"] == pytest.approx(warm["auc"]) and cold["mrr"] == pytest.approx(warm["mrr"])
+    for side in ("query", "candidate", "intruder"):
+        assert cold[f"auc_{side}"] == pytest.approx(warm["auc"])
+        assert cold[f"mrr_{side}"] == pytest.approx(warm["mrr"])
     # cold vectors placed exactly on their neighbours: every neighbour ranks first
     unit = {t: v / np.linalg.norm(v, axis=1, keepdims=True) for t, v in z.items()}
     pairs = np.stack([np.arange(30), rng.integers(0, 30, 30)])
     placed = {"a": unit["b"][pairs[1]], "b": unit["b"]}
     val = {"a__b": ("a", "b", pairs)}
     negatives = {"a__b": (pairs[1][:, None] + 1 + rng.integers(0, 29, (30, 10))) % 30}
-    assert cold_link_metrics(unit, placed, val, negatives) == {"auc": 1.0, "mrr": 1.0}
+    cold = cold_link_metrics(unit, placed, val, negatives)
+    assert (cold["auc_query"], cold["mrr_query"]) == (1.0, 1.0)
     assert link_metrics(unit, val, negatives)["mrr"] < 1.0
+    # a cold candidate placed on its query: first among the query's negatives
+    placed = {"a": unit["a"], "b": unit["b"].copy()}
+    pairs = np.stack([rng.integers(0, 30, 30), np.arange(30)])
+    placed["b"][pairs[1]] = unit["a"][pairs[0]]
+    negatives = {"a__b": (pairs[1][:, None] + 1 + rng.integers(0, 29, (30, 10))) % 30}
+    cold = cold_link_metrics(unit, placed, {"a__b": ("a", "b", pairs)}, negatives)
+    assert (cold["auc_candidate"], cold["mrr_candidate"]) == (1.0, 1.0)
 
 
 def test_text_regressor_learns_the_map_and_predicts_unseen_nodes():
@@ -229,3 +239,29 @@ def test_text_regressor_learns_the_map_and_predicts_unseen_nodes():
         assert (predicted[t][cold] * z[t][cold]).sum(1).mean() > 0.8
         assert (out_of_fold[t][~cold] * z[t][~cold]).sum(1).mean() > 0.8
         assert np.allclose(np.linalg.norm(predicted[t], axis=1), 1.0, atol=1e-5)
+
+
+def test_ranking_regressor_places_unseen_nodes_by_their_neighbours():
+    """Two clusters whose text says which: the ranking regressor puts a node it never saw
+    (no edges) next to its cluster's graph vectors and away from the other's."""
+    rng = np.random.default_rng(0)
+    n, dim = 200, 16
+    cluster = {t: np.arange(n) % 2 for t in ("audiobook", "podcast")}
+    centre = rng.normal(size=(2, dim))
+    x = {t: (centre[c] + 0.5 * rng.normal(size=(n, dim))).astype(np.float32)
+         for t, c in cluster.items()}
+    axis = np.eye(8)[:2]
+    z = {t: (axis[c] + 0.3 * rng.normal(size=(n, 8))) for t, c in cluster.items()}
+    z = {t: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32) for t, v in z.items()}
+    connected = {t: np.arange(n) < 160 for t in x}
+    pairs = np.array([(i, j) for i in range(160) for j in range(i + 2, 160, 2)][:3000]).T
+    edges = {"audiobook__audiobook": ("audiobook", "audiobook", pairs),
+             "podcast__podcast": ("podcast", "podcast", pairs)}
+    graph = ItemGraph(["audiobook", "podcast"], {t: np.arange(n).astype(str) for t in x}, x, {},
+                      {}, {})
+    _, predicted, _ = fit_text_regressor(graph, z, connected, epochs=100, seed=0, edges=edges)
+    for t in x:
+        cold = np.flatnonzero(~connected[t])
+        same = (predicted[t][cold] * axis[cluster[t][cold]]).sum(1)
+        other = (predicted[t][cold] * axis[1 - cluster[t][cold]]).sum(1)
+        assert (same > other).mean() > 0.9

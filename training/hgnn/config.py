@@ -33,6 +33,9 @@ class HGNNConfig:
     # items without edges (instead of the model's own text-only path).
     inductive_regressor: bool = False
     regressor_epochs: int = 300
+    # cosine: regress the item's own HGNN vector; ranking: also place it by the link-prediction
+    # margin against the graph vectors, both as a positive and as a negative (no hubs).
+    regressor_loss: str = "cosine"
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 4096  # positive edges per step

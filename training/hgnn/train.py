@@ -80,6 +80,9 @@ class LinkPredictionTrainer:
         n_message = sum(e.shape[1] for e in split.message_edges.values())
         if config.batch_mode not in ("auto", "full", "sampled"):
             raise GfmError(f"hgnn.batch_mode must be auto, full or sampled, not {config.batch_mode!r}")
+        if config.regressor_loss not in ("cosine", "ranking"):
+            raise GfmError(f"hgnn.regressor_loss must be cosine or ranking, not "
+                           f"{config.regressor_loss!r}")
         self.mode = config.batch_mode
         if self.mode == "auto":
             self.mode = "full" if n_message <= config.full_batch_max_edges else "sampled"
@@ -275,19 +278,28 @@ def link_metrics(z: dict[str, np.ndarray], val: dict, negatives: dict) -> dict[s
 
 def cold_link_metrics(z: dict[str, np.ndarray], cold: dict[str, np.ndarray], val: dict,
                       negatives: dict) -> dict[str, float]:
-    """link_metrics with each held-out pair's first node as if it had no edges: its vector from
-    `cold` (text-only path or regressor), its neighbour and the negatives from `z`. How well a
-    new item lands next to the items it will be co-consumed with."""
-    hits, ranks = [], []
-    for name, (s, d, pairs) in val.items():
-        za = cold[s][pairs[0]]
-        pos = (za * z[d][pairs[1]]).sum(-1)
-        neg = np.einsum("nd,nkd->nk", za, z[d][negatives[name]])
-        hits.append((neg < pos[:, None]).mean(1) + 0.5 * (neg == pos[:, None]).mean(1))
-        ranks.append(1.0 / (1.0 + (neg >= pos[:, None]).sum(1)))
-    if not hits:
-        return {"auc": float("nan"), "mrr": float("nan")}
-    return {"auc": float(np.concatenate(hits).mean()), "mrr": float(np.concatenate(ranks).mean())}
+    """How well a node without edges lands next to the nodes it will be co-consumed with, on
+    the held-out pairs (a, p) and their negatives n, with the cold node's vector from `cold`
+    (text-only path or regressor) and every other from `z`:
+    - query: a is cold, scored against p and the n (a new item looking for its neighbours);
+    - candidate: p is cold and competes with the n for a (a new item among the others, as in
+      retrieval: a user built from warm items ranks it among warm items);
+    - intruder: the n are cold and compete with a warm p for a (a new item must not crowd
+      the lists of users it does not suit; low values mean cold vectors are hubs)."""
+    out = {}
+    for side in ("query", "candidate", "intruder"):
+        hits, ranks = [], []
+        for name, (s, d, pairs) in val.items():
+            za = cold[s][pairs[0]] if side == "query" else z[s][pairs[0]]
+            zp = cold[d][pairs[1]] if side == "candidate" else z[d][pairs[1]]
+            zn = (cold if side == "intruder" else z)[d][negatives[name]]
+            pos = (za * zp).sum(-1)
+            neg = np.einsum("nd,nkd->nk", za, zn)
+            hits.append((neg < pos[:, None]).mean(1) + 0.5 * (neg == pos[:, None]).mean(1))
+            ranks.append(1.0 / (1.0 + (neg >= pos[:, None]).sum(1)))
+        out[f"auc_{side}"] = float(np.concatenate(hits).mean()) if hits else float("nan")
+        out[f"mrr_{side}"] = float(np.concatenate(ranks).mean()) if ranks else float("nan")
+    return out
 
 
 class TextRegressor(torch.nn.Module):
@@ -304,47 +316,98 @@ class TextRegressor(torch.nn.Module):
         return torch.nn.functional.normalize(self.net(torch.cat([x, one_hot], 1)), dim=-1)
 
 
-def _fit_regressor(x: np.ndarray, codes: np.ndarray, y: np.ndarray, n_types: int, epochs: int,
-                   seed: int) -> TextRegressor:
+def _fit_regressor(x: np.ndarray, codes: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                   n_types: int, epochs: int, seed: int,
+                   ranking: tuple[np.ndarray, np.ndarray, float] | None = None) -> TextRegressor:
+    """Fit on `rows` (global node indices). cosine: 1 - cos(f(x), y), full batch per step.
+    ranking (pairs, negative pool per node, margin): besides the cosine term, for a pair
+    (a, p) with p in `rows` and negatives n of p's type, relu(y_a.y_n - y_a.f(x_p) + margin)
+    (the text-only p beats a's non-neighbours) + relu(y_a.f(x_n) - y_a.y_p + margin) (text-only
+    non-neighbours do not beat a's neighbour): calibrated against the graph vectors, so a new
+    item neither stays away from everyone nor crowds every list."""
     torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     model = TextRegressor(x.shape[1], n_types, y.shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
     xt, ct, yt = torch.from_numpy(x), torch.from_numpy(codes), torch.from_numpy(y)
+    index = torch.from_numpy(rows)
     model.train()
-    for _ in range(epochs):
-        loss = (1.0 - (model(xt, ct) * yt).sum(-1)).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    if ranking is None:
+        for _ in range(epochs):
+            loss = (1.0 - (model(xt[index], ct[index]) * yt[index]).sum(-1)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        return model
+    pairs, pool_of, margin = ranking
+    in_rows = np.zeros(len(x), dtype=bool)
+    in_rows[rows] = True
+    pairs = pairs[:, in_rows[pairs[1]]]
+    pool_of = {c: pool[in_rows[pool]] for c, pool in pool_of.items() if in_rows[pool].any()}
+    steps_per_epoch, batch, k = 8, 2048, 8
+    for _ in range(epochs // 10 or 1):
+        for _ in range(steps_per_epoch):
+            pick = pairs[:, rng.integers(0, pairs.shape[1], batch)]
+            a, p = torch.from_numpy(pick[0]), torch.from_numpy(pick[1])
+            negatives = np.empty((batch, k), dtype=np.int64)
+            for code, pool in pool_of.items():
+                of_type = codes[pick[1]] == code
+                negatives[of_type] = pool[rng.integers(0, len(pool), (int(of_type.sum()), k))]
+            n = torch.from_numpy(negatives)
+            ya, yp, yn = yt[a], yt[p], yt[n]  # (b, d), (b, d), (b, k, d)
+            fp = model(xt[p], ct[p])
+            fn = model(xt[n.flatten()], ct[n.flatten()]).view(batch, k, -1)
+            cold_positive = torch.relu(torch.einsum("bd,bkd->bk", ya, yn)
+                                       - (ya * fp).sum(-1, keepdim=True) + margin)
+            cold_negative = torch.relu(torch.einsum("bd,bkd->bk", ya, fn)
+                                       - (ya * yp).sum(-1, keepdim=True) + margin)
+            loss = (cold_positive.mean() + cold_negative.mean()
+                    + (1.0 - (fp * yp).sum(-1)).mean())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     model.eval()
     return model
 
 
 def fit_text_regressor(
     graph: ItemGraph, z: dict[str, np.ndarray], connected: dict[str, np.ndarray], epochs: int,
-    seed: int,
+    seed: int, edges: dict[str, tuple[str, str, np.ndarray]] | None = None,
+    margin: float = 0.3,
 ) -> tuple[TextRegressor, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fit text -> HGNN vector on the connected nodes. Returns the model fitted on all of them,
     its vector for every node, and out-of-fold vectors (two halves, each predicted by the model
-    fitted on the other) for measuring it on connected nodes without having seen them."""
+    fitted on the other) for measuring it on connected nodes without having seen them.
+    edges (EdgeSplit.train): fit with the ranking loss of _fit_regressor on these pairs."""
     types = graph.node_types
     xs = np.concatenate([graph.x[t] for t in types]).astype(np.float32)
     codes = np.concatenate([np.full(graph.num_nodes(t), i) for i, t in enumerate(types)])
     ys = np.concatenate([z[t] for t in types]).astype(np.float32)
     warm = np.concatenate([connected[t] for t in types])
+    bounds = np.cumsum([0] + [graph.num_nodes(t) for t in types])
+    offset = {t: int(bounds[i]) for i, t in enumerate(types)}
+    ranking = None
+    if edges is not None:
+        parts = []
+        for s, d, pairs in edges.values():
+            g = np.stack([pairs[0] + offset[s], pairs[1] + offset[d]])
+            parts += [g, g[::-1]]
+        pool_of = {i: np.flatnonzero(warm & (codes == i)) for i in range(len(types))}
+        pool_of = {i: pool for i, pool in pool_of.items() if len(pool)}
+        ranking = (np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), np.int64),
+                   pool_of, margin)
     fold = np.random.default_rng(seed).random(len(xs)) < 0.5
     oof = np.zeros_like(ys)
     for side in (False, True):
-        train_rows = warm & (fold != side)
-        part = _fit_regressor(xs[train_rows], codes[train_rows], ys[train_rows], len(types),
-                              epochs, seed)
+        part = _fit_regressor(xs, codes, ys, np.flatnonzero(warm & (fold != side)), len(types),
+                              epochs, seed, ranking)
         with torch.no_grad():
             rows = fold == side
             oof[rows] = part(torch.from_numpy(xs[rows]), torch.from_numpy(codes[rows])).numpy()
-    model = _fit_regressor(xs[warm], codes[warm], ys[warm], len(types), epochs, seed)
+    model = _fit_regressor(xs, codes, ys, np.flatnonzero(warm), len(types), epochs, seed, ranking)
     with torch.no_grad():
         full = model(torch.from_numpy(xs), torch.from_numpy(codes)).numpy()
-    bounds = np.cumsum([0] + [graph.num_nodes(t) for t in types])
     split = lambda a: {t: a[bounds[i]:bounds[i + 1]] for i, t in enumerate(types)}  # noqa: E731
     return model, split(full), split(oof)
 
@@ -447,21 +510,20 @@ def train_hgnn(
     # Inductive vectors: a node without message-passing edges has only its text.
     connected = {t: trainer.degree[t] > 0 for t in graph.node_types}
     text_only = trainer.embed_text_only()
-    cold_self = cold_link_metrics(z, text_only, split.val, trainer.val_negatives)
-    inductive = {
-        "method": "regressor" if config.inductive_regressor else "text_path",
-        "n_without_edges": {t: int((~c).sum()) for t, c in connected.items()},
-        "cold_val_auc_text_path": cold_self["auc"], "cold_val_mrr_text_path": cold_self["mrr"],
-    }
+    inductive = {"method": "regressor" if config.inductive_regressor else "text_path",
+                 "n_without_edges": {t: int((~c).sum()) for t, c in connected.items()}}
+    inductive.update({f"cold_val_{k}_text_path": v for k, v in cold_link_metrics(
+        z, text_only, split.val, trainer.val_negatives).items()})
     regressor_state = None
     if config.inductive_regressor:
         regressor, predicted, out_of_fold = fit_text_regressor(
-            graph, z, connected, config.regressor_epochs, config.seed)
-        cold_reg = cold_link_metrics(z, out_of_fold, split.val, trainer.val_negatives)
-        inductive.update({"cold_val_auc_regressor": cold_reg["auc"],
-                          "cold_val_mrr_regressor": cold_reg["mrr"]})
+            graph, z, connected, config.regressor_epochs, config.seed,
+            edges=split.train if config.regressor_loss == "ranking" else None,
+            margin=config.margin)
         for t in graph.node_types:
             z[t] = np.where(connected[t][:, None], z[t], predicted[t])
+        inductive.update({f"cold_val_{k}_regressor": v for k, v in cold_link_metrics(
+            z, out_of_fold, split.val, trainer.val_negatives).items()})
         regressor_state = regressor.state_dict()
     log.info("inductive vectors (%s) for %s nodes without edges; cold validation: %s",
              inductive["method"], inductive["n_without_edges"],
