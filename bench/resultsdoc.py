@@ -66,6 +66,7 @@ class RunView:
     metrics: Mapping[str, Any] | None
     user_hits: Mapping[str, Any] | None
     plots: list[str]  # paths relative to the document
+    training: Mapping[str, Any] | None = None  # {"hgnn": hgnn_metrics.json, "two_tower": ...}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +220,9 @@ def render_provenance(view: RunView) -> str:
         line += (f" Started from a copy of the run `{view.run.base}`'s workspace (finished "
                  f"{s.get('base_finished_at', '?')}).")
     parts.append(line)
+    if s.get("code_hash_at_end") not in (None, (s.get("inputs") or {}).get("code_hash")):
+        parts += ["", "**The code changed while this run ran** (other edits in the working "
+                  "tree): its figures may mix the two versions."]
     if view.decision.action != "reuse" and s.get("status") == "ok":
         parts += ["", f"**Stale**: {view.decision.reason} since this run; "
                   f"`RUNS={view.run.name} make results` reruns it."]
@@ -390,6 +394,31 @@ def render_rolling(metrics: Mapping[str, Any]) -> str:
     ]) + "\n"
 
 
+def render_training(training: Mapping[str, Any] | None) -> str:
+    """One line each from reports/hgnn_metrics.json and two_tower_metrics_unified_2t.json."""
+    training = training or {}
+    lines = []
+    h = training.get("hgnn")
+    if h:
+        epochs = len(h.get("epochs") or [])
+        lines.append(
+            f"HGNN `{h.get('version', '?')}` ({h.get('batch_mode', '?')} batch): {epochs} "
+            f"epoch(s), best {h.get('best_epoch', '?')}, {duration(h.get('train_time_s'))} of "
+            f"training; validation AUC {f3(h.get('val_auc'))} (text cosine "
+            f"{f3(h.get('text_cosine_auc'))}), MRR {f3(h.get('val_mrr'))} (text cosine "
+            f"{f3(h.get('text_cosine_mrr'))}).")
+    t = training.get("two_tower")
+    if t:
+        epochs = len(t.get("epochs") or [])
+        lines.append(
+            f"Two-tower `{t.get('tag', '?')}`: {t.get('n_examples', 0):,} examples "
+            f"({t.get('n_train_examples', 0):,} train, {t.get('n_val_examples', 0):,} "
+            f"validation), {epochs} epoch(s), best validation recall@10 "
+            f"{f3(t.get('best_val_recall@10'))}, {t.get('train_examples_per_s', 0):,.0f} "
+            "examples/s.")
+    return "\n\n".join(lines) + "\n" if lines else ""
+
+
 def render_plots(view: RunView) -> str:
     if not view.plots:
         return ""
@@ -402,7 +431,8 @@ def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
     if view.metrics is not None:
         parts += [render_split(view.metrics), render_discovery(view.metrics),
                   render_settings(view.metrics), render_cold_start(view.metrics)]
-        parts += [p for p in (render_paper(view.metrics, reference),
+        parts += [p for p in (render_training(view.training),
+                              render_paper(view.metrics, reference),
                               render_rolling(view.metrics), render_plots(view)) if p]
     return "\n".join(parts)
 
@@ -450,6 +480,12 @@ def load_view(run: Run, root: Path, runs: Mapping[str, Run], code: Mapping[str, 
         hits = path.parent / FILE_NAME
         user_hits = load_user_hits(hits) if hits.is_file() else None
         plots = copy_plots(run, workspace_of(root, run.name), doc)
+        training = {}
+        for key, name in (("hgnn", "hgnn_metrics.json"),
+                          ("two_tower", "two_tower_metrics_unified_2t.json")):
+            if (path.parent / name).is_file():
+                training[key] = json.loads((path.parent / name).read_text())
+        return RunView(run, stamp, decision, metrics, user_hits, plots, training)
     return RunView(run, stamp, decision, metrics, user_hits, plots)
 
 

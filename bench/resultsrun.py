@@ -276,6 +276,7 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
     stamp["resolved_config"] = shown.stdout if shown.returncode == 0 else None
     config_file = workspace / "gfm.yaml"
     stamp["config_file"] = config_file.read_text() if config_file.is_file() else None
+    stamp["code_hash_at_end"] = code_state()["code_hash"]  # differs if edited meanwhile
     stamp.update(status="ok", wall_s=round(time.perf_counter() - began, 1), finished_at=_now())
     _write_json(folder / STAMP, stamp)
     return stamp

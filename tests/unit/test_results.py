@@ -153,6 +153,9 @@ def fake_results(root: Path, code_hash: str) -> None:
     reports.mkdir(parents=True)
     (reports / "metrics.json").write_text(json.dumps(fake_metrics()))
     (reports / "hr_at_10.png").write_bytes(b"\x89PNG fake")
+    (reports / "hgnn_metrics.json").write_text(json.dumps(
+        {"version": "hgnn_abc", "batch_mode": "full", "epochs": [{}, {}, {}], "best_epoch": 2,
+         "train_time_s": 95.0, "val_auc": 0.7702, "text_cosine_auc": 0.5215}))
     users = np.arange(100)
     rng = np.random.default_rng(0)
     baseline = rng.random(100) < 0.3
@@ -212,6 +215,8 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     assert cells[7] == "not evaluated"  # no EASE hits in the file
     # Provenance, the plot copied under the run's name, and the failed run's error tail.
     assert "Commit `abcdef1234` with uncommitted changes to `training/x.py`" in text
+    assert ("HGNN `hgnn_abc` (full batch): 3 epoch(s), best 2, 1 min 35 s of training; "
+            "validation AUC 0.770 (text cosine 0.521)") in text
     assert "12 min 34 s" in text and "protocol: global" in text
     assert (doc.parent / "img" / "base" / "hr_at_10.png").read_bytes() == b"\x89PNG fake"
     assert "![hr_at_10 (base)](img/base/hr_at_10.png)" in text
