@@ -1,6 +1,7 @@
 """Serving end to end on the tiny workspace: `gfm index`, the BentoML service in-process (ASGI)
-and as a real `gfm serve`, a schema-driven fuzz test, parity with `gfm evaluate`'s top 10, and
-the scale-out mode (two workers, a milvus-lite server, the Redis online store).
+and as a real `gfm serve`, exact-k answers, a schema-driven fuzz test and a content-type and
+body-size matrix, parity with `gfm evaluate`'s top 10, a copied and moved workspace, and the
+scale-out mode (two workers, a milvus-lite server, the Redis online store).
 
 One workspace for the module, built by `gfm pipeline` in a subprocess (so no embedded
 milvus-lite stays open in this process). A `milvus_lite server` then holds its index and every
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -232,9 +235,21 @@ def test_index_holds_every_top_level_item_and_meets_the_recall_goal(workdir, man
 # in-process
 
 
-def test_ready_and_openapi_describes_flat_bodies(client):
-    assert client.get("/readyz").status_code == 200
+def test_ready_and_openapi_describes_flat_bodies(client, manifest):
+    from gfm import __version__
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert ready.json()["model_version"] == manifest["model_version"]
     spec = client.get("/docs.json").json()
+    assert spec["info"]["version"] == __version__
+    assert manifest["model_version"] in spec["info"]["description"]
+    # the 400 body as sent: pydantic's errors are a list
+    invalid = spec["components"]["schemas"]["InvalidArgument"]["properties"]
+    assert invalid["detail"]["type"] == "array"
+    sent = client.post("/recommend", json={"user_id": "u1", "k": 0}).json()
+    assert isinstance(sent["detail"], list) and sent["detail"][0]["loc"] == ["k"]
     for path, fields in {"/recommend": {"user_id", "k", "item_types", "exclude_consumed",
                                         "recent_item_ids"},
                          "/similar": {"item_id", "k", "item_types"},
@@ -313,10 +328,49 @@ def test_unknown_user_with_recent_items_gets_a_vector_from_them(client, offline,
                                            "recent_item_ids": [*recent, "not-an-item"]}).json()
     assert body["strategy"] == "recent_items" and len(body["items"]) == 5
     assert not {i["item_id"] for i in body["items"]} & set(recent)
-    # only unknown recent items: popularity
+    assert body["unknown_item_ids"] == ["not-an-item"]  # said, not dropped silently
+    # only unknown recent items: popularity, and the ids are named
     fallback = client.post("/recommend", json={"user_id": "new-user-1", "k": 5,
                                                "recent_item_ids": ["not-an-item"]}).json()
     assert fallback["strategy"] == "popularity"
+    assert fallback["unknown_item_ids"] == ["not-an-item"]
+    known = client.post("/recommend", json={"user_id": user, "k": 5,
+                                            "recent_item_ids": recent}).json()
+    assert known["strategy"] == "model" and known["unknown_item_ids"] == []
+    scored = client.post("/score", json={"user_id": "new-user-1", "item_ids": recent,
+                                         "recent_item_ids": ["gone-item", recent[0]]}).json()
+    assert scored["unknown_recent_item_ids"] == ["gone-item"]
+
+
+def test_exact_k_at_500_for_every_type_filter(client, offline, manifest, engine):
+    """k = 500 with each type filter, for every evaluation user (history left out) and for
+    /similar from items of each type: exactly min(k, items left) come back. milvus-lite's
+    filtered HNSW alone returned fewer for about half of these on this workspace."""
+    split = offline.split
+    n_by_type = manifest["n_items_by_type"]
+    wrong = []
+    for u in offline.users:
+        user = split.user_ids[u]
+        history = offline.history(user)
+        for t in manifest["item_types"]:
+            consumed = sum(split.item_types[split.item_index[i]] == t for i in history)
+            items = client.post("/recommend", json={"user_id": user, "k": 500,
+                                                    "item_types": [t]}).json()["items"]
+            ids = [i["item_id"] for i in items]
+            scores = [i["score"] for i in items]
+            if (len(ids) != min(500, n_by_type[t] - consumed) or len(set(ids)) != len(ids)
+                    or set(ids) & history or {i["item_type"] for i in items} != {t}
+                    or scores != sorted(scores, reverse=True)):
+                wrong.append(("recommend", user, t, len(ids)))
+    catalogue = engine.catalogue()
+    for item_id, item_type in list(zip(catalogue.ids, catalogue.types))[::7]:
+        for t in manifest["item_types"]:
+            items = client.post("/similar", json={"item_id": str(item_id), "k": 500,
+                                                  "item_types": [t]}).json()["items"]
+            ids = {i["item_id"] for i in items}
+            if len(items) != n_by_type[t] - (item_type == t) or item_id in ids:
+                wrong.append(("similar", item_id, t, len(items)))
+    assert not wrong, wrong[:10]
 
 
 def test_similar_never_returns_the_query_item(client, manifest):
@@ -411,18 +465,40 @@ def test_malformed_json_is_a_400(client):
 
 def test_not_ready_is_a_503_that_says_why(tmp_path, monkeypatch):
     """A workspace with nothing trained: the service object starts anyway, is not ready, and
-    answers 503 with the fix. (One BentoML app per process: the class is used directly.)"""
+    answers 503 with the fix, on the endpoints and on /readyz. (One BentoML app per process:
+    the class and the middleware are used directly.)"""
+    import anyio
+
+    from serving import service as service_module
+    from serving.http import EdgeMiddleware
     from serving.schemas import RecommendRequest
     from serving.service import Recommender
 
     monkeypatch.setenv("GFM_WORKDIR", str(tmp_path))
     monkeypatch.setenv("GFM_SET", "[]")
+    monkeypatch.setattr(service_module, "_LIVE", {})  # leave the module's live service alone
     service = Recommender.inner()
     assert service.__is_ready__() is False
     response = service.recommend(user_id="u1")
     assert response.status_code == 503
     assert "gfm train two-tower" in json.loads(response.body)["error"]
     assert RecommendRequest(user_id="u1").k == 10
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def never_called(scope, receive, send_):
+        raise AssertionError("a not-ready /readyz must not reach BentoML")
+
+    edge = EdgeMiddleware(never_called, status=service_module._readiness,
+                          openapi=service_module.openapi)
+    anyio.run(edge, {"type": "http", "method": "GET", "path": "/readyz", "headers": []},
+              None, send)
+    assert sent[0]["status"] == 503
+    body = json.loads(sent[1]["body"])
+    assert body["ready"] is False and "gfm train two-tower" in body["error"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +585,92 @@ def test_fuzz_never_a_server_error(real_server):
     assert any(s == 200 for s in statuses) and any(400 <= s < 500 for s in statuses)
 
 
+def test_fuzzed_responses_match_the_documented_schemas(real_server):
+    """Valid and invalid bodies: every answer (200 and the error bodies) is what the OpenAPI
+    description says it is."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import response_schema_conformance
+
+    schema = schemathesis.openapi.from_url(f"{real_server}/docs.json").include(
+        path_regex="^/(recommend|similar|score)$")
+    strategy = (schema.as_strategy(GenerationMode.POSITIVE)
+                | schema.as_strategy(GenerationMode.NEGATIVE))
+
+    @given(case=strategy)
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case) -> None:
+        response = case.call(timeout=30)
+        case.validate_response(response, checks=[response_schema_conformance])
+
+    fuzz()
+
+
+JSON_BODY = b'{"user_id": "u1", "k": 3}'
+CONTENT_TYPES = [None, "application/json", "application/json; charset=utf-8", "text/plain",
+                 "application/octet-stream", "application/xml", "multipart/form-data",
+                 "multipart/form-data; boundary=xyz", "multipart/mixed; boundary=xyz",
+                 "application/x-www-form-urlencoded", "application/vnd.bentoml+pickle",
+                 "no/such; type=", "\u00e9t\u00e9/json"]
+BODIES = [JSON_BODY, b"", b"{", b"[]", b"null", b"\xff\xfe\x00binary", b'{"user_id": "' + b"x" * 5000 + b'"}',
+          b'--xyz\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nu1\r\n--xyz--\r\n']
+
+
+def test_content_types_methods_and_sizes_are_never_a_server_error(real_server):
+    """Every endpoint with every content type and kind of body, other methods and paths, and
+    bodies over the limit (announced and chunked): never a 5xx; forms and multipart are a
+    415 that says to send JSON, oversized bodies a 413; every error body is one JSON object
+    with "error"."""
+    failures = []
+
+    def check(response, expect: int | None = None) -> None:
+        what = (response.request.method, str(response.request.url),
+                response.request.headers.get("content-type"), response.status_code,
+                response.text[:200])
+        if response.status_code >= 500 or (expect is not None and response.status_code != expect):
+            failures.append(what)
+        elif response.status_code >= 400 and response.request.method != "HEAD":
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if response.request.url.path in ("/recommend", "/similar", "/score") and not (
+                    isinstance(body, dict) and isinstance(body.get("error"), str)):
+                failures.append(what)
+
+    with httpx.Client(base_url=real_server, timeout=30) as http:
+        for path in ("/recommend", "/similar", "/score"):
+            for content_type in CONTENT_TYPES:
+                headers = {"content-type": content_type} if content_type else {}
+                form = content_type is not None and content_type.split(";")[0] in (
+                    "multipart/form-data", "multipart/mixed",
+                    "application/x-www-form-urlencoded", "application/vnd.bentoml+pickle")
+                for body in BODIES:
+                    response = http.post(path, content=body, headers=headers)
+                    check(response, 415 if form else None)
+                    if form:
+                        assert "application/json" in response.json()["error"]
+            # a real multipart upload (what a browser form or `curl -F` sends)
+            check(http.post(path, files={"body": ("body.json", JSON_BODY, "application/json")}),
+                  415)
+            check(http.post(path, data={"user_id": "u1"}), 415)
+            for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+                check(http.request(method, path, content=JSON_BODY))
+            # over the limit: announced by Content-Length, and streamed (chunked)
+            big = b'{"user_id": "' + b"x" * (2 << 20) + b'"}'
+            check(http.post(path, content=big, headers={"content-type": "application/json"}),
+                  413)
+            chunks = (big[i:i + 65536] for i in range(0, len(big), 65536))
+            check(http.post(path, content=chunks, headers={"content-type": "application/json"}),
+                  413)
+        for method in ("GET", "POST", "PUT"):
+            for path in ("/", "/nope", "/recommend/x", "/readyz", "/docs.json", "/%00", "/..%2f"):
+                check(http.request(method, path, content=JSON_BODY))
+    assert not failures, failures[:10]
+
+
 # ---------------------------------------------------------------------------------------------
 # a real `gfm serve` (`bentoml serve` on loopback)
 
@@ -536,6 +698,174 @@ def test_real_server(real_server, client, offline, manifest):
         assert [i["item_id"] for i in scored.json()["items"]] == [i["item_id"] for i in items]
     # the same answer as in-process, for the same model, features and index
     assert _ids(known) == _ids(client.post("/recommend", json={"user_id": user, "k": 10}))
+
+
+# ---------------------------------------------------------------------------------------------
+# the documented examples: ids of the demo workspace (`make demo`: small profile, seed 7)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
+DEMO_ID = r"(?:u|pc|ab)\d{3,}(?:e\d{3})?"  # the synthetic generator's user and item ids
+CURL = re.compile(r"```bash\n(curl -s localhost:3000(/\w+) .*?)\n```\n```json\n(.*?)\n```",
+                  re.S)
+
+
+def _documented_requests() -> list[tuple[str, str, dict, dict]]:
+    """(curl command, path, body, documented answer) of each curl example of docs/serving.md."""
+    out = []
+    for command, path, answer in CURL.findall(DOCS.read_text()):
+        body = json.loads(re.search(r"-d '(.*)'", command, re.S).group(1))
+        out.append((command, path, body, json.loads(answer)))
+    return out
+
+
+def _openapi_example_ids() -> set[str]:
+    from serving.schemas import RecommendRequest, ScoreRequest, SimilarRequest
+
+    found: set[str] = set()
+    for model in (RecommendRequest, SimilarRequest, ScoreRequest):
+        for field in model.model_fields.values():
+            for example in field.examples or []:
+                found.update(example if isinstance(example, list) else [example])
+    return found
+
+
+def test_documented_examples_name_ids_of_the_demo(tmp_path):
+    """Every id in docs/serving.md and in the OpenAPI examples that looks like a demo id is
+    a user or a top-level item of `make demo`'s data (small, seed 7); the ids the docs show
+    as unknown are not."""
+    import pyarrow.parquet as pq
+
+    raw = tmp_path / "demo"
+    _gfm("generate", "--workdir", str(raw), "--profile", "small", "--seed", "7")
+    users = set(pq.read_table(raw / "raw" / "users.parquet").column("user_id").to_pylist())
+    items = pq.read_table(raw / "raw" / "items.parquet", columns=["item_id", "parent_id"])
+    top_level = {i for i, parent in zip(items.column("item_id").to_pylist(),
+                                         items.column("parent_id").to_pylist()) if parent is None}
+    text = DOCS.read_text()
+    documented = set(re.findall(rf'"({DEMO_ID})"', text)) | {
+        i for i in _openapi_example_ids() if re.fullmatch(DEMO_ID, i)}
+    assert len(documented) >= 4
+    missing = sorted(i for i in documented if i not in (users if i.startswith("u") else top_level))
+    assert not missing, f"docs/serving.md or the OpenAPI examples name ids not in the demo: {missing}"
+    unknown = set(re.findall(r'"unknown(?:_recent)?_item_ids": \[([^\]]*)\]', text))
+    unknown_ids = {i for group in unknown for i in re.findall(r'"([^"]+)"', group)}
+    assert unknown_ids and not unknown_ids & (users | top_level)
+    assert len(_documented_requests()) >= 3  # the curl examples parse
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory) -> Iterator[str]:
+    """`gfm serve` on a copy of the workspace GFM_DEMO_WORKDIR names (`make demo`)."""
+    source = os.environ.get("GFM_DEMO_WORKDIR")
+    if not source:
+        pytest.skip("set GFM_DEMO_WORKDIR to a `make demo` workspace (small profile, seed 7) "
+                    "to run docs/serving.md's examples against it")
+    copy = tmp_path_factory.mktemp("demo") / "ws"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("rolling"))
+    log = copy.parent / "serve.log"
+    url, process = _start_server(copy, log)
+    yield url
+    stop_process(process)
+
+
+def _shape(answer: dict) -> dict:
+    """What a documented answer promises, beyond the model's exact scores."""
+    return {"keys": sorted(answer), "n_items": len(answer.get("items", [])),
+            **{k: answer[k] for k in ("strategy", "item_id", "unknown_item_ids",
+                                      "unknown_recent_item_ids") if k in answer}}
+
+
+def test_documented_examples_run_against_the_demo(demo_url):
+    """Each curl command of docs/serving.md, run as written against the demo workspace,
+    answers as documented: the same fields, number of items, strategy and unknown ids (the
+    items and scores depend on the trained model); the Python examples run."""
+    port = demo_url.rsplit(":", 1)[1]
+    for command, path, body, documented in _documented_requests():
+        done = subprocess.run(["bash", "-c", command.replace("localhost:3000",
+                                                             f"127.0.0.1:{port}")],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stderr)
+        answer = json.loads(done.stdout)
+        assert _shape(answer) == _shape(documented), (command, answer)
+    for block in re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S):
+        code = block.replace("http://127.0.0.1:3000", demo_url)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, (code, done.stderr[-2000:])
+
+
+# ---------------------------------------------------------------------------------------------
+# a copied, then moved, workspace
+
+
+def _online_tables(workdir: Path) -> dict[str, int]:
+    """Rows per table of the workspace's SQLite online store."""
+    con = sqlite3.connect(workdir / "feature_repo" / "data" / "online_store.db")
+    try:
+        names = [r[0] for r in con.execute(
+            "select name from sqlite_master where type = 'table' order by 1").fetchall()]
+        return {n: con.execute(f'select count(*) from "{n}"').fetchall()[0][0] for n in names}
+    finally:
+        con.close()
+
+
+def _paths_read(workdir: Path) -> bytes:
+    """What a workspace reads its files through: the Feast registry and repository spec, the
+    warehouse's view definitions, the index manifests."""
+    import duckdb
+
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        views = "\n".join(r[0] for r in con.execute(
+            "select sql from duckdb_views() where not internal").fetchall())
+    finally:
+        con.close()
+    repo = workdir / "feature_repo"
+    return b"\n".join([(repo / "data" / "registry.db").read_bytes(),
+                       (repo / "feature_repo.json").read_bytes(), views.encode(),
+                       *[p.read_bytes() for p in (workdir / "milvus").glob("*.json")]])
+
+
+def test_a_copied_workspace_never_touches_the_original_and_a_moved_one_works(
+        workdir, client, offline, tmp_path_factory):
+    """Feature-store steps on a copy (as the paper's Table 3 runs them) leave the original's
+    online store and registry as they were (an apply in a copy used to drop every table of
+    the original's SQLite store); the copy, moved and its source deleted, transforms,
+    indexes, evaluates and serves from its own files only, the same answers as the original."""
+    before = _online_tables(workdir)
+    registry = (workdir / "feature_repo" / "data" / "registry.db").read_bytes()
+    assert before and all(before.values())
+
+    base = tmp_path_factory.mktemp("copies")
+    first, moved = base / "first", base / "moved"
+    shutil.copytree(workdir, first, ignore=shutil.ignore_patterns("index.db"))
+    _gfm("features", "apply", "--rebuild", "--workdir", str(first))
+    _gfm("features", "materialize", "--workdir", str(first))
+    assert _online_tables(workdir) == before
+    assert (workdir / "feature_repo" / "data" / "registry.db").read_bytes() == registry
+    assert _online_tables(first) == before
+    assert str(workdir).encode() not in _paths_read(first)
+
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    _gfm("transform", "--workdir", str(moved))
+    _gfm("index", "--index-type", "FLAT", "--workdir", str(moved))  # exact: comparable
+    _gfm("evaluate", "--workdir", str(moved))
+    assert (moved / "reports" / "metrics.json").exists()
+    read = _paths_read(moved)
+    assert str(first).encode() not in read and str(workdir).encode() not in read
+    assert _online_tables(workdir) == before
+
+    log = tmp_path_factory.mktemp("moved_server") / "serve.log"
+    url, process = _start_server(moved, log)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for (user, t), expected in list(offline.top10.items())[:40]:
+                got = _ids(http.post("/recommend", json={"user_id": user, "k": 10,
+                                                         "item_types": [t]}))
+                assert got == expected or offline.same_up_to_ties(user, got, expected)
+    finally:
+        stop_process(process)
 
 
 # ---------------------------------------------------------------------------------------------
