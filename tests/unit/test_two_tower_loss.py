@@ -50,3 +50,18 @@ def test_log_q_correction_lowers_the_weight_of_frequent_negatives():
     first = float(in_batch_softmax_loss(user[:1].repeat(2, 1), item, ids, log_q, 1.0))
     expected_first = 0.5 * (math.log(1 + 0.01 / 0.5) + math.log(1 + 0.5 / 0.01))
     assert abs(first - expected_first) < 1e-5
+
+
+def test_popularity_prior_adds_user_weight_times_item_popularity():
+    torch.manual_seed(1)
+    user = F.normalize(torch.randn(5, 4), dim=-1)
+    item = F.normalize(torch.randn(5, 4), dim=-1)
+    ids = torch.arange(5)
+    weight = torch.tensor([0.0, 0.5, 1.0, 2.0, 0.1])
+    popularity = torch.log(torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]))
+    got = in_batch_softmax_loss(user, item, ids, None, 0.1, True, (weight, popularity))
+    logits = user @ item.T / 0.1 + weight[:, None] * popularity[None, :]
+    assert abs(float(got) - float(F.cross_entropy(logits, ids))) < 1e-5
+    # With every weight at zero the prior changes nothing.
+    zero = in_batch_softmax_loss(user, item, ids, None, 0.1, True, (weight * 0, popularity))
+    assert abs(float(zero) - float(in_batch_softmax_loss(user, item, ids, None, 0.1))) < 1e-6

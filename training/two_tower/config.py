@@ -25,11 +25,12 @@ class TwoTowerConfig:
     # Yi et al. 2019: subtract log(sampling probability) of each in-batch item, so popular
     # items are not over-penalised as negatives.
     logq_correction: bool = True
-    # At scoring, items are ranked by cosine + popularity_prior * temperature * log q(item),
-    # q = the item's share of training examples (add-one smoothed; new items get the smallest).
-    # 0 = off. With log-Q correction in training, 1 puts back the popularity the correction took
-    # out. Served as one more dimension of the item and user vectors (inner product).
-    popularity_prior: float = 0.0
+    # A popularity prior inside the model: a user's score of an item gains
+    # w(user) * temperature * log q(item), q = the item's share of training examples (add-one
+    # smoothed; an item new since training gets the smallest), w >= 0 learned from the user's
+    # features (a user without history leans on popularity, a long history on the towers).
+    # Served as one more dimension of the item and user vectors (inner product).
+    popularity_prior: bool = False
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
     batch_size: int = 512

@@ -13,8 +13,14 @@ def in_batch_softmax_loss(
     log_q: torch.Tensor | None,  # (b,) log sampling probability of each positive
     temperature: float,
     remove_accidental_hits: bool = True,
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
+    """`prior` (w, p): user i's logit for item j gains w[i] * p[j] (the model's popularity
+    prior: a learned per-user weight times the item's log popularity)."""
     logits = user @ item.T / temperature  # (b, b)
+    if prior is not None:
+        weight, popularity = prior  # (b,), (b,)
+        logits = logits + weight[:, None] * popularity[None, :]
     if log_q is not None:
         logits = logits - log_q[None, :]
     if remove_accidental_hits:

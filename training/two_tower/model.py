@@ -77,6 +77,8 @@ class TwoTowerModel(nn.Module):
         user_in = (graph_dim * (n_types + 1) + has_graph + n_types
                    + self.user_categoricals.out_dim + self.id_dim * (n_types + 1))
         self.user_net = mlp(user_in, config.tower_dims, config.dropout)
+        # The user's weight on the popularity prior, from the same inputs (softplus: >= 0).
+        self.prior_net = nn.Linear(user_in, 1) if self.popularity_prior else None
 
     @property
     def out_dim(self) -> int:
@@ -108,28 +110,38 @@ class TwoTowerModel(nn.Module):
         overall = s.sum(1) / w.sum(1, keepdim=True).clamp(min=1e-6)
         return torch.cat([by_type, overall.unsqueeze(1)], dim=1)
 
-    def users(self, u: UserInputs) -> torch.Tensor:
+    def _user_input(self, u: UserInputs) -> torch.Tensor:
         parts = ([u.avg_by_type.flatten(1), u.avg_all, _present(u.avg_all)] if self.use_hgnn
                  else [])
         parts.append(torch.log1p(u.n_by_type))
         if self.id_dim:
             parts.append(self._pooled_ids(u.history, len(u.n_by_type)).flatten(1))
         parts.append(self.user_categoricals(u.codes))
-        return F.normalize(self.user_net(torch.cat(parts, dim=-1)), dim=-1)  # (b, d)
+        return torch.cat(parts, dim=-1)
+
+    def users(self, u: UserInputs) -> torch.Tensor:
+        return self.users_with_prior(u)[0]
+
+    def users_with_prior(self, u: UserInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """((b, d) unit user vectors, (b,) weights on the popularity prior or None)."""
+        x = self._user_input(u)
+        z = F.normalize(self.user_net(x), dim=-1)
+        weight = F.softplus(self.prior_net(x)).squeeze(-1) if self.prior_net is not None else None
+        return z, weight
 
     # -- scoring: what evaluation ranks by and serving indexes -------------------------------
 
     def item_vectors(self, v: ItemInputs) -> torch.Tensor:
         """Item-tower output, with the popularity prior as one more dimension when it is on:
-        user_vector . item_vector = cosine + popularity_prior * temperature * log q(item)."""
+        user_vector . item_vector = cosine + w(user) * temperature * log q(item), the training
+        logit times the temperature."""
         z = self.items(v)
         if not self.popularity_prior:
             return z
-        prior = self.popularity_prior * self.temperature * self.log_q[v.ids]
-        return torch.cat([z, prior.unsqueeze(-1)], dim=-1)
+        return torch.cat([z, (self.temperature * self.log_q[v.ids]).unsqueeze(-1)], dim=-1)
 
     def user_vectors(self, u: UserInputs) -> torch.Tensor:
-        z = self.users(u)
-        if not self.popularity_prior:
+        z, weight = self.users_with_prior(u)
+        if weight is None:
             return z
-        return torch.cat([z, torch.ones(len(z), 1)], dim=-1)
+        return torch.cat([z, weight.unsqueeze(-1)], dim=-1)

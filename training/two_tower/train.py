@@ -160,11 +160,13 @@ def fit_two_tower(
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
         it = item_index_t[index]
-        zu = model.users(users.take(index))  # (b, d)
-        zi = model.items(items.take(variant_index_t[index]))  # (b, d)
+        zu, weight = model.users_with_prior(users.take(index))  # (b, d), (b,) or None
+        v = items.take(variant_index_t[index])
+        zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
+        prior = (weight, model.log_q[v.ids]) if weight is not None else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
-                                     config.remove_accidental_hits)
+                                     config.remove_accidental_hits, prior)
 
     @torch.no_grad()
     def val_recall_at_10() -> float:
