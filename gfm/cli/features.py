@@ -70,6 +70,9 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
             raise WorkspaceError(f"{directory} holds no feature repository yet: run "
                                  f"`gfm features apply --workdir {ctx.workspace.root}` first")
+        from transforms.feature_store.repo import relocate
+
+        relocate(ctx.workspace)  # a copied registry names the original's files: re-applied here
         print(directory)
     elif args.action == "apply":
         result = feature_store.apply_features(ctx.workspace, ctx.config, ctx.timeline(),
