@@ -60,7 +60,9 @@ def edge_inputs(workdir: Path, dbt_vars: dict) -> dict[str, int]:
     """Sizes of the edge build: window streams, bounded (user, item) pairs, self-join pairs, edges."""
     import duckdb
 
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    # Views read raw/ relative to the workspace (transforms/warehouse.py).
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True,
+                         config={"file_search_path": str(workdir)})
     try:
         types = ", ".join(f"'{t}'" for t in dbt_vars["edge_event_types"])
         window = (f"event_type in ({types}) "
@@ -94,11 +96,13 @@ def edge_inputs(workdir: Path, dbt_vars: dict) -> dict[str, int]:
 
 
 EDGE_CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 import duckdb
 warehouse, sql_path = sys.argv[1], sys.argv[2]
 sql = open(sql_path).read()
-con = duckdb.connect(warehouse, read_only=True)
+# views read raw/ relative to the workspace
+con = duckdb.connect(warehouse, read_only=True,
+                     config={"file_search_path": os.path.dirname(warehouse)})
 before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 con.execute("create temp table bench_edges as " + sql)
 wall = time.perf_counter() - started
