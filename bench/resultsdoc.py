@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from resultsrun import (
     REPO,
     Decision,
@@ -155,7 +157,13 @@ def render_overview(views: list[RunView]) -> str:
 
 def baseline_comparisons(views: list[RunView]) -> str:
     """unified_2t against als and ease per run and type (paired, from user_hits.npz)."""
-    from evaluation.stats import compare_models
+    from evaluation.stats import align, compare_models, paired_comparison
+
+    def pooled(hits: Mapping[str, Any], b: str) -> dict[str, Any]:
+        """A vs B over the (user, type) units of every type both have."""
+        pairs = [align(*hits[UNIFIED][t], *hits[b][t]) for t in hits[UNIFIED] if t in hits[b]]
+        return paired_comparison(np.concatenate([a for a, _ in pairs]),
+                                 np.concatenate([b for _, b in pairs]))
 
     rows, missing = [], []
     for v in views:
@@ -176,10 +184,21 @@ def baseline_comparisons(views: list[RunView]) -> str:
                 row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
                         else ["not evaluated", "", ""])
             rows.append(row)
+        if len(v.user_hits[UNIFIED]) > 1:
+            overall = {b: pooled(v.user_hits, b) for b in BASELINES if b in v.user_hits}
+            first = next(iter(overall.values()), None)
+            row = [v.run.name, "all types", f"{first['n_users']:,}" if first else "",
+                   f3(first["hr_a"]) if first else "n/a"]
+            for b in BASELINES:
+                c = overall.get(b)
+                row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
+                        else ["not evaluated", "", ""])
+            rows.append(row)
     parts = [f"## Summary: {UNIFIED} against ALS and EASE (HR@10, discovery)", "",
              f"Paired on the users both models count; bold: the 95% interval of {UNIFIED} - "
-             "baseline excludes 0. For rolling runs, the configured cutoff only (the pooled "
-             "figures are in the run's section)."]
+             "baseline excludes 0. \"all types\": the (user, type) units of every type pooled "
+             "(users counted in several types are resampled as independent units). For rolling "
+             "runs, the configured cutoff only (the pooled figures are in the run's section)."]
     if rows:
         parts += ["", table(["run", "type", "users", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
                              "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],

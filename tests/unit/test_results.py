@@ -161,8 +161,8 @@ def fake_results(root: Path, code_hash: str) -> None:
     baseline = rng.random(100) < 0.3
     unified = baseline | (rng.random(100) < 0.4)  # every baseline hit and more
     save_user_hits(reports / "user_hits.npz",
-                   {"unified_2t": {"audiobook": (users, unified)},
-                    "als": {"audiobook": (users, baseline)}},
+                   {"unified_2t": {"audiobook": (users, unified), "podcast": (users, baseline)},
+                    "als": {"audiobook": (users, baseline), "podcast": (users, baseline)}},
                    np.array([f"u{i}" for i in range(100)]))
     inputs = run_inputs(RUNS[0], BY_NAME, code_hash)
     (root / "base" / "stamp.json").write_text(json.dumps(_stamp(
@@ -177,11 +177,12 @@ def fake_results(root: Path, code_hash: str) -> None:
         error="Traceback ...\nGfmError: no two-tower model in the workspace")))
 
 
-def baseline_rate(root: Path) -> float:
+def baseline_rate(root: Path, model: str = "als") -> float:
+    """The audiobook hit rate of `model` in the fake run's user_hits.npz."""
     from evaluation.user_hits import load_user_hits
 
     hits = load_user_hits(resultsrun.workspace_of(root, "base") / "reports" / "user_hits.npz")
-    return float(hits["als"]["audiobook"][1].mean())
+    return float(hits[model]["audiobook"][1].mean())
 
 
 def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
@@ -213,6 +214,12 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     assert cells[4] == f"{baseline_rate(root):.3f}"
     assert cells[5].startswith("**+") and float(cells[6]) < 0.05
     assert cells[7] == "not evaluated"  # no EASE hits in the file
+    # Pooled over types: 200 (user, type) units, the podcast half tied.
+    row = next(line for line in text.splitlines() if line.startswith("| base | all types |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "200"
+    pooled = (baseline_rate(root) + baseline_rate(root, "unified_2t")) / 2
+    assert cells[3] == f"{pooled:.3f}"
     # Provenance, the plot copied under the run's name, and the failed run's error tail.
     assert "Commit `abcdef1234` with uncommitted changes to `training/x.py`" in text
     assert ("HGNN `hgnn_abc` (full batch): 3 epoch(s), best 2, 1 min 35 s of training; "
