@@ -26,12 +26,16 @@ class TwoTowerRetriever(Retriever):
 
 def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
     """(user vectors, item vectors) for these ids, features as of `at` through the model's
-    FeatureService: what `gfm serve` computes from the online store at the same instant."""
+    FeatureService: what `gfm serve` computes from the online store at the same instant.
+    Items are read as of max(at, their release): one released after `at` is scored with the
+    static features it has once released (DESIGN.md), and never with interactions after `at`."""
+    from evaluation.split import release_instants
     from training.two_tower.train import encode_items, encode_users
     from transforms.training_set import entity_features
 
     users = user_features(workspace, bundle, user_ids, at)
-    items = entity_features(workspace, bundle.feature_service, "item_id", item_ids, at)
+    items = entity_features(workspace, bundle.feature_service, "item_id", item_ids,
+                            release_instants(workspace, item_ids, at))
     return (encode_users(bundle, bundle.user_inputs(users)),
             encode_items(bundle, bundle.item_inputs(items)))
 

@@ -150,21 +150,27 @@ def get_training_frame(
 
 def entity_features(
     workspace: Workspace, feature_service_name: str, key: str, ids: Sequence[str],
-    at: dt.datetime,
+    at: dt.datetime | Sequence[dt.datetime],
 ) -> pd.DataFrame:
     """The service's features of one entity ("user_id" or "item_id") for `ids`, as of the
     instant `at` (naive UTC), in the order of `ids`: the offline twin of an online read of
-    a store materialized at `at` (evaluation reads the cutoff this way)."""
+    a store materialized at `at` (evaluation reads the cutoff this way). `at` may also be one
+    instant per id (an item released after the cutoff is read as of its release)."""
     from transforms.feature_store import open_store
 
     store = open_store(workspace)
     refs = _service_refs(store, feature_service_name).get(key)
     if not refs:
         raise GfmError(f"{feature_service_name} has no features keyed by {key}")
-    at_utc = pd.Timestamp(at).tz_localize("UTC") if pd.Timestamp(at).tzinfo is None else pd.Timestamp(at)
     n = len(ids)
+    per_id = isinstance(at, Sequence | np.ndarray | pd.Series) and not isinstance(at, str)
+    instants = pd.to_datetime(pd.Series(list(at) if per_id else [at] * n, dtype=object))
+    if len(instants) != n:
+        raise GfmError(f"{len(instants)} instants for {n} ids")
+    if instants.dt.tz is None:
+        instants = instants.dt.tz_localize("UTC")  # project-wide: naive means UTC
     entity_df = pd.DataFrame({key: np.asarray(ids, dtype=object),
-                              "event_timestamp": pd.Series([at_utc.floor("us")] * n),
+                              "event_timestamp": instants.dt.floor("us").reset_index(drop=True),
                               ROW_ID: np.arange(n, dtype=np.int64)})
     table = _in_order(store.get_historical_features(entity_df=entity_df, features=refs).to_arrow(),
                       n, drop=[key, "event_timestamp"])

@@ -316,3 +316,48 @@ def test_two_hgnn_versions_coexist_and_one_can_be_retired(sqlite_store, capsys):
     assert main(["features", "apply", "--workdir", workdir]) == 0
     assert "item_hgnn_embedding_v2" not in {v.name for v in s.open().list_feature_views()}
     assert v2_file.exists()
+
+
+def test_items_released_after_the_cutoff_are_read_as_of_their_release(sqlite_store):
+    """Evaluation reads an item as of max(cutoff, created_at): an item released in the hold-out
+    gets its text and metadata (valid from its release) and its inductive HGNN vector (stamped
+    graph_as_of, from text alone), as serving would once it is released."""
+    from evaluation.split import release_instants
+    from transforms.training_set import entity_features
+
+    s = sqlite_store
+    cutoff = s.timeline.cutoff
+    con = duckdb.connect(str(s.workspace.warehouse_path), read_only=True)
+    try:
+        rows = con.execute(
+            "select item_id, created_at from item_catalog where is_top_level "
+            "and created_at >= ? and created_at < ? order by item_id",
+            [cutoff, s.timeline.holdout_end]).fetchall()
+        (old,) = con.execute("select item_id from item_catalog where created_at < ? "
+                             "order by item_id limit 1", [s.timeline.graph_as_of]).fetchall()[0]
+    finally:
+        con.close()
+    assert rows, "the tiny workspace should release items during the hold-out"
+    new = [item for item, _ in rows]
+    instants = release_instants(s.workspace, [*new, old, "no_such_item"], cutoff)
+    assert instants[:-2] == [created for _, created in rows]
+    assert instants[-2:] == [cutoff, cutoff]
+
+    at_cutoff = entity_features(s.workspace, "two_tower_features_v1", "item_id", new, cutoff)
+    released = entity_features(s.workspace, "two_tower_features_v1", "item_id", new,
+                               instants[:-2])
+    assert at_cutoff.text_embedding.isna().all()  # not released yet at the cutoff
+    text = s.view_file("item_text_embedding_v1").set_index("item_id")
+    hgnn = s.view_file("item_hgnn_embedding_v1").set_index("item_id")
+    for row in released.itertuples():
+        np.testing.assert_allclose(row.text_embedding, text.loc[row.item_id, "embedding"])
+        np.testing.assert_allclose(row.hgnn_embedding, hgnn.loc[row.item_id, "embedding"])
+        assert row.genre is not None and not pd.isna(row.genre)
+    # the HGNN run wrote a vector for every catalogue item, released after graph_as_of or not
+    con = duckdb.connect(str(s.workspace.warehouse_path), read_only=True)
+    try:
+        (n_items,) = con.execute("select count(*) from item_catalog").fetchall()[0]
+    finally:
+        con.close()
+    assert len(hgnn) == n_items
+    assert (pd.to_datetime(hgnn.event_timestamp) == pd.Timestamp(s.timeline.graph_as_of)).all()
