@@ -613,7 +613,7 @@ CONTENT_TYPES = [None, "application/json", "application/json; charset=utf-8", "t
                  "application/octet-stream", "application/xml", "multipart/form-data",
                  "multipart/form-data; boundary=xyz", "multipart/mixed; boundary=xyz",
                  "application/x-www-form-urlencoded", "application/vnd.bentoml+pickle",
-                 "no/such; type=", "\u00e9t\u00e9/json"]
+                 "no/such; type=", "\u00e9t\u00e9/json", "application/json\t; x=\u00ff"]
 BODIES = [JSON_BODY, b"", b"{", b"[]", b"null", b"\xff\xfe\x00binary", b'{"user_id": "' + b"x" * 5000 + b'"}',
           b'--xyz\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nu1\r\n--xyz--\r\n']
 
@@ -643,7 +643,8 @@ def test_content_types_methods_and_sizes_are_never_a_server_error(real_server):
     with httpx.Client(base_url=real_server, timeout=30) as http:
         for path in ("/recommend", "/similar", "/score"):
             for content_type in CONTENT_TYPES:
-                headers = {"content-type": content_type} if content_type else {}
+                headers = {"content-type": content_type.encode("latin-1")} if content_type \
+                    else {}
                 form = content_type is not None and content_type.split(";")[0] in (
                     "multipart/form-data", "multipart/mixed",
                     "application/x-www-form-urlencoded", "application/vnd.bentoml+pickle")
@@ -810,19 +811,28 @@ def _online_tables(workdir: Path) -> dict[str, int]:
 
 
 def _paths_read(workdir: Path) -> bytes:
-    """What a workspace reads its files through: the Feast registry and repository spec, the
-    warehouse's view definitions, the index manifests."""
+    """What a workspace reads its files through: the Feast registry's file sources (of the
+    data sources and of the feature views) and SQLite online tables, the repository spec, the
+    warehouse's view definitions, the index manifests. (The registry's version history of
+    the views, lineage that nothing reads, keeps the paths a view once had.)"""
     import duckdb
+    from feast.protos.feast.core.Registry_pb2 import Registry
 
     con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
     try:
-        views = "\n".join(r[0] for r in con.execute(
-            "select sql from duckdb_views() where not internal").fetchall())
+        views = [r[0] for r in con.execute(
+            "select sql from duckdb_views() where not internal").fetchall()]
     finally:
         con.close()
     repo = workdir / "feature_repo"
-    return b"\n".join([(repo / "data" / "registry.db").read_bytes(),
-                       (repo / "feature_repo.json").read_bytes(), views.encode(),
+    registry = Registry()
+    registry.ParseFromString((repo / "data" / "registry.db").read_bytes())
+    sources = [s.file_options.uri for s in registry.data_sources]
+    sources += [v.spec.batch_source.file_options.uri for v in registry.feature_views]
+    sources += [o.sqlite_table.path for o in registry.infra.infra_objects]
+    assert len(sources) > 10 and len(views) > 5
+    return b"\n".join([*(x.encode() for x in sources + views),
+                       (repo / "feature_repo.json").read_bytes(),
                        *[p.read_bytes() for p in (workdir / "milvus").glob("*.json")]])
 
 
