@@ -46,8 +46,9 @@ def build_training_examples(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Positive examples (user_id, item_id, event_timestamp, label=1) from the interactions in
-    [graph_as_of, cutoff), rolled up to top-level items, one per distinct (user, item, instant),
-    ordered by time. `max_examples`: a seeded uniform sample of that many (still by time)."""
+    [examples_start, cutoff) (graph_as_of unless timeline.early_label_days), rolled up to
+    top-level items, one per distinct (user, item, instant), ordered by time. `max_examples`: a
+    seeded uniform sample of that many (still by time)."""
     from transforms.warehouse import warehouse_query
 
     if not event_types:
@@ -62,7 +63,7 @@ def build_training_examples(
             and event_ts >= ? and event_ts < ?
         order by event_timestamp, user_id, item_id
         """,
-        [*event_types, timeline.graph_as_of, timeline.cutoff],
+        [*event_types, timeline.examples_start, timeline.cutoff],
     )
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "event_timestamp"])
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"])
@@ -70,7 +71,7 @@ def build_training_examples(
         keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_examples, replace=False))
         frame = frame.iloc[keep].reset_index(drop=True)
     frame["label"] = np.ones(len(frame), dtype=np.int8)
-    logger.info("%d training examples in [%s, %s)", len(frame), timeline.graph_as_of,
+    logger.info("%d training examples in [%s, %s)", len(frame), timeline.examples_start,
                 timeline.cutoff)
     return frame[EXAMPLE_COLUMNS]
 
