@@ -86,7 +86,10 @@ def _unreachable(exc: Exception) -> bool:
     name="gfm_recommender",
     workers=WORKERS,
     traffic={"timeout": 30},
-    logging={"access": {"enabled": ACCESS_LOG}},
+    # The request's content type stays out of the access log: BentoML's access log decodes it
+    # as UTF-8 and drops the connection on one that is not (a 5xx in effect, before the
+    # request reaches serving/http.py).
+    logging={"access": {"enabled": ACCESS_LOG, "request_content_type": False}},
 )
 class Recommender:
     """Recommendations from the served two-tower model: user features online from Feast,

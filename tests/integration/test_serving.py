@@ -669,6 +669,8 @@ def test_content_types_methods_and_sizes_are_never_a_server_error(real_server):
         for method in ("GET", "POST", "PUT"):
             for path in ("/", "/nope", "/recommend/x", "/readyz", "/docs.json", "/%00", "/..%2f"):
                 check(http.request(method, path, content=JSON_BODY))
+                check(http.request(method, path, content=JSON_BODY,
+                                   headers={"content-type": "\u00e9t\u00e9".encode("latin-1")}))
     assert not failures, failures[:10]
 
 
