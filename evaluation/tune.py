@@ -162,10 +162,10 @@ class Objective:
         if self._frames is None:
             import pandas as pd
 
+            from evaluation.two_tower import item_features, user_features
             from transforms.feature_store import core as feature_store
             from transforms.training_set import (
                 build_training_examples,
-                entity_features,
                 get_training_frame,
                 user_history_frame,
             )
@@ -179,11 +179,9 @@ class Objective:
             frame = get_training_frame(self.copy, service, examples)
             frame = pd.concat([frame, user_history_frame(
                 self.copy, frame["user_id"], frame["event_timestamp"], item_types)], axis=1)
-            at = self.timeline.cutoff
-            users = entity_features(self.copy, service, "user_id", self.split.user_ids, at)
-            users = pd.concat([users, user_history_frame(
-                self.copy, self.split.user_ids, [at] * self.split.n_users, item_types)], axis=1)
-            items = entity_features(self.copy, service, "item_id", self.split.item_ids, at)
+            at = self.timeline.cutoff  # what `gfm evaluate` reads (evaluation.two_tower)
+            users = user_features(self.copy, service, item_types, self.split.user_ids, at)
+            items = item_features(self.copy, service, self.split.item_ids, at)
             self._frames = (frame, users, items, item_types)
         return self._frames
 

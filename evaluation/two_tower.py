@@ -29,24 +29,30 @@ def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
     FeatureService: what `gfm serve` computes from the online store at the same instant.
     Items are read as of max(at, their release): one released after `at` is scored with the
     static features it has once released (DESIGN.md), and never with interactions after `at`."""
-    from evaluation.split import release_instants
     from training.two_tower.train import encode_items, encode_users
-    from transforms.training_set import entity_features
 
-    users = user_features(workspace, bundle, user_ids, at)
-    items = entity_features(workspace, bundle.feature_service, "item_id", item_ids,
-                            release_instants(workspace, item_ids, at))
+    users = user_features(workspace, bundle.feature_service, bundle.item_types, user_ids, at)
+    items = item_features(workspace, bundle.feature_service, item_ids, at)
     return (encode_users(bundle, bundle.user_inputs(users)),
             encode_items(bundle, bundle.item_inputs(items)))
 
 
-def user_features(workspace: Workspace, bundle, user_ids, at) -> pd.DataFrame:
-    """The user features of the model's FeatureService as of `at`, with the history lists
-    item_ids_<type> (a model trained for evaluation only reads them beside its service)."""
+def item_features(workspace: Workspace, service: str, item_ids, at) -> pd.DataFrame:
+    """The item features of a FeatureService, each item read as of max(at, its release)."""
+    from evaluation.split import release_instants
+    from transforms.training_set import entity_features
+
+    return entity_features(workspace, service, "item_id", item_ids,
+                           release_instants(workspace, item_ids, at))
+
+
+def user_features(workspace: Workspace, service: str, item_types, user_ids, at) -> pd.DataFrame:
+    """The user features of a FeatureService as of `at`, with the history lists
+    item_ids_<type> (a service without the history view gets them read beside it)."""
     from transforms.training_set import entity_features, user_history_frame
 
-    users = entity_features(workspace, bundle.feature_service, "user_id", user_ids, at)
-    missing = [t for t in bundle.item_types if f"item_ids_{t}" not in users]
+    users = entity_features(workspace, service, "user_id", user_ids, at)
+    missing = [t for t in item_types if f"item_ids_{t}" not in users]
     if missing:
         history = user_history_frame(workspace, user_ids, [at] * len(user_ids), missing)
         users = pd.concat([users, history], axis=1)

@@ -122,11 +122,12 @@ def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
 
 def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
                    at: dt.datetime) -> np.ndarray:
-    """(n, d) item-tower vectors, features through the model's FeatureService as of `at`."""
+    """(n, d) item-tower vectors, features through the model's FeatureService as of `at`, or
+    of an item's release when that is later (as evaluation reads them)."""
+    from evaluation.two_tower import item_features
     from training.two_tower.train import encode_items
-    from transforms.training_set import entity_features  # what evaluation reads with
 
-    frame = entity_features(workspace, bundle.feature_service, "item_id", list(item_ids), at)
+    frame = item_features(workspace, bundle.feature_service, list(item_ids), at)
     missing = int(frame["hgnn_embedding"].isna().sum())
     if missing:
         logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there",
@@ -139,7 +140,7 @@ def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
     from evaluation.two_tower import user_features  # what evaluation reads with
     from training.two_tower.train import encode_users
 
-    frame = user_features(workspace, bundle, list(user_ids), at)
+    frame = user_features(workspace, bundle.feature_service, bundle.item_types, list(user_ids), at)
     return encode_users(bundle, bundle.user_inputs(frame)).astype(np.float32)
 
 
