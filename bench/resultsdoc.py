@@ -441,7 +441,7 @@ def render_training(training: Mapping[str, Any] | None) -> str:
 def render_plots(view: RunView) -> str:
     if not view.plots:
         return ""
-    return "\n".join(f"![{Path(p).stem} ({view.run.name})]({p})" for p in view.plots) + "\n"
+    return "\n\n".join(f"![{Path(p).stem} ({view.run.name})]({p})" for p in view.plots) + "\n"
 
 
 def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
@@ -495,7 +495,9 @@ def load_view(run: Run, root: Path, runs: Mapping[str, Run], code: Mapping[str, 
     metrics = user_hits = None
     plots: list[str] = []
     if stamp is not None and stamp.get("status") == "ok" and path.is_file():
-        metrics = json.loads(path.read_text())
+        # Paths inside the workspace are shown relative to it (the same wherever results live).
+        metrics = json.loads(path.read_text().replace(str(workspace_of(root, run.name)),
+                                                      "<workspace>"))
         hits = path.parent / FILE_NAME
         user_hits = load_user_hits(hits) if hits.is_file() else None
         plots = copy_plots(run, workspace_of(root, run.name), doc)

@@ -18,7 +18,7 @@ def save_user_hits(path: Path, user_hits: Mapping[str, Mapping[str, tuple]],
                    user_ids: np.ndarray) -> Path:
     """user_hits: {model: {type: (split user indices, bool hits)}}; user_ids maps an index to
     the user's id (split.user_ids)."""
-    user_ids = np.asarray(user_ids)
+    user_ids = np.asarray(user_ids).astype(str)  # split.user_ids holds Python objects
     arrays = {}
     for model, per_type in user_hits.items():
         for item_type, (users, hits) in per_type.items():

@@ -100,6 +100,16 @@ def test_data_hash_follows_content(tmp_path):
     assert resultsrun.data_hash([], tmp_path) is None
 
 
+def test_user_hits_round_trip_with_object_ids(tmp_path):
+    from evaluation.user_hits import load_user_hits
+
+    ids = np.array(["u0", "u1", "u2"], dtype=object)  # as split.user_ids holds them
+    path = save_user_hits(tmp_path / "h.npz",
+                          {"als": {"audiobook": (np.array([2, 0]), np.array([1, 0]))}}, ids)
+    users, hits = load_user_hits(path)["als"]["audiobook"]
+    assert users.tolist() == ["u2", "u0"] and hits.tolist() == [True, False]
+
+
 def fake_metrics() -> dict:
     def model(hr_a, hr_p, **more):
         return {"hr@10": {"audiobook": hr_a, "podcast": hr_p},
