@@ -37,9 +37,10 @@ config, its raw data), and then writes this file and its plots (docs/img/<run>/)
 reports/metrics.json and reports/user_hits.npz. `RUNS=small,medium make results` selects runs;
 `make results-doc` (`bench/results.py --reuse-only`) rewrites this file from the runs as they
 are, running nothing; `bench/results.py --list` says which runs would be reused or rerun, and
-why. The runs are defined in
-bench/results.py; their workspaces live under results/ (or $RESULTS_DIR), outside git. Each
-section says the commit, config and commands that produced it, and how long it ran.
+why. The runs are defined in bench/results.py; their workspaces live under results/ (or
+$RESULTS_DIR), outside git. Each section says the commit, config and commands that produced it,
+and how long it ran; a run that failed says so with the end of its output (the others go on),
+and a run whose inputs changed since is marked stale until it is rerun.
 
 Offline evaluation (`gfm evaluate`, `evaluation/`): Hit-Rate@10, MRR@100 and coverage@10 per
 top-level item type on the hold-out after the cutoff, exact scoring over every candidate,
@@ -174,11 +175,12 @@ def baseline_comparisons(views: list[RunView]) -> str:
             continue
         results = v.metrics["results"]
         k = v.metrics["settings"]["k"]
+        name = v.run.name + ("" if status_of(v) == "ok" else " (stale)")
         compared = {b: compare_models(v.user_hits, UNIFIED, b) for b in BASELINES
                     if b in v.user_hits}
         for t in v.user_hits[UNIFIED]:
             n_users = len(v.user_hits[UNIFIED][t][0])
-            row = [v.run.name, t, f"{n_users:,}", f3(results[UNIFIED][f"hr@{k}"].get(t))]
+            row = [name, t, f"{n_users:,}", f3(results[UNIFIED][f"hr@{k}"].get(t))]
             for b in BASELINES:
                 c = compared.get(b, {}).get(t)
                 row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
@@ -187,7 +189,7 @@ def baseline_comparisons(views: list[RunView]) -> str:
         if len(v.user_hits[UNIFIED]) > 1:
             overall = {b: pooled(v.user_hits, b) for b in BASELINES if b in v.user_hits}
             first = next(iter(overall.values()), None)
-            row = [v.run.name, "all types", f"{first['n_users']:,}" if first else "",
+            row = [name, "all types", f"{first['n_users']:,}" if first else "",
                    f3(first["hr_a"]) if first else "n/a"]
             for b in BASELINES:
                 c = overall.get(b)
@@ -222,6 +224,8 @@ def render_provenance(view: RunView) -> str:
         config = ""
         if view.run.config:
             config = f" with the config {json.dumps(view.run.config)}"
+        if view.run.base:
+            config += f", on a copy of the run `{view.run.base}`'s workspace"
         return (f"Not run yet (`RUNS={view.run.name} make results`). Commands{config}:\n\n"
                 f"```\n{cmds}\n```\n")
     commands = s.get("commands") or [" ".join(["gfm", *c]) for c in view.run.commands]
