@@ -15,8 +15,21 @@ from training.hgnn.train import (
     cold_link_metrics,
     fit_text_regressor,
     link_metrics,
+    text_knn_vectors,
     write_item_vectors,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: one thread is faster than two fighting over a busy machine (measured 5 s
+    against 59 s for one regressor fit)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _graph() -> ItemGraph:
@@ -149,7 +162,7 @@ def test_connected_negative_pool_never_draws_a_node_without_edges(mode):
         drawn = trainer.negatives(t, 500)
         assert drawn.shape == (500, 2)
         assert 3 not in drawn and set(np.unique(drawn)) == {0, 1, 2}
-    everyone = LinkPredictionTrainer(graph, split, _config(batch_mode=mode))
+    everyone = LinkPredictionTrainer(graph, split, _config(batch_mode=mode, negative_pool="all"))
     assert 3 in everyone.negatives("podcast", 500)  # the default pool: every node of the type
     with pytest.raises(Exception, match="negative_pool"):
         LinkPredictionTrainer(graph, split, _config(negative_pool="nearby"))
@@ -190,7 +203,8 @@ def test_cold_start_training_places_text_only_nodes_next_to_their_neighbours():
         trainer.train_epoch(deadline=float("inf"))
     z, text = trainer.embed_all(), trainer.embed_text_only()
     # pc0 - pc1 are neighbours, pc0 - pc2 are not (pc2's only edge goes to ab2)
-    assert (text["podcast"][0] * z["podcast"][1]).sum() > (text["podcast"][0] * z["podcast"][2]).sum()
+    pc0 = text["podcast"][0]
+    assert (pc0 * z["podcast"][1]).sum() > (pc0 * z["podcast"][2]).sum()
 
 
 def test_cold_link_metrics_equal_link_metrics_when_cold_vectors_are_the_graph_vectors():
@@ -265,3 +279,22 @@ def test_ranking_regressor_places_unseen_nodes_by_their_neighbours():
         same = (predicted[t][cold] * axis[cluster[t][cold]]).sum(1)
         other = (predicted[t][cold] * axis[1 - cluster[t][cold]]).sum(1)
         assert (same > other).mean() > 0.9
+
+
+def test_text_knn_vectors_average_the_graph_vectors_of_the_closest_connected_texts():
+    x = {"podcast": np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.95, 0.05], [0, 1]],
+                             dtype=np.float32)}
+    z = {"podcast": np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, -1], [9, 9, 9], [9, 9, 9]],
+                             dtype=np.float32)}
+    connected = {"podcast": np.array([True, True, True, False, False, False])}
+    graph = ItemGraph(["podcast"], {"podcast": np.arange(6).astype(str)}, x, {}, {}, {})
+    out = text_knn_vectors(graph, z, connected, k=2)["podcast"]
+    # node 4 (no edges) reads like 0 and 1: the mean of their vectors, never its own z
+    np.testing.assert_allclose(out[4], np.array([1, 1, 0]) / np.sqrt(2), atol=1e-6)
+    # node 3 reads like 2, then 1 (0.9 x 0.1 + 0.1 x 0.9 beats 0.1 x 1)
+    np.testing.assert_allclose(out[3], np.array([0, 1, 1]) / np.sqrt(2), atol=1e-6)
+    # node 0 with itself left out: its closest other connected text, 1
+    left_out = text_knn_vectors(graph, z, connected, k=1, leave_self_out=True, chunk=2)["podcast"]
+    np.testing.assert_allclose(left_out[0], [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(text_knn_vectors(graph, z, connected, k=1)["podcast"][0],
+                               [1, 0, 0], atol=1e-6)

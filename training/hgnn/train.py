@@ -80,6 +80,9 @@ class LinkPredictionTrainer:
         n_message = sum(e.shape[1] for e in split.message_edges.values())
         if config.batch_mode not in ("auto", "full", "sampled"):
             raise GfmError(f"hgnn.batch_mode must be auto, full or sampled, not {config.batch_mode!r}")
+        if config.inductive_vectors not in ("text_knn", "regressor", "text_path"):
+            raise GfmError(f"hgnn.inductive_vectors must be text_knn, regressor or text_path, "
+                           f"not {config.inductive_vectors!r}")
         if config.regressor_loss not in ("cosine", "ranking"):
             raise GfmError(f"hgnn.regressor_loss must be cosine or ranking, not "
                            f"{config.regressor_loss!r}")
@@ -356,8 +359,8 @@ def _fit_regressor(x: np.ndarray, codes: np.ndarray, y: np.ndarray, rows: np.nda
                 negatives[of_type] = pool[rng.integers(0, len(pool), (int(of_type.sum()), k))]
             n = torch.from_numpy(negatives)
             ya, yp, yn = yt[a], yt[p], yt[n]  # (b, d), (b, d), (b, k, d)
-            fp = model(xt[p], ct[p])
-            fn = model(xt[n.flatten()], ct[n.flatten()]).view(batch, k, -1)
+            f = model(xt, ct)  # every node once: cheaper than once per use
+            fp, fn = f[p], f[n]
             cold_positive = torch.relu(torch.einsum("bd,bkd->bk", ya, yn)
                                        - (ya * fp).sum(-1, keepdim=True) + margin)
             cold_negative = torch.relu(torch.einsum("bd,bkd->bk", ya, fn)
@@ -410,6 +413,37 @@ def fit_text_regressor(
         full = model(torch.from_numpy(xs), torch.from_numpy(codes)).numpy()
     split = lambda a: {t: a[bounds[i]:bounds[i + 1]] for i, t in enumerate(types)}  # noqa: E731
     return model, split(full), split(oof)
+
+
+def text_knn_vectors(
+    graph: ItemGraph, z: dict[str, np.ndarray], connected: dict[str, np.ndarray], k: int,
+    leave_self_out: bool = False, chunk: int = 2048,
+) -> dict[str, np.ndarray]:
+    """Per node: the normalised mean of the vectors `z` of the k connected nodes of its type
+    whose text vectors are closest by cosine. leave_self_out: a connected node does not count
+    as its own neighbour (to measure the method on nodes whose vectors are known)."""
+    out = {}
+    for t in graph.node_types:
+        warm = np.flatnonzero(connected[t])
+        n = graph.num_nodes(t)
+        if len(warm) == 0:
+            out[t] = np.zeros_like(z[t])
+            continue
+        text = _normalise(graph.x[t].astype(np.float32))
+        kk = min(k, len(warm) - (1 if leave_self_out else 0)) if len(warm) > 1 else 1
+        position = np.full(n, -1)
+        position[warm] = np.arange(len(warm))
+        vectors = np.zeros((n, z[t].shape[1]), dtype=np.float32)
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            sims = text[rows] @ text[warm].T  # (rows, warm)
+            if leave_self_out:
+                own = position[rows] >= 0
+                sims[np.flatnonzero(own), position[rows][own]] = -np.inf
+            top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]  # (rows, kk)
+            vectors[rows] = z[t][warm][top].mean(1)
+        out[t] = _normalise(vectors)
+    return out
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -510,21 +544,27 @@ def train_hgnn(
     # Inductive vectors: a node without message-passing edges has only its text.
     connected = {t: trainer.degree[t] > 0 for t in graph.node_types}
     text_only = trainer.embed_text_only()
-    inductive = {"method": "regressor" if config.inductive_regressor else "text_path",
+    inductive = {"method": config.inductive_vectors,
                  "n_without_edges": {t: int((~c).sum()) for t, c in connected.items()}}
     inductive.update({f"cold_val_{k}_text_path": v for k, v in cold_link_metrics(
         z, text_only, split.val, trainer.val_negatives).items()})
     regressor_state = None
-    if config.inductive_regressor:
-        regressor, predicted, out_of_fold = fit_text_regressor(
-            graph, z, connected, config.regressor_epochs, config.seed,
-            edges=split.train if config.regressor_loss == "ranking" else None,
-            margin=config.margin)
+    if config.inductive_vectors != "text_path":
+        if config.inductive_vectors == "regressor":
+            regressor, predicted, out_of_fold = fit_text_regressor(
+                graph, z, connected, config.regressor_epochs, config.seed,
+                edges=split.train if config.regressor_loss == "ranking" else None,
+                margin=config.margin)
+            regressor_state = regressor.state_dict()
+        else:
+            predicted = text_knn_vectors(graph, z, connected, config.inductive_knn)
+            out_of_fold = text_knn_vectors(graph, z, connected, config.inductive_knn,
+                                           leave_self_out=True)
         for t in graph.node_types:
             z[t] = np.where(connected[t][:, None], z[t], predicted[t])
-        inductive.update({f"cold_val_{k}_regressor": v for k, v in cold_link_metrics(
-            z, out_of_fold, split.val, trainer.val_negatives).items()})
-        regressor_state = regressor.state_dict()
+        inductive.update({f"cold_val_{k}_{config.inductive_vectors}": v
+                          for k, v in cold_link_metrics(
+                              z, out_of_fold, split.val, trainer.val_negatives).items()})
     log.info("inductive vectors (%s) for %s nodes without edges; cold validation: %s",
              inductive["method"], inductive["n_without_edges"],
              {k: round(v, 4) for k, v in inductive.items() if k.startswith("cold_")})
