@@ -240,8 +240,8 @@ def render_provenance(view: RunView) -> str:
             + ", finished "
             f"{s.get('finished_at', '?')} on {s.get('machine', '?')}.")
     if view.run.base:
-        line += (f" Started from a copy of the run `{view.run.base}`'s workspace (finished "
-                 f"{s.get('base_finished_at', '?')}).")
+        line += f" Started from a copy of the run `{view.run.base}`'s workspace" + (
+            f" (finished {s['base_finished_at']})." if s.get("base_finished_at") else ".")
     parts.append(line)
     if s.get("code_hash_at_end") not in (None, (s.get("inputs") or {}).get("code_hash")):
         parts += ["", "**The code changed while this run ran** (other edits in the working "
