@@ -36,6 +36,11 @@ class TwoTowerConfig:
     batch_size: int = 512
     lr: float = 1e-3
     epochs: int = 10
+    # Leave out the examples whose item is already in the user's history of that day (about
+    # 70% on the synthetic data: episodes of a show the user follows). What is served, and the
+    # primary evaluation, leave history items out; but on the small profile's validation split
+    # training on discovery examples alone lost (0.206 vs 0.305 mean HR@10): off.
+    exclude_history_examples: bool = False
     # Training examples: streams in [graph_as_of, cutoff) on top-level items, at most this many
     # (the most recent first is NOT used: a uniform sample keeps every day); 0 = all.
     max_examples: int = 0

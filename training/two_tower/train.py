@@ -97,6 +97,19 @@ def _history_ids(frame: pd.DataFrame, item_types: list[str]) -> set[str]:
     return ids
 
 
+def in_history(frame: pd.DataFrame, item_types: list[str]) -> np.ndarray:
+    """(n,) bool: the example's item is in the user's history list of its type (the columns
+    item_ids_<type> of the example's day; the example's type is item_type)."""
+    lists = {t: frame[f"item_ids_{t}"].to_numpy() if f"item_ids_{t}" in frame else None
+             for t in item_types}
+    out = np.zeros(len(frame), dtype=bool)
+    for row, (item, item_type) in enumerate(zip(frame["item_id"], frame["item_type"])):
+        column = lists.get(item_type)
+        history = column[row] if column is not None else None
+        out[row] = history is not None and not isinstance(history, float) and item in history
+    return out
+
+
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
     on_epoch=None,
@@ -115,6 +128,14 @@ def fit_two_tower(
     if not present.all():
         log.warning("%d example(s) lack a text vector and are dropped", int((~present).sum()))
         frame = frame[present].reset_index(drop=True)
+    if config.exclude_history_examples:
+        repeat = in_history(frame, item_types)
+        log.info("%d of %d example(s) stream an item already in the user's history: left out",
+                 int(repeat.sum()), len(frame))
+        frame = frame[~repeat].reset_index(drop=True)
+        if len(frame) == 0:
+            raise GfmError("every training example streams an item already in the user's "
+                           "history: set two_tower.exclude_history_examples: false")
     has_hgnn = frame["hgnn_embedding"].notna().to_numpy()
     if not has_hgnn.any():
         raise GfmError("no training example has an HGNN item vector: the HGNN run's vectors are "
