@@ -32,11 +32,15 @@ MOVIELENS = "../shared/datasets/ml-latest-small"  # relative to the repository r
 # every later `gfm` command (and `gfm config`) reads it. `base`: start from a copy of that run's
 # workspace. Tuning before training is a command like any other, e.g.
 # ("tune", "als", "--trials", "20") after the data exists and before ("pipeline",).
+# ALS and EASE are tuned (`gfm tune`, on the validation split that ends at the cutoff) after the
+# pipeline and evaluated again with their choice: the two-tower is compared with tuned peers.
+TUNED_PEERS = (("tune", "als", "--trials", "20"), ("tune", "ease", "--trials", "12"),
+               ("evaluate",))
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
-        commands=(("pipeline", "--profile", "small", "--seed", "7"),)),
+        commands=(("pipeline", "--profile", "small", "--seed", "7"), *TUNED_PEERS)),
     Run("medium", "Medium profile (synthetic, seed 7)",
-        commands=(("pipeline", "--profile", "medium", "--seed", "7"),)),
+        commands=(("pipeline", "--profile", "medium", "--seed", "7"), *TUNED_PEERS)),
     Run("movielens_per_user", "MovieLens ml-latest-small, per-user protocol",
         commands=(("import", "movielens", MOVIELENS), ("pipeline",)),
         config={"timeline": {"protocol": "per_user"}},
