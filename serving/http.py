@@ -7,7 +7,7 @@ docs/serving.md says:
   read (by Content-Length when given, else by counting), never parsed;
 - the endpoints take JSON: a form or multipart body (BentoML would hand it to its multipart
   parser, which fails with a 500 on a JSON body) is a 415 saying to send
-  `Content-Type: application/json`;
+  `Content-Type: application/json`, and another method than POST a 405 saying to POST;
 - an error body is always one JSON object `{"error": ...}` (BentoML wraps some 4xx in a list);
 - `GET /readyz` says what is not ready (503 with the reason and the fix) and, when ready, what
   is served (BentoML's own answer is a bare "__is_ready__() returns False");
@@ -102,6 +102,9 @@ class EdgeMiddleware:
             await self._docs(scope, receive, send)
         elif method == "POST" and path in API_PATHS:
             await self._api(scope, receive, send)
+        elif path in API_PATHS:
+            await _respond(send, 405, {"error": f"{path} answers POST with a JSON body, not "
+                                                f"{method}: see /docs.json"}, {"Allow": "POST"})
         else:
             await self.app(scope, receive, send)
 
