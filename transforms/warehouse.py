@@ -92,19 +92,27 @@ def dbt_environment(workspace: Workspace) -> dict[str, str]:
     }
 
 
+def dbt_invocation(
+    workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None,
+) -> tuple[list[str], dict[str, str], Path]:
+    """(argv, environment, working directory) that run the dbt executable by hand on this
+    workspace as `gfm transform` does: project, paths and --vars, console output on."""
+    cli = dbt_args(workspace, config, timeline, args or ["build"])
+    # Console output on, for a person: the in-process run routes it through logging instead.
+    at = cli.index("--log-level")
+    cli[at:at + 2] = []
+    argv = [str(Path(sys.executable).with_name("dbt")), *cli]
+    return argv, dbt_environment(workspace), workspace.root
+
+
 def dbt_shell_command(
     workspace: Workspace, config: Config, timeline: Timeline, args: Sequence[str] | None = None,
 ) -> str:
     """The command line that runs dbt by hand on this workspace as `gfm transform` does
     (environment, working directory, project, paths and --vars), for a shell."""
-    cli = dbt_args(workspace, config, timeline, args or ["build"])
-    # Console output on, for a person: the in-process run routes it through logging instead.
-    at = cli.index("--log-level")
-    cli[at:at + 2] = []
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in dbt_environment(workspace).items())
-    return (f"cd {shlex.quote(str(workspace.root))} && {env} "
-            f"{shlex.quote(str(Path(sys.executable).with_name('dbt')))} "
-            + " ".join(shlex.quote(a) for a in cli))
+    argv, environment, cwd = dbt_invocation(workspace, config, timeline, args)
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in environment.items())
+    return f"cd {shlex.quote(str(cwd))} && {env} " + " ".join(shlex.quote(a) for a in argv)
 
 
 @contextlib.contextmanager

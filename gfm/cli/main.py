@@ -9,6 +9,7 @@ import sys
 
 from gfm import __version__
 from gfm.cli import (
+    dbt,
     embed,
     evaluate,
     features,
@@ -26,7 +27,7 @@ from gfm.cli import (
 from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
-SUBCOMMANDS = [generate, import_data, transform, embed, train, features, tune, evaluate, index,
+SUBCOMMANDS = [generate, import_data, transform, dbt, embed, train, features, tune, evaluate, index,
                serve, report, pipeline, show_config]
 
 
@@ -71,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         ctx = context_from_args(args)
-        args.handler(args, ctx)
+        status = args.handler(args, ctx)  # None, or an exit status (gfm dbt passes dbt's)
     except GfmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":
