@@ -16,6 +16,7 @@ from gfm.cli import (
     generate,
     import_data,
     index,
+    models,
     pipeline,
     report,
     serve,
@@ -28,7 +29,7 @@ from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
 SUBCOMMANDS = [generate, import_data, transform, dbt, embed, train, features, tune, evaluate, index,
-               serve, report, pipeline, show_config]
+               models, serve, report, pipeline, show_config]
 
 
 def _offline_environment() -> None:
