@@ -41,6 +41,17 @@ def _offline_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+# Loggers whose INFO lines say nothing a person needs: Feast logs "Registry cache expired, so
+# refreshing" on every registry read past its TTL (dozens of times per evaluation).
+NOISY_LOGGERS = ("feast.infra.registry.registry", "feast.infra.registry.caching_registry")
+
+
+def quiet_noisy_loggers(quiet: bool = True) -> None:
+    """Their warnings and errors still show; -v (quiet=False) shows everything."""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gfm",
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    quiet_noisy_loggers(quiet=not args.verbose)
     try:
         ctx = context_from_args(args)
         status = args.handler(args, ctx)  # None, or an exit status (gfm dbt passes dbt's)

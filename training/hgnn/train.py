@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,16 @@ def to_adjacency(edge_index: np.ndarray, n_src: int, n_dst: int) -> torch.Tensor
     """
     index = torch.from_numpy(np.ascontiguousarray(edge_index[::-1]))
     size = (n_dst, n_src)
-    coalesced = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), size).coalesce()
+    # Invariant checks explicitly off (the indices come from the warehouse's edge table, in
+    # range by construction): left implicit, torch warns on every run.
+    coalesced = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), size,
+                                        check_invariants=False).coalesce()
     ones = torch.ones(coalesced.indices().shape[1])  # a duplicate edge must not count twice
-    return torch.sparse_coo_tensor(coalesced.indices(), ones, size).to_sparse_csr()
+    adjacency = torch.sparse_coo_tensor(coalesced.indices(), ones, size, check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
+                                category=UserWarning)
+        return adjacency.to_sparse_csr()
 
 
 def hgnn_version(config: HGNNConfig, graph_as_of: dt.datetime, text_version: str, edges: str) -> str:
