@@ -104,3 +104,22 @@ def test_models_lists_lineage_and_the_served_one(tmp_path, capsys):
     other_line = next(line for line in table if line.startswith(other))
     assert other_line.split()[1] != "*"
     assert f"BENTOML_HOME={workdir / 'bentoml'}" in table[-1]
+
+
+def test_every_warehouse_table_and_column_has_a_comment(transformed):
+    """dbt persist_docs: the .yml descriptions are comments in warehouse.duckdb."""
+    from gfm.workspace import Workspace
+    from transforms.warehouse import warehouse_query
+
+    workspace = Workspace.at(transformed)
+    tables = dict(warehouse_query(
+        workspace, "select table_name, comment from duckdb_tables() where schema_name = 'main'"))
+    assert set(MARTS) <= set(tables), tables
+    assert all(tables.values()), {t: c for t, c in tables.items() if not c}
+    columns = warehouse_query(
+        workspace, "select table_name, column_name, comment from duckdb_columns() "
+                   "where schema_name = 'main' and table_name in (select table_name from "
+                   "duckdb_tables() where schema_name = 'main')")
+    assert len(columns) > len(tables)
+    missing = [(t, c) for t, c, comment in columns if not comment]
+    assert not missing, missing
