@@ -226,12 +226,13 @@ def test_min_edge_support_and_heavy_user_bound(built):
     assert rows == [(0,)]
 
 
-def expected_history() -> dict[tuple[str, dt.datetime, str], tuple[list[str], dt.datetime]]:
+def expected_history(timeline: Timeline = TIMELINE,
+                     ) -> dict[tuple[str, dt.datetime, str], tuple[list[str], dt.datetime]]:
     """A naive reference: for each snapshot d, the items with a history event in [d - 90 d, d),
     most recent first, and the most recent event among them."""
     history_types = set(CONFIG.warehouse.history_event_types)
     out = {}
-    for day in TIMELINE.snapshot_days():
+    for day in timeline.snapshot_days():
         last_seen: dict[tuple[str, str], dt.datetime] = {}
         for user, item, ts, event_type in INTERACTIONS:
             if event_type in history_types and day - D(days=90) <= ts < day:
@@ -258,6 +259,22 @@ def test_user_history_snapshots_match_a_naive_reference(built):
     assert got == expected_history()
     days = sorted({r[1] for r in rows})
     assert days == TIMELINE.snapshot_days()  # 15 snapshots, graph_as_of .. cutoff
+
+
+def test_early_label_days_add_earlier_snapshots_that_match_the_reference(tmp_path):
+    """timeline.early_label_days: snapshots start that many days before graph_as_of, each
+    still built only from its own 90 days before it."""
+    timeline = dataclasses.replace(TIMELINE, early_label_days=20)
+    workspace = Workspace.at(tmp_path)
+    write_raw(workspace)
+    run_dbt(workspace, CONFIG, timeline)
+    rows = query(workspace, "select user_id, snapshot_ts, item_type, item_ids, last_event_ts "
+                            "from user_history_90d")
+    got = {(r[0], r[1], r[2]): (list(r[3]), r[4]) for r in rows}
+    assert got == expected_history(timeline)
+    days = sorted({r[1] for r in rows})
+    assert days[0] == timeline.graph_as_of - D(days=20) and days[-1] == timeline.cutoff
+    assert len(got) > len(expected_history())  # the earlier days hold snapshots too
 
 
 def test_user_history_hand_checked_cases(built):
