@@ -7,10 +7,10 @@ import argparse
 
 from gfm.cli.common import Context, child_flags
 
-TUNABLE = ("two-tower", "als", "ease")  # evaluation.tune.TUNABLE, without importing optuna here
-
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from evaluation.tune import TUNABLE  # light: optuna loads only when a search runs
+
     parser = subparsers.add_parser(
         "tune",
         help="search a model's settings on a validation split that ends at the cutoff (the "
