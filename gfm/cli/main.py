@@ -9,6 +9,7 @@ import sys
 
 from gfm import __version__
 from gfm.cli import (
+    build,
     dbt,
     embed,
     evaluate,
@@ -29,7 +30,7 @@ from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
 SUBCOMMANDS = [generate, import_data, transform, dbt, embed, train, features, tune, evaluate, index,
-               models, serve, report, pipeline, show_config]
+               models, serve, build, report, pipeline, show_config]
 
 
 def _offline_environment() -> None:
