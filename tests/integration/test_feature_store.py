@@ -3,6 +3,8 @@ reads on SQLite and on Redis, point-in-time training sets, and versions side by 
 
 from __future__ import annotations
 
+import dataclasses
+
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,9 @@ def built(tiny_raw_workspace, tmp_path_factory) -> Path:
     """The tiny workspace through transform, embed and a 1-epoch HGNN (no feature store yet)."""
     workdir = tmp_path_factory.mktemp("features") / "built"
     shutil.copytree(tiny_raw_workspace, workdir)
+    # Snapshots and examples from graph_as_of only: these tests check the label window's
+    # point-in-time rules (earlier days: test_warehouse_rules and the examples test below).
+    (workdir / "gfm.yaml").write_text("timeline:\n  early_label_days: 0\n")
     for command in (["transform"], ["embed"], ["train", "hgnn", "--set", "hgnn.max_epochs=1"]):
         assert main([*command, "--workdir", str(workdir)]) == 0, command
     return workdir
@@ -59,9 +64,9 @@ def _deploy(built: Path, directory: Path, redis: str | None = None) -> Store:
     workdir = directory / "ws"
     shutil.copytree(built, workdir)
     if redis:
-        (workdir / "gfm.yaml").write_text(
-            f"features:\n  online_store: redis\n  redis_connection_string: \"{redis}\"\n"
-        )
+        with (workdir / "gfm.yaml").open("a") as config:
+            config.write(f"features:\n  online_store: redis\n"
+                         f"  redis_connection_string: \"{redis}\"\n")
     assert main(["features", "apply", "--workdir", str(workdir)]) == 0
     assert main(["features", "materialize", "--workdir", str(workdir)]) == 0
     return Store(workdir)
@@ -218,6 +223,13 @@ def test_training_examples_are_rolled_up_streams_of_the_label_window(sqlite_stor
                     .query("is_top_level").item_id)
     assert set(examples.item_id) <= top_level
     assert examples.event_timestamp.is_monotonic_increasing
+    # timeline.early_label_days: the same streams, from that many days before graph_as_of
+    early = dataclasses.replace(s.timeline, early_label_days=7)
+    more = build_training_examples(s.workspace, early)
+    assert more.event_timestamp.min() >= pd.Timestamp(early.examples_start)
+    assert (more.event_timestamp < pd.Timestamp(s.timeline.graph_as_of)).any()
+    later = more[more.event_timestamp >= pd.Timestamp(s.timeline.graph_as_of)]
+    assert later.reset_index(drop=True).equals(examples)
 
 
 def test_point_in_time_join_never_uses_a_later_row(sqlite_store):
