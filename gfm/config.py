@@ -32,7 +32,7 @@ class TimelineConfig:
     # graph_as_of) too, each with the user's history snapshot of its day. The HGNN vectors are
     # stamped graph_as_of, so those examples see none (never a vector computed from their own
     # future): they train the learned ids, text and metadata paths. 56 was chosen on the small
-    # profile's validation split (mean HR@10 0.339 against 0.305 with 0; docs/results.md).
+    # profile's validation split (mean HR@10 0.339 against 0.305 with 0; docs/architecture.md).
     early_label_days: int = 56
     holdout_days: int = 14  # evaluation hold-out: [cutoff, cutoff + holdout_days)
     # "global": one cutoff for every user (the papers' protocol). "per_user" (leave-last-N-out):
