@@ -50,7 +50,11 @@ NOISY_LOGGERS = ("feast.infra.registry.registry", "feast.infra.registry.caching_
 def quiet_noisy_loggers(quiet: bool = True) -> None:
     """Their warnings and errors still show; -v (quiet=False) shows everything."""
     for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+        logger = logging.getLogger(name)
+        # Levels set outright (not NOTSET): a parent's level (Feast sets its own) must not
+        # decide; and enabled again, should a library's dictConfig have disabled it.
+        logger.setLevel(logging.WARNING if quiet else logging.DEBUG)
+        logger.disabled = False
 
 
 def build_parser() -> argparse.ArgumentParser:
