@@ -152,9 +152,8 @@ class Objective:
         config = with_params(self.config, params)
         if self.model == "two-tower":
             return self._two_tower(config, report)
-        name = {"als": "als", "ease": "ease"}[self.model]
-        result = evaluate_retriever(self.split, MODELS[name](self.split, self.copy, config),
-                                    progress=False, name=name)
+        result = evaluate_retriever(self.split, MODELS[self.model](self.split, self.copy, config),
+                                    progress=False, name=self.model)
         return mean_hit_rate(result), {"hr@10": result["hr@10"]}
 
     def _load_frames(self) -> tuple:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gfm.cli.common import Context
+from gfm.cli.common import Context, child_flags
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -41,16 +41,10 @@ def stages(args: argparse.Namespace, ctx: Context) -> list[list[str]]:
 
 
 def _common_flags(args: argparse.Namespace) -> list[str]:
-    flags = ["--workdir", str(args.workdir)]
-    if args.config is not None:
-        flags += ["--config", str(args.config)]
-    for override in args.overrides:
-        flags += ["--set", override]
+    """The workspace, cutoff and config flags of this command, for every stage."""
+    flags = ["--workdir", str(args.workdir), *child_flags(args)]
     if args.cutoff is not None:
         flags += ["--cutoff", args.cutoff]
-    for name in ("history_days", "label_days", "holdout_days"):
-        if getattr(args, name) is not None:
-            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return flags
 
 
