@@ -232,6 +232,12 @@ def _validate(config: Config) -> None:
     for name in ("ease_l2", "als_regularization", "als_alpha"):
         if getattr(e, name) <= 0:
             raise ConfigError(f"evaluation.{name} must be positive, got {getattr(e, name)}")
+    if not 0.0 <= config.two_tower.item_id_dropout < 1.0:
+        raise ConfigError("two_tower.item_id_dropout must be in [0, 1), got "
+                          f"{config.two_tower.item_id_dropout}")
+    if config.two_tower.negatives not in ("in_batch", "catalog"):
+        raise ConfigError("two_tower.negatives must be in_batch or catalog, got "
+                          f"{config.two_tower.negatives!r}")
     if config.features.online_store not in ("sqlite", "redis"):
         raise ConfigError(
             f"features.online_store must be sqlite or redis, got {config.features.online_store!r}"

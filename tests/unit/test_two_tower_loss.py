@@ -3,7 +3,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from training.two_tower.loss import in_batch_softmax_loss
+from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
 
 
 def _direct(user, item, ids, log_q, t, remove_hits):
@@ -65,3 +65,22 @@ def test_popularity_prior_adds_user_weight_times_item_popularity():
     # With every weight at zero the prior changes nothing.
     zero = in_batch_softmax_loss(user, item, ids, None, 0.1, True, (weight * 0, popularity))
     assert abs(float(zero) - float(in_batch_softmax_loss(user, item, ids, None, 0.1))) < 1e-6
+
+
+def test_catalog_softmax_matches_the_definition_and_masks_history_but_not_the_positive():
+    torch.manual_seed(2)
+    scores = torch.randn(3, 5)  # 3 users x 5 catalogue items (cosines)
+    positive = torch.tensor([1, 4, 0])
+    masked = torch.zeros(3, 5, dtype=torch.bool)
+    masked[0, [1, 2]] = True  # row 0: its positive is in its history: still counted
+    masked[1, 3] = True
+    t = 0.5
+    got = float(full_softmax_loss(scores, positive, t, masked))
+    total = 0.0
+    for i in range(3):
+        kept = [j for j in range(5) if not masked[i, j] or j == positive[i]]
+        logits = torch.stack([scores[i, j] / t for j in kept])
+        total += float(torch.logsumexp(logits, 0) - scores[i, positive[i]] / t)
+    assert abs(got - total / 3) < 1e-5
+    # Masking can only lower the loss (fewer terms in the denominator), and does here.
+    assert got < float(full_softmax_loss(scores, positive, t))

@@ -17,6 +17,10 @@ class TwoTowerConfig:
     # An item unseen in training has a zero id vector: it is scored from its features alone.
     use_hgnn: bool = True
     item_id_dim: int = 64
+    # Training only: each item's id vector is zeroed with this probability (per item and step),
+    # so the tower also learns to score an item from its features alone, as it must for an
+    # item released after training (DropoutNet, Volkovs et al. 2017). 0 = off.
+    item_id_dropout: float = 0.0
     # User tower: besides the per-type mean HGNN vectors, the per-type weighted mean of the
     # learned id vectors of the history items (user_history_90d at the example's day, latest
     # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
@@ -33,6 +37,14 @@ class TwoTowerConfig:
     popularity_prior: bool = False
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
+    # Negatives: "in_batch" (the other examples' items, with the log-Q correction) or "catalog"
+    # (a softmax over every trained item each step: exact, no sampling bias; the item tower runs
+    # over the whole trained catalogue per step, affordable up to some 10^4 items).
+    negatives: str = "in_batch"
+    # With "catalog": the user's own history items (of the example's day) are not negatives.
+    # What is served and evaluated leaves them out, so pushing them down only fights the
+    # re-stream examples that pull them up.
+    mask_history_negatives: bool = False
     batch_size: int = 512
     lr: float = 1e-3
     epochs: int = 5  # best epoch on the small profile's validation split (with early_label_days 56)

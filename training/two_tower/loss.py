@@ -29,3 +29,26 @@ def in_batch_softmax_loss(
         logits = logits.masked_fill(same, float("-inf"))
     labels = torch.arange(len(user), device=user.device)
     return F.cross_entropy(logits, labels)
+
+
+
+def full_softmax_loss(
+    scores: torch.Tensor,  # (b, n) cosine of each row's user with every trained item
+    positive: torch.Tensor,  # (b,) index of each row's positive among the n items
+    temperature: float,
+    masked: torch.Tensor | None = None,  # (b, n) bool: items that are not negatives
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,  # (b,), (n,)
+) -> torch.Tensor:
+    """Softmax over the whole trained catalogue: no sampling, so no log-Q correction.
+    `masked` items (the user's history: never served, so never pushed down) are left out of
+    the denominator; a row's own positive is always kept."""
+    logits = scores / temperature
+    if prior is not None:
+        weight, popularity = prior
+        logits = logits + weight[:, None] * popularity[None, :]
+    if masked is not None:
+        rows = torch.arange(len(positive), device=scores.device)
+        masked = masked.clone()
+        masked[rows, positive] = False
+        logits = logits.masked_fill(masked, float("-inf"))
+    return F.cross_entropy(logits, positive)

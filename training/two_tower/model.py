@@ -53,6 +53,7 @@ class TwoTowerModel(nn.Module):
         self.item_types = list(item_types)
         self.use_hgnn = config.use_hgnn
         self.history_decay = config.history_decay
+        self.id_dropout = config.item_id_dropout
         self.id_dim = config.item_id_dim if n_item_ids > 0 else 0
         n_types = len(item_types)
         graph_dim = hgnn_dim if self.use_hgnn else 0
@@ -88,7 +89,11 @@ class TwoTowerModel(nn.Module):
         parts = [v.hgnn, _present(v.hgnn)] if self.use_hgnn else []
         parts += [v.text, self.item_categoricals(v.codes)]
         if self.id_dim:
-            parts.append(self.ids(v.ids))
+            ids = self.ids(v.ids)  # (b, id_dim)
+            if self.training and self.id_dropout > 0:
+                keep = torch.rand(len(ids), 1, device=ids.device) >= self.id_dropout
+                ids = ids * keep.to(ids.dtype)
+            parts.append(ids)
         return F.normalize(self.item_net(torch.cat(parts, dim=-1)), dim=-1)  # (b, d)
 
     def _pooled_ids(self, history: IdLists, n: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ from training.two_tower.data import (
     item_inputs,
     user_inputs,
 )
-from training.two_tower.loss import in_batch_softmax_loss
+from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
 from training.two_tower.model import TwoTowerModel
 from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
 from transforms.training_set import HISTORY_VIEW
@@ -178,10 +178,41 @@ def fit_two_tower(
                             text_dim, {}, id_index)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
+    # Catalogue softmax: every trained item as it is served (with its HGNN vector) and as an
+    # example before graph_as_of sees it (without); history ids -> catalogue positions.
+    bare_items = dataclasses.replace(served_items, hgnn=torch.zeros_like(served_items.hgnn))
+    catalog_of_id = np.full(len(id_index) + 1, -1, dtype=np.int64)
+    catalog_of_id[served_items.ids.numpy()] = np.arange(len(item_codes))
+    has_hgnn_t = torch.from_numpy(has_hgnn)
+
+    def history_mask(history) -> torch.Tensor:
+        """(b, n_items) True where the item is in the row's history lists."""
+        mask = torch.zeros((len(history), len(item_codes)), dtype=torch.bool)
+        for indptr, values in zip(history.indptr, history.values):
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            position = catalog_of_id[values]
+            known = position >= 0
+            mask[torch.from_numpy(rows[known]), torch.from_numpy(position[known])] = True
+        return mask
+
+    def catalog_loss(index: torch.Tensor, u, zu: torch.Tensor, weight) -> torch.Tensor:
+        late = has_hgnn_t[index]  # (b,) the example's items carry HGNN vectors
+        scores = None
+        for variant, rows in ((served_items, late), (bare_items, ~late)):
+            if rows.any():
+                part = zu @ model.items(variant).T  # (b, n_items)
+                scores = part if scores is None else torch.where(rows[:, None], part, scores)
+        masked = history_mask(u.history) if config.mask_history_negatives else None
+        prior = (weight, model.log_q[served_items.ids]) if weight is not None else None
+        return full_softmax_loss(scores, item_index_t[index], config.temperature, masked, prior)
+
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
         it = item_index_t[index]
-        zu, weight = model.users_with_prior(users.take(index))  # (b, d), (b,) or None
+        u = users.take(index)
+        zu, weight = model.users_with_prior(u)  # (b, d), (b,) or None
+        if config.negatives == "catalog":
+            return catalog_loss(index, u, zu, weight)
         v = items.take(variant_index_t[index])
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
