@@ -436,8 +436,8 @@ def render_training(training: Mapping[str, Any] | None) -> str:
         lines.append(
             f"Two-tower `{t.get('tag', '?')}`: {t.get('n_examples', 0):,} examples "
             f"({t.get('n_train_examples', 0):,} train, {t.get('n_val_examples', 0):,} "
-            f"validation), {epochs} epoch(s), best validation recall@10 "
-            f"{f3(t.get('best_val_recall@10'))}, {t.get('train_examples_per_s', 0):,.0f} "
+            f"validation), {epochs} epoch(s), validation recall@10 (discovery, last epoch) "
+            f"{f3(t.get('val_recall@10'))}, {t.get('train_examples_per_s', 0):,.0f} "
             "examples/s.")
     return "\n\n".join(lines) + "\n" if lines else ""
 

@@ -15,7 +15,7 @@ from gfm.errors import WorkspaceError
 
 # Metadata keys shown per model, in this order.
 LINEAGE = ("model_version", "feature_service", "input_feature_service", "hgnn_version",
-           "text_version", "graph_as_of", "cutoff", "best_val_recall@10")
+           "text_version", "graph_as_of", "cutoff", "val_recall@10")
 COLUMNS = ("tag", "served", "created", "feature_service", "hgnn_version", "text_version",
            "cutoff")
 

@@ -38,8 +38,8 @@ def _run_two_tower(ctx: Context) -> None:
     from training.two_tower.train import train_two_tower
 
     run_ = train_two_tower(ctx.workspace, ctx.config, ctx.timeline())
-    print(f"two-tower {run_.tag}: best val_recall@10 {run_.metrics['best_val_recall@10']:.4f} "
-          f"on {run_.metrics['n_examples']:,} examples; feature service "
+    print(f"two-tower {run_.tag}: validation recall@10 (discovery, last epoch) "
+          f"{run_.metrics['val_recall@10']:.4f} on {run_.metrics['n_examples']:,} examples; feature service "
           f"{run_.metrics['feature_service']}")
 
 

@@ -69,7 +69,7 @@ def _save_tiny_model(workdir: Path, version: str, serve: bool, hgnn_version: str
                 "input_feature_service": "gfm_features_v1", "hgnn_version": hgnn_version,
                 "text_version": "text_v1", "graph_as_of": "2025-05-23T00:00:00",
                 "cutoff": "2025-06-20T00:00:00", "feature_views": ["item_metadata"],
-                "best_val_recall@10": 0.25}
+                "val_recall@10": 0.25}
     bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, ["podcast", "book"], 4, 3,
                             metadata, id_index)
     return save_bundle(Workspace.at(workdir), SERVED_MODEL_NAME, bundle, serve=serve)
@@ -94,7 +94,7 @@ def test_models_lists_lineage_and_the_served_one(tmp_path, capsys):
     assert rows[other]["hgnn_version"] == "hgnn_v2"
     assert rows[served]["text_version"] == "text_v1"
     assert rows[served]["cutoff"] == "2025-06-20T00:00:00"
-    assert rows[served]["best_val_recall@10"] == 0.25
+    assert rows[served]["val_recall@10"] == 0.25
 
     assert main(["models", "--workdir", str(workdir)]) == 0
     table = capsys.readouterr().out.splitlines()
