@@ -100,6 +100,17 @@ class IdLists:
             values.append(v[flat])
         return IdLists(indptr, values)
 
+    def emptied(self, rows: np.ndarray) -> "IdLists":
+        """The same lists with those of `rows` (bool, (n,)) emptied."""
+        indptr, values = [], []
+        for p, v in zip(self.indptr, self.values):
+            lengths = np.diff(p)
+            keep = np.repeat(~rows, lengths)
+            indptr.append(np.concatenate([[0], np.cumsum(np.where(rows, 0, lengths))])
+                          .astype(np.int64))
+            values.append(v[keep])
+        return IdLists(indptr, values)
+
     def counts(self) -> np.ndarray:
         """(n, n_types) float32 list lengths."""
         return np.stack([np.diff(p) for p in self.indptr], axis=1).astype(np.float32)
@@ -139,6 +150,12 @@ class UserInputs:
 
     def __len__(self) -> int:
         return len(self.avg_all)
+
+    def without_history(self, rows: np.ndarray) -> "UserInputs":
+        """These users as if they had no history yet (bool `rows`, (n,)): a cold user."""
+        keep = torch.from_numpy(~rows).to(self.avg_all.dtype)
+        return UserInputs(self.avg_by_type * keep[:, None, None], self.n_by_type * keep[:, None],
+                          self.avg_all * keep[:, None], self.codes, self.history.emptied(rows))
 
 
 def item_inputs(frame: pd.DataFrame | dict, vocab: Vocabulary, hgnn_dim: int,

@@ -210,6 +210,8 @@ def fit_two_tower(
         index = torch.from_numpy(rows)
         it = item_index_t[index]
         u = users.take(index)
+        if model.training and config.history_dropout > 0:
+            u = u.without_history(rng.random(len(rows)) < config.history_dropout)
         zu, weight = model.users_with_prior(u)  # (b, d), (b,) or None
         if config.negatives == "catalog":
             return catalog_loss(index, u, zu, weight)
