@@ -232,13 +232,6 @@ def _validate(config: Config) -> None:
     for name in ("ease_l2", "als_regularization", "als_alpha"):
         if getattr(e, name) <= 0:
             raise ConfigError(f"evaluation.{name} must be positive, got {getattr(e, name)}")
-    for name in ("item_id_dropout", "history_dropout"):
-        if not 0.0 <= getattr(config.two_tower, name) < 1.0:
-            raise ConfigError(f"two_tower.{name} must be in [0, 1), got "
-                              f"{getattr(config.two_tower, name)}")
-    if config.two_tower.negatives not in ("in_batch", "catalog"):
-        raise ConfigError("two_tower.negatives must be in_batch or catalog, got "
-                          f"{config.two_tower.negatives!r}")
     if config.features.online_store not in ("sqlite", "redis"):
         raise ConfigError(
             f"features.online_store must be sqlite or redis, got {config.features.online_store!r}"

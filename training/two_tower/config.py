@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gfm.errors import ConfigError
+
 
 @dataclass
 class TwoTowerConfig:
@@ -64,3 +66,11 @@ class TwoTowerConfig:
     time_budget_s: float = 900.0
     seed: int = 0
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("item_id_dropout", "history_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"two_tower.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.negatives not in ("in_batch", "catalog"):
+            raise ConfigError(f"two_tower.negatives must be in_batch or catalog, got "
+                              f"{self.negatives!r}")
