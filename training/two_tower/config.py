@@ -27,6 +27,11 @@ class TwoTowerConfig:
     # learned id vectors of the history items (user_history_90d at the example's day, latest
     # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
     history_decay: float = 1.0
+    # With id vectors: linear paths from an item's id vector, and from the user's pooled history
+    # ids, straight to the tower outputs beside the MLPs, so the score holds a bilinear
+    # history-item x item term (item-to-item, as FISM, Kabbur et al. 2013) that the MLPs need
+    # not learn to pass through.
+    id_skip: bool = False
     # Training only: each example's user is shown without history (no HGNN means, counts or
     # history ids) with this probability, so the towers learn what a user who just signed up
     # streams (demographics, what is popular). Without it, under 1% of examples are cold. 0 = off.

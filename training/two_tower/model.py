@@ -80,6 +80,13 @@ class TwoTowerModel(nn.Module):
         self.user_net = mlp(user_in, config.tower_dims, config.dropout)
         # The user's weight on the popularity prior, from the same inputs (softplus: >= 0).
         self.prior_net = nn.Linear(user_in, 1) if self.popularity_prior else None
+        # Linear paths from the item's id vector and the user's pooled history ids straight to
+        # the outputs, beside the MLPs: the score gains an item-to-item term (FISM).
+        self.id_skip = bool(config.id_skip and self.id_dim)
+        if self.id_skip:
+            out = config.tower_dims[-1]
+            self.item_id_skip = nn.Linear(self.id_dim, out, bias=False)
+            self.user_id_skip = nn.Linear(self.id_dim, out, bias=False)
 
     @property
     def out_dim(self) -> int:
@@ -94,7 +101,10 @@ class TwoTowerModel(nn.Module):
                 keep = torch.rand(len(ids), 1, device=ids.device) >= self.id_dropout
                 ids = ids * keep.to(ids.dtype)
             parts.append(ids)
-        return F.normalize(self.item_net(torch.cat(parts, dim=-1)), dim=-1)  # (b, d)
+        out = self.item_net(torch.cat(parts, dim=-1))
+        if self.id_skip:
+            out = out + self.item_id_skip(ids)
+        return F.normalize(out, dim=-1)  # (b, d)
 
     def _pooled_ids(self, history: IdLists, n: int) -> torch.Tensor:
         """(n, n_types + 1, id_dim): per type, then over all types, the recency-weighted mean
@@ -115,22 +125,29 @@ class TwoTowerModel(nn.Module):
         overall = s.sum(1) / w.sum(1, keepdim=True).clamp(min=1e-6)
         return torch.cat([by_type, overall.unsqueeze(1)], dim=1)
 
-    def _user_input(self, u: UserInputs) -> torch.Tensor:
+    def _user_input(self, u: UserInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(MLP input, (b, id_dim) pooled history ids over all types, or None)."""
         parts = ([u.avg_by_type.flatten(1), u.avg_all, _present(u.avg_all)] if self.use_hgnn
                  else [])
         parts.append(torch.log1p(u.n_by_type))
+        pooled = None
         if self.id_dim:
-            parts.append(self._pooled_ids(u.history, len(u.n_by_type)).flatten(1))
+            pooled = self._pooled_ids(u.history, len(u.n_by_type))
+            parts.append(pooled.flatten(1))
+            pooled = pooled[:, -1]
         parts.append(self.user_categoricals(u.codes))
-        return torch.cat(parts, dim=-1)
+        return torch.cat(parts, dim=-1), pooled
 
     def users(self, u: UserInputs) -> torch.Tensor:
         return self.users_with_prior(u)[0]
 
     def users_with_prior(self, u: UserInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """((b, d) unit user vectors, (b,) weights on the popularity prior or None)."""
-        x = self._user_input(u)
-        z = F.normalize(self.user_net(x), dim=-1)
+        x, pooled = self._user_input(u)
+        out = self.user_net(x)
+        if self.id_skip:
+            out = out + self.user_id_skip(pooled)
+        z = F.normalize(out, dim=-1)
         weight = F.softplus(self.prior_net(x)).squeeze(-1) if self.prior_net is not None else None
         return z, weight
 
