@@ -87,6 +87,11 @@ SPACES: dict[str, list[Param]] = {
         Param("two_tower.dropout", "float", 0.0, 0.4),
         Param("two_tower.logq_correction", "choice", choices=(True, False)),
         Param("two_tower.batch_size", "choice", choices=(256, 512, 1024)),
+        Param("two_tower.negatives", "choice", choices=("in_batch", "catalog")),
+        Param("two_tower.mask_history_negatives", "choice", choices=(False, True)),
+        Param("two_tower.id_skip", "choice", choices=(False, True)),
+        Param("two_tower.history_dropout", "float", 0.0, 0.3),
+        Param("two_tower.item_id_dropout", "float", 0.0, 0.5),
     ],
 }
 TUNABLE = tuple(SPACES)
