@@ -37,8 +37,8 @@ class TwoTowerConfig:
     # streams (demographics, what is popular). Without it, under 1% of examples are cold. 0 = off.
     history_dropout: float = 0.0
     temperature: float = 0.05  # softmax temperature on cosine scores
-    # Yi et al. 2019: subtract log(sampling probability) of each in-batch item, so popular
-    # items are not over-penalised as negatives.
+    # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
+    # in-batch item, so popular items are not over-penalised as negatives.
     logq_correction: bool = True
     # A popularity prior inside the model: a user's score of an item gains
     # w(user) * temperature * log q(item), q = the item's share of training examples (add-one
@@ -51,14 +51,16 @@ class TwoTowerConfig:
     # Negatives: "in_batch" (the other examples' items, with the log-Q correction) or "catalog"
     # (a softmax over every trained item each step: exact, no sampling bias; the item tower runs
     # over the whole trained catalogue per step, affordable up to some 10^4 items).
-    negatives: str = "in_batch"
+    # "catalog" with the mask won on the small profile's validation split
+    # (docs/two_tower_variants.md).
+    negatives: str = "catalog"
     # With "catalog": the user's own history items (of the example's day) are not negatives.
     # What is served and evaluated leaves them out, so pushing them down only fights the
     # re-stream examples that pull them up.
-    mask_history_negatives: bool = False
+    mask_history_negatives: bool = True
     batch_size: int = 512
     lr: float = 1e-3
-    epochs: int = 5  # best epoch on the small profile's validation split (with early_label_days 56)
+    epochs: int = 5  # best epoch on the small profile's validation split (docs/two_tower_variants.md)
     # Leave out the examples whose item is already in the user's history of that day (about
     # 70% on the synthetic data: episodes of a show the user follows). What is served, and the
     # primary evaluation, leave history items out; but on the small profile's validation split
