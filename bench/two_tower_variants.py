@@ -3,7 +3,7 @@ model's defaults, and the doc that shows it.
 
     python bench/two_tower_variants.py run --workdir W --name NAME [--set two_tower.KEY=VALUE ...]
     python bench/two_tower_variants.py peers --workdir W      # als, ease, popularity, hgnn_knn
-    python bench/two_tower_variants.py doc --workdir W [--baseline NAME] [--out FILE]
+    python bench/two_tower_variants.py doc --workdir W [--also W2] [--baseline NAME] [--out FILE]
 
 `run` trains one variant on the validation copy that `gfm tune two-tower` uses (validation
 cutoff = cutoff - holdout_days, every feature rebuilt as of it, under <W>/tune/), scores every
@@ -18,6 +18,7 @@ the paired difference to the baseline with its 95% bootstrap interval) and a plo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -103,7 +104,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     t0 = time.perf_counter()
     fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch)
     epoch, rates, hits = best
-    record = {"name": name, "kind": "two_tower", "settings": settings, "best_epoch": epoch,
+    record = {"name": name, "kind": "two_tower", "settings": settings,
+              "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,
               **rates, "curve": curve, "seconds": round(time.perf_counter() - t0),
               "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
@@ -142,18 +144,26 @@ def _f(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def write_doc(workdir: Path, baseline: str, out: Path) -> None:
+def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = ()) -> None:
+    """`also`: workspaces of the same data and validation cutoff with other timeline settings
+    (early_label_days), whose variants join the table."""
     import numpy as np
 
     from evaluation.stats import paired_comparison
     from evaluation.user_hits import load_user_hits
+    from gfm.config import load_config
 
-    records = _latest(workdir)
+    records, hits = {}, {}
+    for directory in [workdir, *also]:
+        early = load_config(directory).timeline.early_label_days
+        for name, record in _latest(directory).items():
+            records[name] = {**record, "early_label_days": early}
+            hits.update(load_user_hits(directory / "reports" / HITS_DIR / f"{name}.npz"))
     if baseline not in records:
         raise SystemExit(f"no variant named {baseline!r}; have: {', '.join(records)}")
-    hits = {}
-    for name in records:
-        hits.update(load_user_hits(workdir / "reports" / HITS_DIR / f"{name}.npz"))
+    cutoffs = {r["validation_cutoff"] for r in records.values()}
+    if len(cutoffs) != 1:
+        raise SystemExit(f"the records hold several validation cutoffs: {sorted(cutoffs)}")
     types = list(records[baseline]["hr@10"])
     lines = [
         "# Two-tower variants on the validation split",
@@ -166,9 +176,9 @@ def write_doc(workdir: Path, baseline: str, out: Path) -> None:
         "per epoch). Δ is the paired difference to "
         f"`{baseline}`, pooled over types, with its 95% bootstrap interval (users resampled).",
         "",
-        "| variant | settings | epoch | mean HR@10 | " + " | ".join(types)
+        "| variant | settings | early_label_days | epoch | mean HR@10 | " + " | ".join(types)
         + " | Δ vs baseline [95% CI] | cold users | new items | commit |",
-        "|---|---|---:|---:|" + "---:|" * len(types) + "---|---|---|---|",
+        "|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|",
     ]
     for name, r in records.items():
         if name == baseline:
@@ -180,11 +190,13 @@ def write_doc(workdir: Path, baseline: str, out: Path) -> None:
             delta = ("–" if p["diff"] is None else
                      f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]")
         settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in r["settings"].items()
-                             if k.startswith("two_tower.") or r["kind"] == "peer") or "defaults"
+                             if k != "two_tower.threads") or "defaults"
         per_type = " | ".join(_f(r["hr@10"].get(t)) for t in types)
         cold = "/".join(_f(v) for v in r["cold_users"].values())
         new = "/".join(_f(v) for v in r["new_items"].values())
-        lines.append(f"| `{name}` | {settings} | {r.get('best_epoch', '–')} | {_f(r['mean'])} | "
+        early = r["early_label_days"] if r["kind"] == "two_tower" else "–"
+        lines.append(f"| `{name}` | {settings} | {early} | {r.get('best_epoch', '–')} | "
+                     f"{_f(r['mean'])} | "
                      f"{per_type} | {delta} | {cold} | {new} | {r['commit']} |")
     lines += ["", "Cold users and new items: HR@10 per type (" + "/".join(types) + "), few "
               "users each on the validation split, so wide. ![validation curves]"
@@ -238,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     doc.add_argument("--workdir", type=Path, required=True)
     doc.add_argument("--baseline", default="in_batch")
     doc.add_argument("--out", type=Path, default=REPO / "docs" / "two_tower_variants.md")
+    doc.add_argument("--also", type=Path, action="append", default=[],
+                     help="another workspace of the same data and validation cutoff")
     args = parser.parse_args(argv)
     if args.command == "run":
         import yaml
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "peers":
         run_peers(args.workdir)
     else:
-        write_doc(args.workdir, args.baseline, args.out)
+        write_doc(args.workdir, args.baseline, args.out, args.also)
     return 0
 
 
