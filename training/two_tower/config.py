@@ -58,6 +58,10 @@ class TwoTowerConfig:
     # What is served and evaluated leaves them out, so pushing them down only fights the
     # re-stream examples that pull them up.
     mask_history_negatives: bool = True
+    # With "catalog": True = only items of the positive's type are its negatives. Recommendations
+    # are ranked (and evaluated) within one item type, so the softmax need not spend itself on
+    # which type a user streams next; False = every item competes (calibrates across types).
+    same_type_negatives: bool = False
     batch_size: int = 512
     lr: float = 1e-3
     epochs: int = 5  # best epoch on the small profile's validation split (docs/two_tower_variants.md)

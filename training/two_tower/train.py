@@ -203,6 +203,10 @@ def fit_two_tower(
                 part = zu @ model.items(variant).T  # (b, n_items)
                 scores = part if scores is None else torch.where(rows[:, None], part, scores)
         masked = history_mask(u.history) if config.mask_history_negatives else None
+        if config.same_type_negatives:
+            types = served_items.codes["item_type"]  # (n_items,)
+            other = types[None, :] != types[item_index_t[index]][:, None]  # (b, n_items)
+            masked = other if masked is None else masked | other
         prior = (weight, model.log_q[served_items.ids]) if weight is not None else None
         return full_softmax_loss(scores, item_index_t[index], config.temperature, masked, prior)
 
