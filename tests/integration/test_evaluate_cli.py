@@ -86,7 +86,11 @@ def test_evaluate_named_model_without_inputs_fails(evaluated, capsys):
 def test_rolling_cutoffs_pool_hits_and_users(evaluated, capsys):
     argv = ["evaluate", "--workdir", str(evaluated), "--models", "popularity,als",
             "--rolling", "3", "--every", "7"]
+    own = "select distinct as_of from item_catalog"
+    before = warehouse_query(Workspace.at(evaluated), own)
     assert main(argv) == 0
+    # the earlier cutoffs' copies leave the workspace's own warehouse as it was
+    assert warehouse_query(Workspace.at(evaluated), own) == before
     first = capsys.readouterr().out
     metrics = json.loads((evaluated / "reports" / "metrics.json").read_text())
     rolling = metrics["rolling"]

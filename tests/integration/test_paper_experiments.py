@@ -15,6 +15,21 @@ SETTINGS = ["--set", "hgnn.max_epochs=3", "--set", "two_tower.epochs=3",
             "--set", "hgnn.threads=1", "--set", "two_tower.threads=1"]
 
 
+def _served_state(workdir) -> tuple[dict[str, int], bytes]:
+    """Rows per table of the SQLite online store, and the Feast registry's bytes."""
+    import sqlite3
+
+    data = workdir / "feature_repo" / "data"
+    con = sqlite3.connect(data / "online_store.db")
+    try:
+        names = [r[0] for r in con.execute("select name from sqlite_master where type = 'table'")]
+        rows = {n: con.execute(f'select count(*) from "{n}"').fetchone()[0] for n in names}
+    finally:
+        con.close()
+    assert rows and all(rows.values())
+    return rows, (data / "registry.db").read_bytes()
+
+
 def test_paper_experiments_smoke(tiny_raw_workspace, tmp_path):
     workdir = tmp_path / "ws"
     shutil.copytree(tiny_raw_workspace / "raw", workdir / "raw")
@@ -23,12 +38,15 @@ def test_paper_experiments_smoke(tiny_raw_workspace, tmp_path):
         assert main([*stage, "--workdir", str(workdir), *SETTINGS]) == 0, stage
     pointer = workdir / "models" / "two_tower" / "serving.json"
     served = pointer.read_text()
+    store = _served_state(workdir)
 
     # Table 3 retrains the HGNN and two two-towers per day (minutes): left out of CI.
     assert main(["evaluate", "--workdir", str(workdir), "--experiments", "paper",
                  "--daily-days", "0", *SETTINGS]) == 0
 
     assert pointer.read_text() == served  # the paper's variants never become the served model
+    # ... and the served workspace's feature store is as it was (an experiment once emptied it)
+    assert _served_state(workdir) == store
     reports = workdir / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
     results = metrics["results"]
