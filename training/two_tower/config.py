@@ -35,7 +35,7 @@ class TwoTowerConfig:
     # Training only: each example's user is shown without history (no HGNN means, counts or
     # history ids) with this probability, so the towers learn what a user who just signed up
     # streams (demographics, what is popular). Without it, under 1% of examples are cold. 0 = off.
-    history_dropout: float = 0.0
+    history_dropout: float = 0.1
     temperature: float = 0.05  # softmax temperature on cosine scores
     # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
     # in-batch item, so popular items are not over-penalised as negatives.
@@ -45,7 +45,7 @@ class TwoTowerConfig:
     # smoothed; an item new since training gets the smallest), w >= 0 learned from the user's
     # features (a user without history leans on popularity, a long history on the towers).
     # Served as one more dimension of the item and user vectors (inner product).
-    popularity_prior: bool = False
+    popularity_prior: bool = True
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
     # Negatives: "in_batch" (the other examples' items, with the log-Q correction) or "catalog"
@@ -61,10 +61,10 @@ class TwoTowerConfig:
     # With "catalog": True = only items of the positive's type are its negatives. Recommendations
     # are ranked (and evaluated) within one item type, so the softmax need not spend itself on
     # which type a user streams next; False = every item competes (calibrates across types).
-    same_type_negatives: bool = False
+    same_type_negatives: bool = True
     batch_size: int = 512
     lr: float = 1e-3
-    epochs: int = 5  # best epoch on the small profile's validation split (docs/two_tower_variants.md)
+    epochs: int = 4  # best epoch on the small profile's validation split (docs/two_tower_variants.md)
     # Leave out the examples whose item is already in the user's history of that day (about
     # 70% on the synthetic data: episodes of a show the user follows). What is served, and the
     # primary evaluation, leave history items out; but on the small profile's validation split
