@@ -144,7 +144,8 @@ def _f(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = ()) -> None:
+def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
+              versus: str = "ease") -> None:
     """`also`: workspaces of the same data and validation cutoff with other timeline settings
     (early_label_days), whose variants join the table."""
     import numpy as np
@@ -159,8 +160,9 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = ()) ->
         for name, record in _latest(directory).items():
             records[name] = {**record, "early_label_days": early}
             hits.update(load_user_hits(directory / "reports" / HITS_DIR / f"{name}.npz"))
-    if baseline not in records:
-        raise SystemExit(f"no variant named {baseline!r}; have: {', '.join(records)}")
+    for name in (baseline, versus):
+        if name not in records:
+            raise SystemExit(f"no record named {name!r}; have: {', '.join(records)}")
     cutoffs = {r["validation_cutoff"] for r in records.values()}
     if len(cutoffs) != 1:
         raise SystemExit(f"the records hold several validation cutoffs: {sorted(cutoffs)}")
@@ -173,31 +175,49 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = ()) ->
         f"{records[baseline]['validation_cutoff'][:10]}: its hold-out ends at the workspace's "
         "cutoff, so nothing here reads the hold-out. HR@10 is discovery (history items left "
         "out), the mean is over item types; each two-tower row is its best epoch (the curve is "
-        "per epoch). Δ is the paired difference to "
-        f"`{baseline}`, pooled over types, with its 95% bootstrap interval (users resampled).",
+        "per epoch). Δ is the paired difference to the named model, pooled over types and "
+        "users, with its 95% bootstrap interval (users resampled; bold: it excludes 0).",
         "",
         "| variant | settings | early_label_days | epoch | mean HR@10 | " + " | ".join(types)
-        + " | Δ vs baseline [95% CI] | cold users | new items | commit |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|",
+        + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | new items "
+        "| commit |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|",
     ]
+    def delta(name: str, versus: str) -> str:
+        if name == versus:
+            return "–"
+        pairs = [_aligned(hits, name, versus, t) for t in types]
+        p = paired_comparison(np.concatenate([a for a, _ in pairs]),
+                              np.concatenate([b for _, b in pairs]))
+        if p["diff"] is None:
+            return "–"
+        text = f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]"
+        return f"**{text}**" if p["significant"] else text
+
+    from gfm.config import TimelineConfig
+    from training.two_tower.config import TwoTowerConfig
+
+    default_early = TimelineConfig().early_label_days
+    ignored = ("threads", "epochs")  # how fast, and how long (the best epoch is shown)
+    defaults = {k: v for k, v in dataclasses.asdict(TwoTowerConfig()).items() if k not in ignored}
+
+    def is_default(r: dict) -> bool:
+        used = {k: v for k, v in (r.get("two_tower") or {}).items() if k not in ignored}
+        return used == defaults and r["early_label_days"] == default_early
+
     for name, r in records.items():
-        if name == baseline:
-            delta = "baseline"
-        else:
-            pairs = [_aligned(hits, name, baseline, t) for t in types]
-            p = paired_comparison(np.concatenate([a for a, _ in pairs]),
-                                  np.concatenate([b for _, b in pairs]))
-            delta = ("–" if p["diff"] is None else
-                     f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]")
+        label = f"`{name}`" + (" **(defaults)**" if r["kind"] == "two_tower" and is_default(r)
+                               else "")
         settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in r["settings"].items()
                              if k != "two_tower.threads") or "defaults"
         per_type = " | ".join(_f(r["hr@10"].get(t)) for t in types)
         cold = "/".join(_f(v) for v in r["cold_users"].values())
         new = "/".join(_f(v) for v in r["new_items"].values())
         early = r["early_label_days"] if r["kind"] == "two_tower" else "–"
-        lines.append(f"| `{name}` | {settings} | {early} | {r.get('best_epoch', '–')} | "
+        lines.append(f"| {label} | {settings} | {early} | {r.get('best_epoch', '–')} | "
                      f"{_f(r['mean'])} | "
-                     f"{per_type} | {delta} | {cold} | {new} | {r['commit']} |")
+                     f"{per_type} | {delta(name, baseline)} | {delta(name, versus)} | {cold} | "
+                     f"{new} | {r['commit']} |")
     lines += ["", "Cold users and new items: HR@10 per type (" + "/".join(types) + "), few "
               "users each on the validation split, so wide. ![validation curves]"
               "(img/two_tower_variants.png)", ""]
@@ -249,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = sub.add_parser("doc")
     doc.add_argument("--workdir", type=Path, required=True)
     doc.add_argument("--baseline", default="in_batch")
+    doc.add_argument("--versus", default="ease", help="a second model every row is paired with")
     doc.add_argument("--out", type=Path, default=REPO / "docs" / "two_tower_variants.md")
     doc.add_argument("--also", type=Path, action="append", default=[],
                      help="another workspace of the same data and validation cutoff")
@@ -264,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "peers":
         run_peers(args.workdir)
     else:
-        write_doc(args.workdir, args.baseline, args.out, args.also)
+        write_doc(args.workdir, args.baseline, args.out, args.also, args.versus)
     return 0
 
 
