@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import resource
 import time
 import warnings
@@ -27,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from gfm.errors import GfmError
+from gfm.files import atomic_write
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
@@ -482,9 +482,7 @@ def write_item_vectors(
         "event_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us")),
         "version": pa.array([version] * len(ids), pa.string()),
     })
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return len(ids)
 
 
