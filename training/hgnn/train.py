@@ -26,7 +26,6 @@ import torch
 from tqdm import tqdm
 
 from gfm.errors import GfmError
-from gfm.files import atomic_write
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
@@ -482,6 +481,8 @@ def write_item_vectors(
         "event_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us")),
         "version": pa.array([version] * len(ids), pa.string()),
     })
+    from gfm.files import atomic_write
+
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return len(ids)
 
