@@ -83,14 +83,15 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     split = load_split(ctx.workspace, timeline)
     if args.sample_users is not None:
         split = split.with_sampled_users(args.sample_users, args.sample_seed)
-    retrievers = {}
+    retrievers, skipped = {}, {}
     for name in names:
         try:
             retrievers[name] = MODELS[name](split, ctx.workspace, ctx.config)
         except ModelUnavailable as exc:
-            if args.models:  # asked for by name: not having it is an error
+            if args.models:  # asked for by name: not having it is an error (exit status 2)
                 raise
             print(f"skipping {name}: {exc}")
+            skipped[name] = str(exc)
     paper = getattr(args, "experiments", None) == "paper"
     user_hits: dict = {}
     if paper:
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         retrievers.update(extra)
     report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size,
                                  user_hits=user_hits)
+    report["skipped"] = skipped  # the default models that could not be built, with the reason
     if args.rolling > 1:
         from evaluation.rolling import rolling_evaluation
 
