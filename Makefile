@@ -10,13 +10,14 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup redis demo serve test test-unit bench results results-doc clean help
+.PHONY: setup redis demo serve test test-unit lint bench results results-doc clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
 	@echo "make redis   install Debian's redis-server for the Redis online-store tests (root)"
 	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
 	@echo "make test    setup, then the test suite"
+	@echo "make lint    ruff (rules in pyproject.toml's [tool.ruff])"
 	@echo "make serve   start the HTTP service on the demo workspace (port 3000)"
 	@echo "make bench   benchmarks (figures in docs/benchmarks.md)"
 	@echo "make results rerun the named runs whose inputs changed, write docs/results.md"
@@ -57,6 +58,9 @@ test: setup
 
 test-unit: setup
 	$(BIN)/pytest -q -m unit tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done

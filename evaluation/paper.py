@@ -157,7 +157,6 @@ def run_stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.dat
 
 def _copy_retriever(split: EvalSplit, workspace: Workspace):
     from evaluation.two_tower import TwoTowerRetriever, two_tower_vectors
-
     from training.two_tower.store import load_bundle
 
     bundle = load_bundle(workspace)

@@ -171,7 +171,8 @@ def rolling_evaluation(
             try:
                 retrievers[name] = builders[name](split, copy, config)
             except ModelUnavailable as exc:
-                raise GfmError(f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}")
+                raise GfmError(
+                    f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}") from None
         hits: dict[str, Any] = {}
         report = evaluate_retrievers(split, retrievers, k=k, batch_size=batch_size,
                                      progress=False, user_hits=hits)

@@ -136,9 +136,11 @@ class Config:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
-    hgnn: HGNNConfig = field(default_factory=lambda: _section_class("hgnn")())
+    # Stage-owned sections (STAGE_SECTIONS): their names resolve when a Config is built.
+    hgnn: HGNNConfig = field(default_factory=lambda: _section_class("hgnn")())  # noqa: F821
     features: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
-    two_tower: TwoTowerConfig = field(default_factory=lambda: _section_class("two_tower")())
+    two_tower: TwoTowerConfig = field(  # noqa: F821
+        default_factory=lambda: _section_class("two_tower")())
     serving: ServingConfig = field(default_factory=ServingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 

@@ -4,7 +4,6 @@ reads on SQLite and on Redis, point-in-time training sets, and versions side by 
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 import subprocess
 import sys
@@ -201,7 +200,7 @@ def test_online_store_holds_the_cutoff_snapshot(online_store):
     vectors = store.get_online_features(
         features=["item_hgnn_embedding_v1:hgnn_embedding", "item_text_embedding_v1:text_embedding"],
         entity_rows=[{"item_id": i} for i in items]).to_dict()
-    for i, item in enumerate(items):
+    for i in range(len(items)):
         np.testing.assert_allclose(vectors["hgnn_embedding"][i], hgnn.embedding[i], rtol=1e-6)
         assert len(vectors["text_embedding"][i]) == 384
 

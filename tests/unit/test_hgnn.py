@@ -118,7 +118,7 @@ def test_validation_edges_leave_message_passing_in_both_directions():
     graph = _graph()
     split = split_edges(graph, val_fraction=0.5, max_val=10, seed=0)
     assert split.val, "some pairs are held out"
-    for name, (s, d, pairs) in split.val.items():
+    for s, d, pairs in split.val.values():
         for a, b in pairs.T:
             fwd = split.message_edges[(s, "co", d)]
             back = split.message_edges[(d, "co", s)]

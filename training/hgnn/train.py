@@ -135,7 +135,7 @@ class LinkPredictionTrainer:
         if self.config.multi_link_sampler and counts:
             cap = max(min(counts.values()), self.config.min_edges_per_type_per_epoch)
         chosen = []
-        for name, (s, d, pairs) in self.split.train.items():
+        for s, d, pairs in self.split.train.values():
             n = pairs.shape[1]
             take = self.rng.permutation(n)[: cap if cap is not None else n]
             chosen.append((s, d, pairs[:, take]))
