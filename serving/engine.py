@@ -168,8 +168,8 @@ class Engine:
     def __init__(self, workspace: Workspace, config: Config):
         import torch
 
+        from feature_store import open_store
         from training.two_tower.store import load_bundle
-        from transforms.feature_store import open_store
 
         milvus.quiet_logs()
         milvus.check_config(config.serving)

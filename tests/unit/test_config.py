@@ -71,14 +71,15 @@ def test_default_cutoff_is_last_event_day_minus_holdout(tiny_raw_workspace):
 
 
 def test_foundation_imports_no_stage_package():
-    """gfm.config, timeline, workspace and errors load no training/transforms/evaluation/serving
-    module, neither by an import statement nor when they are imported."""
+    """gfm.config, timeline, workspace and errors load no stage module (training, transforms,
+    feature_store, evaluation, serving, ingest), neither by an import statement nor when they
+    are imported."""
     import ast
     import subprocess
     import sys
     from pathlib import Path
 
-    stages = ("training", "transforms", "evaluation", "serving", "ingest")
+    stages = ("training", "transforms", "feature_store", "evaluation", "serving", "ingest")
     root = Path(__file__).resolve().parents[2]
     for name in ("config", "timeline", "workspace", "errors"):
         tree = ast.parse((root / "gfm" / f"{name}.py").read_text())

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "feature_repo"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 REPO_MODULES = ("repo_spec.py", "entities.py", "data_sources.py", "feature_views.py",
                 "feature_services.py")
 SPEC_FILE = "feature_repo.json"
