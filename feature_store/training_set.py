@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gfm.errors import GfmError
+from gfm.errors import GfmError, WorkspaceError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -76,9 +76,15 @@ def build_training_examples(
     return frame[EXAMPLE_COLUMNS]
 
 
-def _service_refs(store, service_name: str) -> dict[str, list[str]]:
-    """The service's feature references ("view:feature"), grouped by join key."""
-    service = store.get_feature_service(service_name)
+def service_refs(store, service_name: str, missing: str = "") -> dict[str, list[str]]:
+    """The FeatureService's feature references ("view:feature"), grouped by join key (training
+    frames here, online reads in serving). `missing`: what to do when the registry lacks it."""
+    try:
+        service = store.get_feature_service(service_name)
+    except Exception as exc:  # Feast raises its own FeatureServiceNotFoundException
+        raise WorkspaceError(
+            f"feature service {service_name} is not in the Feast registry "
+            f"({type(exc).__name__}){': ' + missing if missing else ''}") from None
     refs: dict[str, list[str]] = {}
     for projection in service.feature_view_projections:
         view = store.get_feature_view(projection.name)
@@ -130,7 +136,7 @@ def get_training_frame(
     began = time.perf_counter()
     if split_by_entity:
         parts = []
-        for key, refs in _service_refs(store, feature_service_name).items():
+        for key, refs in service_refs(store, feature_service_name).items():
             entity_df = keys[[key, "event_timestamp", ROW_ID]]
             job = store.get_historical_features(entity_df=entity_df, features=refs)
             parts.append(_in_order(job.to_arrow(), n, drop=[key, "event_timestamp"]))
@@ -160,7 +166,7 @@ def entity_features(
     from feature_store import open_store
 
     store = open_store(workspace)
-    refs = _service_refs(store, feature_service_name).get(key)
+    refs = service_refs(store, feature_service_name).get(key)
     if not refs:
         raise GfmError(f"{feature_service_name} has no features keyed by {key}")
     n = len(ids)
