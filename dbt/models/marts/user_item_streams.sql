@@ -10,15 +10,6 @@ interactions as (
 
 ),
 
-window_streams as (
-
-    select * from interactions
-    where event_type in {{ sql_string_list(var('stream_event_types')) }}
-        and event_ts >= {{ timeline_ts('cutoff') }} - {{ timeline_days('history_days') }}
-        and event_ts < {{ timeline_ts('cutoff') }}
-
-),
-
 final as (
 
     select
@@ -28,7 +19,10 @@ final as (
         count(*) as n_streams,
         {{ timeline_ts('cutoff') }} as as_of
 
-    from window_streams
+    from interactions
+    where event_type in {{ sql_string_list(var('stream_event_types')) }}
+        and event_ts >= {{ timeline_ts('cutoff') }} - {{ timeline_days('history_days') }}
+        and event_ts < {{ timeline_ts('cutoff') }}
     group by 1, 2, 3
 
 )
