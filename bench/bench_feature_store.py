@@ -55,7 +55,7 @@ def build_tiny(root: Path) -> Path:
 
 
 def deploy(workdir: Path) -> dict:
-    from transforms.feature_store import materialize_features
+    from feature_store import materialize_features
 
     ws = Workspace.at(workdir)
     assert gfm(["features", "apply", "--workdir", str(workdir)]) == 0
@@ -68,7 +68,7 @@ def deploy(workdir: Path) -> dict:
 
 
 def online_latency(workdir: Path, calls_1: int, calls_100: int) -> dict:
-    from transforms.feature_store import latest_feature_service, open_store, service_spec
+    from feature_store import latest_feature_service, open_store, service_spec
 
     ws = Workspace.at(workdir)
     service = latest_feature_service(ws)
@@ -113,7 +113,7 @@ def bare_asof(workdir: Path, service: str, examples: pd.DataFrame):
     a CASE; arrow out, like Feast's to_arrow()."""
     from feast import FileSource
 
-    from transforms.feature_store import open_store, service_spec
+    from feature_store import open_store, service_spec
 
     ws = Workspace.at(workdir)
     store = open_store(ws)
@@ -147,8 +147,8 @@ def bare_asof(workdir: Path, service: str, examples: pd.DataFrame):
 
 
 def pit(workdir: Path, n: int, repeats: int) -> dict:
-    from transforms.feature_store import latest_feature_service
-    from transforms.training_set import get_training_frame
+    from feature_store import latest_feature_service
+    from feature_store.training_set import get_training_frame
 
     ws = Workspace.at(workdir)
     service = latest_feature_service(ws)
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--calls-100", type=int, default=100, help="online calls for 100")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    for name in ("feast", "transforms", "training", "gfm"):
+    for name in ("feast", "feature_store", "transforms", "training", "gfm"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 

@@ -195,8 +195,8 @@ def bench_profile(profile: str, seed: int, repeats: int, edge_repeats: int) -> d
 
 def render(results: list[dict], load: tuple[float, float]) -> str:
     today = dt.date.today().isoformat()
-    import duckdb  # noqa: F401 (version below)
     import dbt.version
+    import duckdb  # noqa: F401 (version below)
 
     lines = [
         SECTION, "",

@@ -25,7 +25,7 @@ from benchdoc import REPO, cpu_name, run_child
 
 # What a run's outcome depends on: the Python packages, the dbt project, the Feast repository
 # and the dependency pins. Not bench/ or docs/: changing the document's layout reruns nothing.
-CODE_PATHS = ("gfm", "ingest", "transforms", "training", "evaluation", "serving", "dbt",
+CODE_PATHS = ("gfm", "ingest", "transforms", "feature_store", "training", "evaluation", "serving", "dbt",
               "feature_repo", "pyproject.toml")
 STAMP = "stamp.json"
 ERROR_TAIL_CHARS = 3000

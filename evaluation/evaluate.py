@@ -43,7 +43,7 @@ from evaluation.retrievers import (
 from evaluation.split import EvalSplit
 from evaluation.two_tower import build_two_tower
 from gfm.config import Config
-from gfm.errors import GfmError
+from gfm.errors import GfmError, WorkspaceError
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -60,42 +60,77 @@ SCORE_BYTES_PER_BATCH = 64 * 2**20  # bound on one batch's (users x items) float
 # Models
 
 
-def latest_feature_file(directory: Path) -> Path | None:
-    """The most recently modified parquet file in `directory` (names starting with _ or . are
-    writes in progress or hidden: ignored)."""
-    if not directory.is_dir():
-        return None
-    files = [p for p in directory.glob("*.parquet")
-             if p.is_file() and not p.name.startswith(("_", "."))]
-    return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
+def served_lineage(workspace: Workspace) -> dict[str, Any] | None:
+    """The metadata (lineage) of the served two-tower, read from its model-store entry without
+    loading its weights; None when no model is served."""
+    from training.two_tower.store import bentoml_home, model_store, served_tag
 
-
-def _text_vectors_path(workspace: Workspace) -> Path | None:
-    """The text vectors `gfm embed` last wrote or confirmed. A rerun on unchanged items only
-    touches the version's json, not its parquet, so its own rule beats the newest mtime."""
     try:
-        from transforms.text_embedding import latest_text_embedding
-    except ImportError:
-        return latest_feature_file(workspace.features_dir / "item_text_embedding")
+        tag = served_tag(workspace)
+    except WorkspaceError:
+        return None
+    bentoml_home(workspace)
+    import bentoml
+
+    try:
+        return dict(bentoml.models.get(tag, _model_store=model_store(workspace)).info.metadata)
+    except bentoml.exceptions.NotFound:
+        raise ModelUnavailable(f"the served model {tag} is not in "
+                               f"{workspace.root / 'bentoml'}: run `gfm train two-tower`") from None
+
+
+def _last_text_vectors(workspace: Workspace) -> Path:
+    """The text vectors `gfm embed` last wrote or confirmed (by its json, not the newest mtime:
+    a rerun on unchanged items only touches the version's json)."""
+    from transforms.text_embedding import latest_text_embedding
+
     try:
         return latest_text_embedding(workspace)
-    except GfmError:
-        return latest_feature_file(workspace.features_dir / "item_text_embedding")
+    except GfmError as exc:
+        raise ModelUnavailable(str(exc)) from None
+
+
+def _last_hgnn_vectors(workspace: Workspace) -> Path:
+    """The HGNN vectors `gfm train hgnn` last trained or confirmed (reports/hgnn_metrics.json)."""
+    directory = workspace.features_dir / "item_hgnn_embedding"
+    metrics = workspace.reports_dir / "hgnn_metrics.json"
+    try:
+        version = json.loads(metrics.read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        raise ModelUnavailable(f"no HGNN run recorded in {metrics} (vectors in {directory}): "
+                               "run `gfm train hgnn`") from None
+    path = directory / f"{version}.parquet"
+    if not path.exists():
+        raise ModelUnavailable(f"{metrics} names HGNN {version}, but {path} does not exist: "
+                               "run `gfm train hgnn`")
+    return path
+
+
+def vectors_path(workspace: Workspace, feature_view: str, lineage_key: str,
+                 last_run: Callable[[Workspace], Path]) -> Path:
+    """The vectors a KNN baseline reads: the exact version the served two-tower names in its
+    lineage (`lineage_key`), so that the baselines and the model share their inputs; without a
+    served model (or a version in its lineage), the one the stage last wrote. Never a guess:
+    a named version that is missing raises ModelUnavailable."""
+    version = (served_lineage(workspace) or {}).get(lineage_key)
+    if not version:
+        return last_run(workspace)
+    path = workspace.features_dir / feature_view / f"{version}.parquet"
+    if not path.exists():
+        raise ModelUnavailable(f"the served two-tower names {lineage_key} {version}, but {path} "
+                               "does not exist")
+    return path
 
 
 Builder = Callable[[EvalSplit, Workspace, Config], Retriever]
 
 
-def _vector_knn(
-    feature_view: str, locate: Callable[[Workspace], Path | None] | None = None
-) -> Builder:
-    """A builder of VectorKNN over the vectors of `feature_view` (default: its newest parquet)."""
+def _vector_knn(feature_view: str, lineage_key: str,
+                last_run: Callable[[Workspace], Path]) -> Builder:
+    """A builder of VectorKNN over the vectors of `feature_view` (see vectors_path)."""
 
     def build(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
-        directory = workspace.features_dir / feature_view
-        path = locate(workspace) if locate else latest_feature_file(directory)
-        if path is None:
-            raise ModelUnavailable(f"no vectors in {directory}/*.parquet")
+        path = vectors_path(workspace, feature_view, lineage_key, last_run)
         retriever = VectorKNNRetriever.from_parquet(split, path)
         retriever.source = str(path)
         return retriever
@@ -125,8 +160,8 @@ MODELS: dict[str, Builder] = {
     "unified_2t": lambda split, workspace, config: build_two_tower(split, workspace),
     "als": build_als,
     "ease": build_ease,
-    "hgnn_knn": _vector_knn("item_hgnn_embedding"),
-    "text_knn": _vector_knn("item_text_embedding", _text_vectors_path),
+    "hgnn_knn": _vector_knn("item_hgnn_embedding", "hgnn_version", _last_hgnn_vectors),
+    "text_knn": _vector_knn("item_text_embedding", "text_version", _last_text_vectors),
     "popularity": lambda split, workspace, config: PopularityRetriever(split),
 }
 

@@ -35,6 +35,7 @@ from evaluation.split import EvalSplit
 from evaluation.stats import compare_models
 from gfm.config import Config
 from gfm.errors import GfmError
+from gfm.stages import stages_for
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -156,7 +157,6 @@ def run_stage(workdir: Path, stage: list[str], common: list[str], cutoff: dt.dat
 
 def _copy_retriever(split: EvalSplit, workspace: Workspace):
     from evaluation.two_tower import TwoTowerRetriever, two_tower_vectors
-
     from training.two_tower.store import load_bundle
 
     bundle = load_bundle(workspace)
@@ -203,20 +203,22 @@ def daily_experiment(workspace: Workspace, timeline: Timeline, days: int,
         ignore = shutil.ignore_patterns("reports", "milvus", "rolling")
         shutil.copytree(workspace.root, daily, ignore=ignore)
         shutil.copytree(workspace.root, frozen, ignore=ignore)
+        # The two-tower's stages; the text vectors are the workspace's own, copied.
+        plan = stages_for([UNIFIED], without=["embed"])
         for i, cutoff in enumerate(cutoffs):
             t0 = time.perf_counter()
-            run_stage(daily, ["transform"], common, cutoff)
-            run_stage(daily, ["train", "hgnn"], common, cutoff)
-            run_stage(daily, ["features", "apply"], common, cutoff)
-            run_stage(daily, ["train", "two-tower"], common, cutoff)
-            run_stage(frozen, ["transform"], common, cutoff)
-            if i == 0:
-                # The same day-0 HGNN in both copies (its training is not bit-reproducible
-                # across processes): `train hgnn` then reuses the copied vectors.
-                _share_new_hgnn(daily, frozen)
-                run_stage(frozen, ["train", "hgnn"], common, cutoff)
-            run_stage(frozen, ["features", "apply", "--rebuild"], common, cutoff)
-            run_stage(frozen, ["train", "two-tower"], common, cutoff)
+            for stage in plan:
+                run_stage(daily, stage, common, cutoff)
+            for stage in plan:
+                if stage == ["train", "hgnn"]:
+                    if i > 0:
+                        continue  # frozen: the day-0 HGNN throughout
+                    # The same day-0 HGNN in both copies (its training is not bit-reproducible
+                    # across processes): `train hgnn` then reuses the copied vectors.
+                    _share_new_hgnn(daily, frozen)
+                elif stage == ["features", "apply"]:
+                    stage = [*stage, "--rebuild"]
+                run_stage(frozen, stage, common, cutoff)
             day_timeline = dataclasses.replace(
                 timeline, cutoff=dt.datetime.combine(cutoff, dt.time()))
             split = load_split(Workspace.at(daily), day_timeline)

@@ -30,6 +30,7 @@ from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit, load_split
 from gfm.config import Config
 from gfm.errors import GfmError
+from gfm.stages import stages_for
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -39,18 +40,6 @@ DONE_MARKER = "rolling_done.json"
 def rolling_cutoffs(cutoff: dt.datetime, n: int, every_days: int) -> list[dt.datetime]:
     """The configured cutoff first, then every `every_days` days back: n in all."""
     return [cutoff - dt.timedelta(days=j * every_days) for j in range(n)]
-
-
-def stages_for(models: list[str]) -> list[list[str]]:
-    """The `gfm` stages a workspace copy needs before these models can be built."""
-    plan = [["transform"]]
-    if {"text_knn", "hgnn_knn", "unified_2t"} & set(models):
-        plan.append(["embed"])
-    if {"hgnn_knn", "unified_2t"} & set(models):
-        plan.append(["train", "hgnn"])
-    if "unified_2t" in models:
-        plan += [["features", "apply"], ["train", "two-tower"]]
-    return plan
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -182,7 +171,8 @@ def rolling_evaluation(
             try:
                 retrievers[name] = builders[name](split, copy, config)
             except ModelUnavailable as exc:
-                raise GfmError(f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}")
+                raise GfmError(
+                    f"--rolling: {name} at cutoff {cutoff:%Y-%m-%d} in {root}: {exc}") from None
         hits: dict[str, Any] = {}
         report = evaluate_retrievers(split, retrievers, k=k, batch_size=batch_size,
                                      progress=False, user_hits=hits)

@@ -8,8 +8,8 @@ episode counts for its show (the marts already roll them up).
   released inside the hold-out can be streamed there, so it must be rankable); all types.
 - histories: `user_history_90d` at snapshot_ts = cutoff, all types (the exclusion set).
 - targets: `holdout_interactions`, per user (the type of a target is its item's type).
-- training streams: user x top-level item stream counts in [cutoff - history_days, cutoff), for
-  popularity and ALS; computed here over the staging view and the catalogue, as no mart has them.
+- training streams: `user_item_streams`, user x top-level item stream counts in
+  [cutoff - history_days, cutoff), for popularity, ALS and EASE (the mart serving reads too).
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
-
-# What counts as a stream for popularity and ALS; the same default as the dbt var
-# `stream_event_types` behind the hold-out.
-STREAM_EVENT_TYPES = ("stream",)
-
 
 @dataclass(frozen=True)
 class Ragged:
@@ -188,10 +183,6 @@ class EvalSplit:
         }
 
 
-def _sql_list(values: Sequence[str]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
 def _query(workspace: Workspace, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
     import duckdb
 
@@ -217,11 +208,7 @@ def release_instants(workspace: Workspace, item_ids: Sequence[str],
     return [max(at, released.get(item, at)) for item in item_ids]
 
 
-def load_split(
-    workspace: Workspace,
-    timeline: Timeline,
-    stream_event_types: Sequence[str] = STREAM_EVENT_TYPES,
-) -> EvalSplit:
+def load_split(workspace: Workspace, timeline: Timeline) -> EvalSplit:
     """Read the evaluation split of `timeline` from the workspace's warehouse (read-only)."""
     cutoff, holdout_end = timeline.cutoff, timeline.holdout_end
     built_for = _query(workspace, "select distinct as_of from item_catalog")
@@ -274,16 +261,12 @@ def load_split(
     )
     streams = _query(
         workspace,
-        f"""
-        select interactions.user_id, catalog.top_item_id, count(*) as n_streams
-        from stg_interactions as interactions
-        inner join item_catalog as catalog on interactions.item_id = catalog.item_id
-        where interactions.event_type in {_sql_list(stream_event_types)}
-            and interactions.event_ts >= ? and interactions.event_ts < ?
-        group by 1, 2
+        """
+        select user_id, item_id, n_streams from user_item_streams
+        where as_of = ?
         order by 1, 2
         """,
-        [cutoff - dt.timedelta(days=timeline.history_days), cutoff],
+        [cutoff],
     )
 
     user_ids = sorted({r[0] for r in histories} | {r[0] for r in targets} | {r[0] for r in streams})

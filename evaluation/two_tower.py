@@ -40,7 +40,7 @@ def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
 def item_features(workspace: Workspace, service: str, item_ids, at) -> pd.DataFrame:
     """The item features of a FeatureService, each item read as of max(at, its release)."""
     from evaluation.split import release_instants
-    from transforms.training_set import entity_features
+    from feature_store.training_set import entity_features
 
     return entity_features(workspace, service, "item_id", item_ids,
                            release_instants(workspace, item_ids, at))
@@ -49,7 +49,7 @@ def item_features(workspace: Workspace, service: str, item_ids, at) -> pd.DataFr
 def user_features(workspace: Workspace, service: str, item_types, user_ids, at) -> pd.DataFrame:
     """The user features of a FeatureService as of `at`, with the history lists
     item_ids_<type> (a service without the history view gets them read beside it)."""
-    from transforms.training_set import entity_features, user_history_frame
+    from feature_store.training_set import entity_features, user_history_frame
 
     users = entity_features(workspace, service, "user_id", user_ids, at)
     missing = [t for t in item_types if f"item_ids_{t}" not in users]

@@ -2,7 +2,7 @@
 
 two_tower_features_v<N> (registered by `gfm features apply` for HGNN run N): the item tower's
 text, HGNN and metadata features and the user tower's average vectors and metadata. The
-two-tower training adds one service per model version (transforms.feature_store.
+two-tower training adds one service per model version (feature_store.
 register_feature_service); a service is never redefined, only retired.
 """
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import importlib
 import re
 import types
 import typing
@@ -18,8 +20,25 @@ from typing import Any
 import yaml
 
 from gfm.errors import ConfigError
-from training.hgnn.config import HGNNConfig
-from training.two_tower.config import TwoTowerConfig
+
+# Sections that a stage owns: the stage package defines the dataclass (it is saved with that
+# stage's models). The foundation imports no stage at import time: it names them here and loads
+# each class the first time a Config is built, so every stage can import gfm.config freely.
+STAGE_SECTIONS = {
+    "hgnn": "training.hgnn.config:HGNNConfig",
+    "two_tower": "training.two_tower.config:TwoTowerConfig",
+}
+
+
+@functools.cache
+def _section_class(name: str) -> type:
+    module, _, cls = STAGE_SECTIONS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _section_classes() -> dict[str, type]:
+    """{class name: class} of the stage-owned sections, to resolve Config's annotations."""
+    return {STAGE_SECTIONS[name].partition(":")[2]: _section_class(name) for name in STAGE_SECTIONS}
 
 
 @dataclass
@@ -117,9 +136,11 @@ class Config:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
-    hgnn: HGNNConfig = field(default_factory=HGNNConfig)
+    # Stage-owned sections (STAGE_SECTIONS): their names resolve when a Config is built.
+    hgnn: HGNNConfig = field(default_factory=lambda: _section_class("hgnn")())  # noqa: F821
     features: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
-    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    two_tower: TwoTowerConfig = field(  # noqa: F821
+        default_factory=lambda: _section_class("two_tower")())
     serving: ServingConfig = field(default_factory=ServingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
@@ -189,7 +210,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     label = where or "config"
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, localns=_section_classes())
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -111,7 +111,7 @@ def _movielens_items(movies: pd.DataFrame, tags: pd.DataFrame, first_rated: pd.S
 
 def import_movielens(workspace: Workspace, directory: Path, overwrite: bool = False) -> dict[str, int]:
     files = {name: directory / f"{name}.csv" for name in ("movies", "ratings", "tags")}
-    for name, path in files.items():
+    for path in files.values():
         if not path.exists():
             raise ContractError(
                 f"{path}: not found; point `gfm import movielens` at an unpacked MovieLens "

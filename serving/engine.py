@@ -76,24 +76,6 @@ def _dedupe(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _refs_by_key(store, service_name: str) -> dict[str, list[str]]:
-    """The FeatureService's feature references ("view:feature"), grouped by join key."""
-    try:
-        service = store.get_feature_service(service_name)
-    except Exception as exc:  # Feast raises its own FeatureServiceNotFoundException
-        raise WorkspaceError(
-            f"the served model reads feature service {service_name}, which the Feast registry "
-            f"lacks ({type(exc).__name__}): rerun `gfm train two-tower`, or `gfm features apply`"
-        ) from None
-    refs: dict[str, list[str]] = {}
-    for projection in service.feature_view_projections:
-        view = store.get_feature_view(projection.name)
-        keys = sorted(view.join_keys)
-        refs.setdefault(keys[0], []).extend(
-            f"{projection.name_to_use()}:{feature.name}" for feature in projection.features)
-    return refs
-
-
 @dataclass
 class Catalogue:
     """Every indexed item's id, type, popularity and vector, in memory, read once per index
@@ -168,8 +150,9 @@ class Engine:
     def __init__(self, workspace: Workspace, config: Config):
         import torch
 
+        from feature_store import open_store
+        from feature_store.training_set import service_refs
         from training.two_tower.store import load_bundle
-        from transforms.feature_store import open_store
 
         milvus.quiet_logs()
         milvus.check_config(config.serving)
@@ -187,7 +170,9 @@ class Engine:
         self._load_manifest()
 
         self.store = open_store(workspace)
-        refs = _refs_by_key(self.store, self.bundle.feature_service)
+        refs = service_refs(self.store, self.bundle.feature_service,
+                            missing="the served model reads it: rerun `gfm train two-tower`, "
+                                    "or `gfm features apply`")
         self.user_refs = refs.get("user_id", [])
         item_refs = refs.get("item_id", [])
         self.hgnn_ref = next((r for r in item_refs if r.endswith(":hgnn_embedding")), None)

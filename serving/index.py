@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 RECALL_K = 10
 RECALL_GOAL = 0.99
 INSERT_BATCH = 5000
-STREAM_EVENT_TYPES = ("stream",)  # what popularity counts (evaluation's baseline does the same)
 METRICS_FILE = "index_metrics.json"
 
 
@@ -88,23 +87,22 @@ def servable(item_ids: list[str], item_types: list[str]) -> tuple[list[str], lis
             [t for t, k in zip(item_types, keep, strict=True) if k])
 
 
-def item_popularity(workspace: Workspace, cutoff: dt.datetime, history_days: int) -> dict[str, int]:
+def item_popularity(workspace: Workspace, cutoff: dt.datetime) -> dict[str, int]:
     """Streams per top-level item in [cutoff - history_days, cutoff) (episodes count for their
-    show): the popularity baseline of `gfm evaluate`."""
+    show), from the mart `user_item_streams`: the popularity baseline of `gfm evaluate`."""
     from transforms.warehouse import warehouse_query
 
-    placeholders = ", ".join("?" for _ in STREAM_EVENT_TYPES)
+    built_for = [r[0] for r in warehouse_query(
+        workspace, "select distinct as_of from item_catalog")]
+    if built_for != [cutoff]:
+        raise WorkspaceError(
+            f"the warehouse was built for cutoff {', '.join(map(str, built_for)) or 'none'}, "
+            f"but the model was trained for cutoff {cutoff}: its popularity window is not in "
+            f"the warehouse; rerun `gfm transform --cutoff {cutoff:%Y-%m-%d}` before `gfm index`")
     rows = warehouse_query(
         workspace,
-        f"""
-        select catalog.top_item_id, count(*) as n_streams
-        from stg_interactions as interactions
-        inner join item_catalog as catalog on interactions.item_id = catalog.item_id
-        where interactions.event_type in ({placeholders})
-            and interactions.event_ts >= ? and interactions.event_ts < ?
-        group by 1
-        """,
-        [*STREAM_EVENT_TYPES, cutoff - dt.timedelta(days=history_days), cutoff],
+        "select item_id, sum(n_streams) from user_item_streams where as_of = ? group by 1",
+        [cutoff],
     )
     return {r[0]: int(r[1]) for r in rows}
 
@@ -324,7 +322,7 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         "item_features": f"offline store as of {cutoff.isoformat()} through "
                          f"{bundle.feature_service}",
     }
-    streams = item_popularity(workspace, cutoff, timeline.history_days)
+    streams = item_popularity(workspace, cutoff)
     client = milvus.connect(uri)
     try:
         t0 = time.perf_counter()

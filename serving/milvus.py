@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gfm.config import ServingConfig
 from gfm.errors import ConfigError, GfmError, WorkspaceError
+from gfm.files import atomic_write_text
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -195,11 +195,7 @@ def manifest_path(workspace: Workspace, collection: str) -> Path:
 
 def write_manifest(workspace: Workspace, manifest: dict[str, Any]) -> Path:
     path = manifest_path(workspace, manifest["collection"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(workspace: Workspace, collection: str) -> dict[str, Any]:

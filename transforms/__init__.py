@@ -1,1 +1,2 @@
-"""Warehouse transforms: the dbt-duckdb project under dbt/, run for one workspace."""
+"""Transforms of the workspace's data: the dbt-duckdb warehouse runner (warehouse.py) and the
+items' text embeddings (text_embedding.py). The feature store is the package feature_store/."""

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from tqdm import tqdm
 
 from gfm.config import Config
 from gfm.errors import ConfigError, GfmError, WorkspaceError
+from gfm.files import atomic_write, atomic_write_text
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -206,21 +206,8 @@ def _cache_path(workspace: Workspace, slug: str) -> Path:
     return feature_dir(workspace) / CACHE_DIR_NAME / f"{slug}.parquet"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) on a hidden file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name per writer (not mkstemp: its files are private, 0600, and these are shared).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _now() -> str:
@@ -264,7 +251,7 @@ def _read_cache(path: Path, dimension: int | None) -> tuple[pa.Array, np.ndarray
 
 def _write_cache(path: Path, hashes: pa.Array, vectors: np.ndarray) -> None:
     table = pa.table({"content_hash": hashes, "embedding": _vector_column(vectors)})
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +410,7 @@ def embed_items(
         {"gfm.version": version, "gfm.model_id": identity.model_id,
          "gfm.text_template_version": TEXT_TEMPLATE_VERSION, "gfm.dimension": str(dimension)}
     )
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     now = _now()
     _write_json(
         meta_path,

@@ -20,12 +20,11 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-import shlex
 
 import duckdb
 

@@ -30,7 +30,7 @@ from serving.http import MAX_BODY_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "serving.service:Recommender"
-PACKAGES = ("gfm", "ingest", "transforms", "training", "evaluation", "serving")
+PACKAGES = ("gfm", "ingest", "transforms", "feature_store", "training", "evaluation", "serving")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -1,4 +1,6 @@
-"""`gfm evaluate`: HR@10 per item type on the hold-out for every available model -> reports/."""
+"""`gfm evaluate`: HR@10 per item type on the hold-out for every available model -> reports/.
+
+Parses and checks the flags; evaluation.run does the work."""
 
 from __future__ import annotations
 
@@ -50,8 +52,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
-    from evaluation.evaluate import MODELS, ModelUnavailable, evaluate_retrievers, write_reports
-    from evaluation.split import load_split
+    from evaluation.evaluate import MODELS
+    from evaluation.run import EvaluateOptions, run_evaluation
 
     if args.models:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -71,90 +73,13 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     if args.every is not None and args.every < 1:
         raise ConfigError("--every must be at least 1 day")
 
-    timeline = ctx.timeline()
-    if args.rolling > 1 and timeline.protocol == "per_user":
-        raise ConfigError("--rolling with timeline.protocol per_user: every cutoff would hold "
-                          "the same users' same last items; use one or the other")
-    if timeline.protocol == "per_user":
-        print(f"per-user protocol: each user's last {timeline.per_user_holdout_items} item(s) "
-              f"held out, their events shifted to start the hold-out at {timeline.cutoff:%Y-%m-%d}")
-    print(f"hold-out [{timeline.cutoff:%Y-%m-%d}, {timeline.holdout_end:%Y-%m-%d}), "
-          f"users as of the cutoff snapshot")
-    split = load_split(ctx.workspace, timeline)
-    if args.sample_users is not None:
-        split = split.with_sampled_users(args.sample_users, args.sample_seed)
-    retrievers = {}
-    for name in names:
-        try:
-            retrievers[name] = MODELS[name](split, ctx.workspace, ctx.config)
-        except ModelUnavailable as exc:
-            if args.models:  # asked for by name: not having it is an error
-                raise
-            print(f"skipping {name}: {exc}")
-    paper = getattr(args, "experiments", None) == "paper"
-    user_hits: dict = {}
-    if paper:
-        import time
-
-        from evaluation.paper import paper_retrievers
-
-        began = time.perf_counter()
-        extra, seconds = paper_retrievers(split, ctx.workspace, ctx.config, timeline,
-                                          args.table1_type)
-        retrievers.update(extra)
-    report = evaluate_retrievers(split, retrievers, batch_size=args.batch_size,
-                                 user_hits=user_hits)
-    if args.rolling > 1:
-        from evaluation.rolling import rolling_evaluation
-
-        core = {name: hits for name, hits in user_hits.items() if name in names}
-        core_report = {**report, "results": {n: r for n, r in report["results"].items()
-                                             if n in names}}
-        report["rolling"] = rolling_evaluation(
-            ctx.workspace, timeline, args.rolling, args.every or timeline.holdout_days, MODELS,
-            ctx.config, child_flags(args), (split, core_report, core), batch_size=args.batch_size,
-            sample_users=(None if args.sample_users is None
-                          else (args.sample_users, args.sample_seed)))
-    if paper:
-        from evaluation.paper import format_paper_markdown, paper_section, plot_hit_rate_ci
-
-        table3 = None
-        if args.daily_days > 0:
-            from evaluation.paper import daily_experiment
-
-            table3 = daily_experiment(ctx.workspace, timeline, args.daily_days,
-                                      child_flags(args), batch_size=args.batch_size)
-        report["paper"] = paper_section(report, user_hits, seconds, args.daily_days, table3,
-                                        args.table1_type)
-        report["paper"]["seconds"] = round(time.perf_counter() - began, 1)
-    paths = write_reports(report, ctx.workspace.reports_dir)
-    from evaluation.user_hits import FILE_NAME, save_user_hits  # for paired tests later
-
-    paths["user_hits"] = save_user_hits(ctx.workspace.reports_dir / FILE_NAME, user_hits,
-                                        split.user_ids)
-    if paper:
-        with paths["markdown"].open("a") as out:
-            out.write("\n" + format_paper_markdown(report))
-        paths["plot_ci"] = ctx.workspace.reports_dir / f"hr_at_{report['settings']['k']}_ci.png"
-        plot_hit_rate_ci(report, paths["plot_ci"])
-        if report["paper"]["table3"].get("done"):
-            from evaluation.paper import plot_daily
-
-            paths["plot_daily"] = ctx.workspace.reports_dir / "table3_daily.png"
-            plot_daily(report["paper"]["table3"], paths["plot_daily"], report["settings"]["k"])
-    if "rolling" in report:
-        from evaluation.paper import plot_hit_rate_ci
-        from evaluation.rolling import format_rolling_markdown
-
-        k = report["settings"]["k"]
-        with paths["markdown"].open("a") as out:
-            out.write("\n" + format_rolling_markdown(report["rolling"], k))
-        paths["plot_rolling"] = ctx.workspace.reports_dir / f"hr_at_{k}_rolling.png"
-        rolling = report["rolling"]
-        plot_hit_rate_ci({"settings": report["settings"], "split": report["split"],
-                          "results": rolling["pooled"]}, paths["plot_rolling"],
-                         title=f"HR@{k} pooled over {rolling['n']} cutoffs every "
-                               f"{rolling['every_days']} days, 95% intervals (users resampled)")
+    options = EvaluateOptions(
+        models=names, explicit=bool(args.models), batch_size=args.batch_size,
+        sample_users=args.sample_users, sample_seed=args.sample_seed,
+        experiments=getattr(args, "experiments", None), daily_days=args.daily_days,
+        table1_type=args.table1_type, rolling=args.rolling, every=args.every,
+        child_flags=child_flags(args))
+    paths = run_evaluation(ctx.workspace, ctx.config, ctx.timeline(), options)
     print()
     print(paths["markdown"].read_text())
     print("reports: " + ", ".join(str(p) for p in paths.values()))

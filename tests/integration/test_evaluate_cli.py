@@ -24,7 +24,8 @@ def evaluated(tiny_raw_workspace, tmp_path_factory):
     assert main(["transform", "--workdir", str(workdir)]) == 0
 
     # Stand-in text vectors (random, seeded): exercise the text_knn path without the model.
-    # A file starting with _ (a write in progress) must be ignored, even if newer and unreadable.
+    # The version is the one its json records (as `gfm embed` writes it); a file starting with _
+    # (a write in progress) must be ignored, even if newer and unreadable.
     ids = [r[0] for r in warehouse_query(Workspace.at(workdir),
                                          "select item_id from item_catalog order by item_id")]
     vectors = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
@@ -33,6 +34,7 @@ def evaluated(tiny_raw_workspace, tmp_path_factory):
     pq.write_table(pa.table({"item_id": ids,
                              "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
                    features / "v1.parquet")
+    (features / "v1.json").write_text(json.dumps({"created_at": "2025-01-01T00:00:00"}))
     (features / "_v2.parquet").write_bytes(b"not parquet yet")
     return workdir
 
@@ -51,6 +53,8 @@ def test_evaluate_writes_reports(evaluated, capsys):
     results = metrics["results"]
     assert list(results) == ["als", "ease", "text_knn", "popularity"]  # no HGNN vectors, no model
     assert "skipping hgnn_knn" in printed
+    assert list(metrics["skipped"]) == ["unified_2t", "hgnn_knn"]
+    assert "gfm train hgnn" in metrics["skipped"]["hgnn_knn"]
     assert results["text_knn"]["source"].endswith("v1.parquet")
     types = sorted(metrics["split"]["n_items"])
     assert types == ["audiobook", "podcast"]

@@ -4,7 +4,6 @@ reads on SQLite and on Redis, point-in-time training sets, and versions side by 
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 import subprocess
 import sys
@@ -46,13 +45,13 @@ class Store:
         self.timeline = resolve_timeline(self.config.timeline, self.workspace)
 
     def open(self):
-        from transforms.feature_store import open_store
+        from feature_store import open_store
 
         return open_store(self.workspace)
 
     def view_file(self, view: str) -> pd.DataFrame:
         """The parquet file a versioned view reads, as the rendered repository says."""
-        from transforms.feature_store.repo import load_spec
+        from feature_store.repo import load_spec
 
         spec = load_spec(self.workspace)
         entries = [e for kind in ("item_text_embedding", "item_hgnn_embedding",
@@ -201,7 +200,7 @@ def test_online_store_holds_the_cutoff_snapshot(online_store):
     vectors = store.get_online_features(
         features=["item_hgnn_embedding_v1:hgnn_embedding", "item_text_embedding_v1:text_embedding"],
         entity_rows=[{"item_id": i} for i in items]).to_dict()
-    for i, item in enumerate(items):
+    for i in range(len(items)):
         np.testing.assert_allclose(vectors["hgnn_embedding"][i], hgnn.embedding[i], rtol=1e-6)
         assert len(vectors["text_embedding"][i]) == 384
 
@@ -211,7 +210,7 @@ def test_online_store_holds_the_cutoff_snapshot(online_store):
 
 
 def test_training_examples_are_rolled_up_streams_of_the_label_window(sqlite_store):
-    from transforms.training_set import build_training_examples
+    from feature_store.training_set import build_training_examples
 
     s = sqlite_store
     examples = build_training_examples(s.workspace, s.timeline)
@@ -233,7 +232,7 @@ def test_training_examples_are_rolled_up_streams_of_the_label_window(sqlite_stor
 
 
 def test_point_in_time_join_never_uses_a_later_row(sqlite_store):
-    from transforms.training_set import build_training_examples, get_training_frame
+    from feature_store.training_set import build_training_examples, get_training_frame
 
     s = sqlite_store
     examples = build_training_examples(s.workspace, s.timeline, max_examples=300, seed=1)
@@ -283,7 +282,7 @@ def test_point_in_time_join_never_uses_a_later_row(sqlite_store):
 
 
 def test_two_hgnn_versions_coexist_and_one_can_be_retired(sqlite_store, capsys):
-    from transforms.training_set import build_training_examples, get_training_frame
+    from feature_store.training_set import build_training_examples, get_training_frame
 
     s = sqlite_store
     workdir = str(s.workspace.root)
@@ -335,7 +334,7 @@ def test_items_released_after_the_cutoff_are_read_as_of_their_release(sqlite_sto
     gets its text and metadata (valid from its release) and its inductive HGNN vector (stamped
     graph_as_of, from text alone), as serving would once it is released."""
     from evaluation.split import release_instants
-    from transforms.training_set import entity_features
+    from feature_store.training_set import entity_features
 
     s = sqlite_store
     cutoff = s.timeline.cutoff

@@ -783,7 +783,7 @@ def test_documented_examples_run_against_the_demo(demo_url):
     answers as documented: the same fields, number of items, strategy and unknown ids (the
     items and scores depend on the trained model); the Python examples run."""
     port = demo_url.rsplit(":", 1)[1]
-    for command, path, body, documented in _documented_requests():
+    for command, _path, _body, documented in _documented_requests():
         done = subprocess.run(["bash", "-c", command.replace("localhost:3000",
                                                              f"127.0.0.1:{port}")],
                               capture_output=True, text=True, timeout=60)

@@ -68,3 +68,38 @@ def test_default_cutoff_is_last_event_day_minus_holdout(tiny_raw_workspace):
     # The tiny profile spans 140 days from 2025-03-01: the last event falls on 2025-07-18.
     assert t.cutoff == dt.datetime(2025, 7, 18) - dt.timedelta(days=14)
     assert t.cutoff.time() == dt.time(0, 0)
+
+
+def test_foundation_imports_no_stage_package():
+    """gfm.config, timeline, workspace and errors load no stage module (training, transforms,
+    feature_store, evaluation, serving, ingest), neither by an import statement nor when they
+    are imported."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stages = ("training", "transforms", "feature_store", "evaluation", "serving", "ingest")
+    root = Path(__file__).resolve().parents[2]
+    for name in ("config", "timeline", "workspace", "errors"):
+        tree = ast.parse((root / "gfm" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [m for m in modules if m.split(".")[0] in stages], (name, modules)
+    code = ("import sys, gfm.config, gfm.timeline, gfm.workspace, gfm.errors; "
+            f"print([m for m in sys.modules if m.split('.')[0] in {stages!r}])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_stage_sections_load_and_refuse_unknown_keys():
+    from training.hgnn.config import HGNNConfig
+    from training.two_tower.config import TwoTowerConfig
+
+    config = load_config(overrides=parse_overrides(["hgnn.max_epochs=5", "two_tower.tower_dims=64,32"]))
+    assert isinstance(config.hgnn, HGNNConfig) and config.hgnn.max_epochs == 5
+    assert isinstance(config.two_tower, TwoTowerConfig) and config.two_tower.tower_dims == [64, 32]
+    assert Config().to_dict()["hgnn"] == HGNNConfig().__dict__
+    with pytest.raises(ConfigError, match="hgnn: unknown key"):
+        load_config(overrides=parse_overrides(["hgnn.max_epoch=5"]))

@@ -14,14 +14,12 @@ Inclusive: u0 audiobook a0 @1, u1 audiobook a2 @3; u0 podcast p2 @3, u1 podcast 
 from __future__ import annotations
 
 import json
-import os
-import time
 
 import numpy as np
 import pytest
 
 from evaluation import metrics as m
-from evaluation.evaluate import evaluate_retrievers, latest_feature_file, write_reports
+from evaluation.evaluate import evaluate_retrievers, write_reports
 from evaluation.retrievers import MISSING_VECTOR_SCORE, PopularityRetriever, VectorKNNRetriever
 from evaluation.split import EvalSplit, Ragged
 
@@ -224,15 +222,30 @@ def test_vector_knn_accepts_a_matrix_and_ranks_items_without_vector_last():
     assert np.argsort(-scores[0]).tolist() == [0, 2, 1, 3]
 
 
-def test_latest_feature_file_by_mtime_skips_underscore(tmp_path):
-    assert latest_feature_file(tmp_path / "missing") is None
-    now = time.time()
-    # Names sort the other way round from modification times, so only mtime can pick v1.
-    for name, age_s in [("v1.parquet", 10), ("v2.parquet", 20), ("_v3.parquet", 0)]:
-        path = tmp_path / name
-        path.write_bytes(b"x")
-        os.utime(path, (now - age_s, now - age_s))
-    assert latest_feature_file(tmp_path) == tmp_path / "v1.parquet"
+def test_knn_vectors_are_the_versions_named_never_the_newest_file(tmp_path, monkeypatch):
+    from evaluation import evaluate as ev
+    from evaluation.retrievers import ModelUnavailable
+    from gfm.workspace import Workspace
+
+    ws = Workspace.at(tmp_path)
+    hgnn = ws.features_dir / "item_hgnn_embedding"
+    hgnn.mkdir(parents=True)
+    for name in ("h_old.parquet", "h_new.parquet"):
+        (hgnn / name).write_bytes(b"x")
+    monkeypatch.setattr(ev, "served_lineage", lambda workspace: None)
+    with pytest.raises(ModelUnavailable, match="gfm train hgnn"):  # no run recorded: no guess
+        ev.vectors_path(ws, "item_hgnn_embedding", "hgnn_version", ev._last_hgnn_vectors)
+    ws.reports_dir.mkdir()
+    (ws.reports_dir / "hgnn_metrics.json").write_text(json.dumps({"version": "h_old"}))
+    assert ev.vectors_path(ws, "item_hgnn_embedding", "hgnn_version",
+                           ev._last_hgnn_vectors) == hgnn / "h_old.parquet"
+    # A served two-tower's lineage wins over the last run; a version it names must exist.
+    monkeypatch.setattr(ev, "served_lineage", lambda workspace: {"hgnn_version": "h_new"})
+    assert ev.vectors_path(ws, "item_hgnn_embedding", "hgnn_version",
+                           ev._last_hgnn_vectors) == hgnn / "h_new.parquet"
+    monkeypatch.setattr(ev, "served_lineage", lambda workspace: {"hgnn_version": "h_gone"})
+    with pytest.raises(ModelUnavailable, match="h_gone"):
+        ev.vectors_path(ws, "item_hgnn_embedding", "hgnn_version", ev._last_hgnn_vectors)
 
 
 def test_sampled_users_keep_histories_and_drop_other_targets():

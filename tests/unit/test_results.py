@@ -15,9 +15,8 @@ sys.path.insert(0, str(BENCH))
 
 import resultsdoc  # noqa: E402
 import resultsrun  # noqa: E402
-from resultsrun import Run, decide, key_of, run_inputs  # noqa: E402
-
 from evaluation.user_hits import save_user_hits  # noqa: E402
+from resultsrun import Run, decide, key_of, run_inputs  # noqa: E402
 
 RUNS = [
     Run("base", "Base run", commands=(("pipeline", "--profile", "tiny"),)),

@@ -7,7 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from evaluation.rolling import _pool, rolling_cutoffs, stages_for
+from evaluation.rolling import _pool, rolling_cutoffs
+from gfm.stages import pipeline_stages, stages_for
 
 
 def test_cutoffs_step_back_from_the_configured_one():
@@ -24,6 +25,15 @@ def test_cutoffs_step_back_from_the_configured_one():
 ])
 def test_a_copy_runs_only_the_stages_its_models_need(models, stages):
     assert [" ".join(s) for s in stages_for(models)] == stages
+
+
+def test_one_stage_list_for_the_pipeline_and_the_copies():
+    assert [" ".join(s) for s in pipeline_stages()] == [
+        "transform", "embed", "train hgnn", "features apply", "features materialize",
+        "train two-tower", "evaluate", "index"]
+    # The paper's day copies: the two-tower's stages but embed (their text vectors are copied).
+    assert [" ".join(s) for s in stages_for(["unified_2t"], without=["embed"])] == [
+        "transform", "train hgnn", "features apply", "train two-tower"]
 
 
 def test_pooling_sums_hits_and_units_over_cutoffs():

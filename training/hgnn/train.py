@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import resource
 import time
 import warnings
@@ -136,7 +135,7 @@ class LinkPredictionTrainer:
         if self.config.multi_link_sampler and counts:
             cap = max(min(counts.values()), self.config.min_edges_per_type_per_epoch)
         chosen = []
-        for name, (s, d, pairs) in self.split.train.items():
+        for s, d, pairs in self.split.train.values():
             n = pairs.shape[1]
             take = self.rng.permutation(n)[: cap if cap is not None else n]
             chosen.append((s, d, pairs[:, take]))
@@ -482,9 +481,9 @@ def write_item_vectors(
         "event_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us")),
         "version": pa.array([version] * len(ids), pa.string()),
     })
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    from gfm.files import atomic_write
+
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return len(ids)
 
 

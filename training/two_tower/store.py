@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gfm.errors import WorkspaceError
+from gfm.files import atomic_write_text
 from gfm.workspace import Workspace
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import ItemInputs, UserInputs, Vocabulary, item_inputs, user_inputs
@@ -111,11 +112,7 @@ def save_bundle(workspace: Workspace, name: str, bundle: TwoTowerBundle, serve: 
         torch.save(payload, os.path.join(model_ref.path, WEIGHTS_FILE))
     tag = f"{name}:{bundle.version}"
     if serve:
-        pointer = _serving_pointer(workspace)
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pointer.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"tag": tag}) + "\n")
-        os.replace(tmp, pointer)
+        atomic_write_text(_serving_pointer(workspace), json.dumps({"tag": tag}) + "\n")
     return tag
 
 

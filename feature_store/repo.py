@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ import yaml
 
 from gfm.config import FeatureStoreConfig
 from gfm.errors import GfmError, WorkspaceError
+from gfm.files import atomic_write_bytes, atomic_write_text
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "feature_repo"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 REPO_MODULES = ("repo_spec.py", "entities.py", "data_sources.py", "feature_views.py",
                 "feature_services.py")
 SPEC_FILE = "feature_repo.json"
@@ -76,12 +76,6 @@ def load_spec(workspace: Workspace) -> dict[str, Any]:
     return spec
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def feature_store_yaml(config: FeatureStoreConfig) -> str:
     data = yaml.safe_load((TEMPLATE_DIR / "feature_store.yaml").read_text())
     data["project"] = config.project
@@ -106,8 +100,8 @@ def render_repo(workspace: Workspace, config: FeatureStoreConfig, spec: dict[str
     directory = repo_dir(workspace)
     (directory / "data").mkdir(parents=True, exist_ok=True)
     _copy_modules(directory)
-    _write(directory / "feature_store.yaml", feature_store_yaml(config))
-    _write(directory / SPEC_FILE, json.dumps(spec, indent=2) + "\n")
+    atomic_write_text(directory / "feature_store.yaml", feature_store_yaml(config))
+    atomic_write_text(directory / SPEC_FILE, json.dumps(spec, indent=2) + "\n")
     return directory
 
 
@@ -153,9 +147,7 @@ def _adopt_online_tables(directory: Path) -> int:
             infra_object.sqlite_table.path = ours
             moved += 1
     if moved:
-        tmp = registry_path.with_name(f".{registry_path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(proto.SerializeToString())
-        os.replace(tmp, registry_path)
+        atomic_write_bytes(registry_path, proto.SerializeToString())
         logger.info("the registry's %d SQLite online table(s) now point at %s", moved, ours)
     return moved
 
@@ -198,7 +190,7 @@ def _localize_spec(workspace: Workspace) -> None:
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and "path" in entry:
                 entry["path"] = local(entry["path"])
-    _write(path, json.dumps(spec, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(spec, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -19,14 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gfm.errors import GfmError, WorkspaceError
+from gfm.files import atomic_write_text
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -89,12 +88,9 @@ class FeatureVersions:
         return state
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"tables": self.tables, "views": self.views,
                            "feature_services": self.services}, indent=2)
-        tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(body + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, body + "\n")
 
     def entries(self, kind: str, status: str | None = ACTIVE) -> list[tuple[str, dict[str, Any]]]:
         """(version id, entry) of one kind, by number; only `status` ones unless None."""

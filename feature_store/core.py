@@ -18,19 +18,15 @@ from typing import Any
 
 import duckdb
 
-from gfm.config import Config, FeatureStoreConfig
-from gfm.errors import GfmError, WorkspaceError
-from gfm.timeline import Timeline
-from gfm.workspace import Workspace
-from transforms.feature_store import tables
-from transforms.feature_store.repo import (
+from feature_store import tables
+from feature_store.repo import (
     feast_apply,
     load_spec,
     online_store_unreachable,
     open_store,
     render_repo,
 )
-from transforms.feature_store.versions import (
+from feature_store.versions import (
     ACTIVE,
     HGNN,
     RETIRED,
@@ -44,6 +40,10 @@ from transforms.feature_store.versions import (
     service_name,
     view_name,
 )
+from gfm.config import Config, FeatureStoreConfig
+from gfm.errors import GfmError, WorkspaceError
+from gfm.timeline import Timeline
+from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
