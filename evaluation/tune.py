@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from evaluation.evaluate import MODELS, evaluate_retriever
 from evaluation.split import EvalSplit, load_split
 from gfm.config import CONFIG_FILE_NAME, Config, _merge, load_config
 from gfm.errors import ConfigError, GfmError
+from gfm.files import atomic_write_text
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -167,8 +167,8 @@ class Objective:
             import pandas as pd
 
             from evaluation.two_tower import item_features, user_features
-            from transforms.feature_store import core as feature_store
-            from transforms.training_set import (
+            from feature_store import core as feature_store
+            from feature_store.training_set import (
                 build_training_examples,
                 get_training_frame,
                 user_history_frame,
@@ -308,7 +308,7 @@ def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, t
                        catch=())
     summary = _summary(study, model, params, val, base, time.perf_counter() - began)
     path = directory / f"{model}.json"
-    _atomic_write(path, json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
     plot_search(summary, workspace.reports_dir / f"tune_{model.replace('-', '_')}.png")
     if write:
         write_tuned_block(workspace, model, summary)
@@ -346,12 +346,6 @@ def _summary(study, model: str, params: list[Param], val: Timeline, config: Conf
                     "params": t.params, **t.user_attrs} for t in study.trials],
         "seconds_this_run": round(seconds, 1),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +397,7 @@ def write_tuned_block(workspace: Workspace, model: str, summary: dict[str, Any])
     state = _tuned_state(workspace)
     state[model] = summary
     new = outside.rstrip("\n") + ("\n\n" if outside.strip() else "") + render_block(state)
-    _atomic_write(path, new)
+    atomic_write_text(path, new)
     load_config(workspace.root)  # the file must still load; raises with the reason otherwise
     return path
 

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from feature_store.training_set import HISTORY_VIEW
 from gfm.config import Config
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
@@ -38,7 +39,6 @@ from training.two_tower.data import (
 from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
 from training.two_tower.model import TwoTowerModel
 from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
-from transforms.training_set import HISTORY_VIEW
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +303,8 @@ def train_two_tower(
     item_type_filter: list[str] | None = None, serve: bool = True,
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
-    from transforms.feature_store import core as feature_store
-    from transforms.training_set import (
+    from feature_store import core as feature_store
+    from feature_store.training_set import (
         build_training_examples,
         get_training_frame,
         user_history_frame,
