@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from gfm.config import Config
+from gfm.device import device_name, resolve_device
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
@@ -58,7 +59,7 @@ def _batches(n: int, batch: int):
 def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -> np.ndarray:
     """(n, d) scoring vectors of the item tower (d: see TwoTowerModel.item_vectors)."""
     bundle.model.eval()
-    out = [bundle.model.item_vectors(items.take(index)).numpy()
+    out = [bundle.model.item_vectors(items.take(index).to(bundle.model.device)).cpu().numpy()
            for index in _batches(len(items), batch)]
     return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
@@ -66,7 +67,7 @@ def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -
 @torch.no_grad()
 def encode_users(bundle: TwoTowerBundle, users: UserInputs, batch: int = 8192) -> np.ndarray:
     bundle.model.eval()
-    out = [bundle.model.user_vectors(users.take(index)).numpy()
+    out = [bundle.model.user_vectors(users.take(index).to(bundle.model.device)).cpu().numpy()
            for index in _batches(len(users), batch)]
     return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
@@ -121,6 +122,7 @@ def fit_two_tower(
         raise GfmError("no training examples: the label window [graph_as_of, cutoff) holds no "
                        "streams on top-level items")
     torch.manual_seed(config.seed)
+    device = resolve_device(config.device, "two_tower.device")
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
@@ -161,7 +163,7 @@ def fit_two_tower(
                         text_dim, id_index)
     users = user_inputs(frame, user_vocab, item_types, hgnn_dim, id_index)
     counts = np.bincount(item_index, minlength=len(item_codes)).astype(np.float64)
-    log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
+    log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32)).to(device)
     item_index_t = torch.from_numpy(item_index)
     variant_index_t = torch.from_numpy(variant_index)
     served_items = items.take(torch.from_numpy(served_variant))
@@ -169,7 +171,7 @@ def fit_two_tower(
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     model = TwoTowerModel(config, hgnn_dim, text_dim, item_types, item_vocab.sizes(),
-                          user_vocab.sizes(), n_item_ids=len(id_index))
+                          user_vocab.sizes(), n_item_ids=len(id_index)).to(device)
     # The popularity prior's log q per id: add-one smoothed example shares (training users).
     id_counts = np.ones(len(id_index) + 1)
     np.add.at(id_counts, items.ids.numpy()[variant_index[train_rows]], 1.0)
@@ -180,9 +182,9 @@ def fit_two_tower(
 
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
-        it = item_index_t[index]
-        zu, weight = model.users_with_prior(users.take(index))  # (b, d), (b,) or None
-        v = items.take(variant_index_t[index])
+        it = item_index_t[index].to(device)
+        zu, weight = model.users_with_prior(users.take(index).to(device))  # (b, d), (b,) or None
+        v = items.take(variant_index_t[index]).to(device)
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
         prior = (weight, model.log_q[v.ids]) if weight is not None else None
@@ -235,6 +237,7 @@ def fit_two_tower(
             log.info("time budget of %.0f s spent", config.time_budget_s)
             break
     model.load_state_dict(best_state)
+    model.to("cpu")  # the bundle is used and saved on the CPU
     model.eval()
     metrics = {
         "epochs": epochs,
@@ -246,6 +249,8 @@ def fit_two_tower(
         "n_item_ids": int(len(id_index)),
         "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
         "train_examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])),
+        "device": device,
+        "device_name": device_name(device),
     }
     return bundle, metrics
 
