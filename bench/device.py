@@ -18,8 +18,9 @@ export writes the exact inputs of the three stages (checked to stay under --max-
   vectors agree with the original's (cosine >= 0.9999 on a sample);
 - hgnn_graph.npz: the HGNN's graph (text vectors of the top-level items, float16, and the
   co-interaction edges, one direction, int32) as `load_item_graph` reads it from the warehouse;
-- two_tower/: the two-tower's point-in-time training frame (Feast features + history lists,
-  what `gfm train two-tower` fits on), a uniform sample of --two-tower-examples rows at most:
+- two_tower/: the two-tower's point-in-time training frame (Feast features + history lists),
+  for a seeded uniform sample of --two-tower-examples examples at most: the frame that
+  `gfm train two-tower --set two_tower.max_examples=N` fits on (the same sample of examples);
   scalar and list columns in frame.parquet, every vector column as a table of its distinct
   vectors (float16) and a row -> vector index;
 - manifest.json: commit, profile figures, the HGNN / two-tower / embed settings, file sizes.
@@ -30,12 +31,13 @@ stage per device with the project's own code (`_encode_missing`, `LinkPrediction
 `fit_two_tower`), warm-up excluded, and checks that CPU and CUDA agree:
 - embed: the same texts on each device, texts/s; agreement: cosine of the two vectors per text;
 - HGNN, per batch mode (sampled, full): s/step over the steps that fit in --hgnn-budget-s (after
-  --agree-steps warm-up steps), an epoch's time extrapolated (steps per epoch x s/step), and
-  the inference (every node's vector) time; agreement: every node's vector after the same
-  --agree-steps steps from the same seed (same batches, negatives and neighbours);
+  --warmup-steps steps), an epoch's time extrapolated (steps per epoch x s/step), and the
+  inference (every node's vector) time; agreement: every node's vector before training and
+  after the same --agree-steps steps from the same seed (same batches, negatives and
+  neighbours), dropout off (each device draws its dropout masks from its own generator);
 - two-tower: `fit_two_tower` for --two-tower-epochs epochs; the steady epoch time is the last
-  epoch's (the first carries the warm-up); agreement: a fit on the first --agree-examples rows
-  (same seed, same batches) on each device, then the item-tower vectors of both models.
+  epoch's (the first carries the warm-up); agreement: a 1-epoch fit, dropout off, on the same
+  --agree-examples rows (a seeded sample) on each device, then the item-tower vectors.
 Results go to --out after every stage (a run cut short keeps what it measured).
 """
 
@@ -172,7 +174,11 @@ def export_graph(graph, out: Path) -> dict:
         arrays[f"edges__{s}__{d}"] = pairs.astype(np.int32)
         relations.append([s, d])
     np.savez_compressed(out, **arrays)
+    directed = {f"{s}__{d}": int(graph.edges[(s, "co", d)].shape[1]
+                                 + (graph.edges[(d, "co", s)].shape[1] if s != d else 0))
+                for s, d in relations}
     return {"node_types": graph.node_types, "relations": relations,
+            "relation_directed_edges": directed,
             "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
             "directed_edges": int(graph.num_edges())}
 
@@ -308,12 +314,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"graph: {graph_info['nodes']} nodes, {graph_info['directed_edges']:,} directed edges",
           flush=True)
 
-    frame, item_types, service = two_tower_frame(ws, config, timeline)
-    n_all = len(frame)
-    if args.two_tower_examples and n_all > args.two_tower_examples:
-        keep = np.sort(np.random.default_rng(config.two_tower.seed).choice(
-            n_all, args.two_tower_examples, replace=False))
-        frame = frame.iloc[keep].reset_index(drop=True)
+    frame, item_types, service, n_all = two_tower_frame(ws, config, timeline,
+                                                       args.two_tower_examples)
     frame_info = export_frame(frame, out / "two_tower")
     frame_info.update({"rows_in_workspace": int(n_all), "item_types": list(item_types),
                        "feature_service": service})
@@ -363,8 +365,10 @@ def check_rebuilt_model(original: Path, exported: Path, texts: list[str], n: int
     return result
 
 
-def two_tower_frame(ws, config, timeline):
-    """The frame `gfm train two-tower` fits on (training/two_tower/train.py:train_two_tower)."""
+def two_tower_frame(ws, config, timeline, max_rows: int):
+    """The frame `gfm train two-tower` fits on (training/two_tower/train.py:train_two_tower),
+    for a uniform sample of max_rows of its examples (0 = all); also the examples' count."""
+    import numpy as np
     import pandas as pd
 
     from transforms.feature_store import core as feature_store
@@ -379,10 +383,14 @@ def two_tower_frame(ws, config, timeline):
     spec = feature_store.service_spec(ws, service)
     examples = build_training_examples(ws, timeline, max_examples=cfg.max_examples or None,
                                        seed=cfg.seed)
+    n_all = len(examples)
+    if max_rows and n_all > max_rows:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(n_all, max_rows, replace=False))
+        examples = examples.iloc[keep].reset_index(drop=True)
     item_types = spec["item_types"]
     frame = get_training_frame(ws, service, examples)
     history = user_history_frame(ws, frame["user_id"], frame["event_timestamp"], item_types)
-    return pd.concat([frame, history], axis=1), item_types, service
+    return pd.concat([frame, history], axis=1), item_types, service, n_all
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,6 +509,47 @@ def _hgnn_steps_per_epoch(trainer) -> int:
     return math.ceil(sum(counts) / config.batch_size)
 
 
+def synthetic_graph(meta: dict, n_nodes: int, n_directed_edges: int, seed: int = 0):
+    """A graph of the exported one's node types and relation shares, scaled to n_nodes and
+    n_directed_edges (e.g. the large profile's, which does not fit the 64 MiB that travels):
+    endpoints drawn in proportion to rank^-0.8 per type (popular items have many edges),
+    random unit text vectors. For timing at that size; the devices still get equal inputs."""
+    import numpy as np
+
+    from training.hgnn.graph import ItemGraph
+
+    rng = np.random.default_rng(seed)
+    total = sum(meta["nodes"].values())
+    nodes = {t: max(2, round(n * n_nodes / total)) for t, n in meta["nodes"].items()}
+    relations = [tuple(r) for r in meta["relations"]]
+    weights = meta.get("relation_directed_edges") or {f"{s}__{d}": 1.0 for s, d in relations}
+    norm = sum(weights.values())
+    x = {}
+    for t, n in nodes.items():
+        v = rng.standard_normal((n, 384)).astype(np.float32)
+        x[t] = v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def draw(t: str, k: int) -> np.ndarray:
+        p = np.arange(1, nodes[t] + 1, dtype=np.float64) ** -0.8
+        return rng.choice(nodes[t], size=k, p=p / p.sum())
+
+    edges = {}
+    for s, d in relations:
+        directed = int(n_directed_edges * weights[f"{s}__{d}"] / norm)
+        k = directed // 2
+        a, b = draw(s, k), draw(d, k)
+        if s == d:
+            keep = a != b
+            a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+            pairs = np.stack([a, b])
+            edges[(s, "co", d)] = np.concatenate([pairs, pairs[::-1]], axis=1)
+        else:
+            edges[(s, "co", d)] = np.stack([a, b])
+            edges[(d, "co", s)] = np.stack([b, a])
+    ids = {t: np.array([f"{t}{i}" for i in range(n)], dtype=object) for t, n in nodes.items()}
+    return ItemGraph(sorted(nodes), ids, x, edges, {}, {})
+
+
 def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args) -> dict:
     import numpy as np
 
@@ -508,24 +557,37 @@ def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args
     from training.hgnn.graph import split_edges
     from training.hgnn.train import LinkPredictionTrainer
 
-    graph = load_graph(inputs / "hgnn_graph.npz", manifest["graph"])
+    synthetic = mode.startswith("synthetic_")
+    mode = mode.removeprefix("synthetic_")
+    if synthetic:
+        graph = synthetic_graph(manifest["graph"], args.synthetic_nodes, args.synthetic_edges)
+    else:
+        graph = load_graph(inputs / "hgnn_graph.npz", manifest["graph"])
     base = HGNNConfig(**manifest["config"]["hgnn"])
     split = split_edges(graph, base.val_fraction, base.max_val_edges_per_type, base.seed)
-    out: dict = {"mode": mode, "nodes": manifest["graph"]["nodes"],
-                 "directed_edges": manifest["graph"]["directed_edges"], "devices": {}}
-    agree_z = {}
+    out: dict = {"mode": mode, "synthetic": synthetic,
+                 "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
+                 "directed_edges": int(graph.num_edges()), "devices": {}}
+    agree_z, initial_z = {}, {}
     for device in devices:
         config = dataclasses.replace(base, device=device, batch_mode=mode)
+        # Agreement: the same first steps on every device from one seed (deadline passed: one
+        # step per call; same batches, negatives and neighbours), then every node's vector.
+        # Dropout off here: each device draws its masks from its own generator.
+        probe = LinkPredictionTrainer(graph, split, dataclasses.replace(config, dropout=0.0))
+        initial_z[device] = probe.embed_all()
+        for _ in range(args.agree_steps):
+            probe.train_epoch(deadline=0.0)
+        agree_z[device] = probe.embed_all()
+        del probe
+        _free(device)
         _reset_peak(device)
         t0 = time.perf_counter()
         trainer = LinkPredictionTrainer(graph, split, config)
         setup_s = time.perf_counter() - t0
         steps_per_epoch = _hgnn_steps_per_epoch(trainer)
-        # The same first steps on every device (deadline passed: one step per call), then
-        # every node's vector: what the devices must agree on. They are the warm-up too.
-        for _ in range(args.agree_steps):
+        for _ in range(args.warmup_steps):
             trainer.train_epoch(deadline=0.0)
-        agree_z[device] = trainer.embed_all()
         _sync(device)
         t0 = time.perf_counter()
         loss, steps = trainer.train_epoch(deadline=time.monotonic() + args.hgnn_budget_s)
@@ -553,6 +615,9 @@ def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args
         cos = np.concatenate([_row_cosine(a[t], b[t]) for t in a])
         out["agreement"] = {**_agreement(cos, AGREE["hgnn_cosine_min"]),
                             "after_steps": args.agree_steps}
+        a, b = initial_z.values()
+        cos = np.concatenate([_row_cosine(a[t], b[t]) for t in a])
+        out["agreement_initial"] = _agreement(cos, AGREE["hgnn_cosine_min"])
     return out
 
 
@@ -587,8 +652,10 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
     for device in devices:
         config = dataclasses.replace(base, device=device)
         _reset_peak(device)
-        # Agreement (and warm-up): the same small fit on each device, then the item tower.
-        bundle, _ = fit_two_tower(small, dataclasses.replace(config, epochs=1), item_types)
+        # Agreement (and warm-up): the same small fit on each device, then the item tower;
+        # dropout off (each device draws its masks from its own generator).
+        bundle, _ = fit_two_tower(small, dataclasses.replace(config, epochs=1, dropout=0.0),
+                                  item_types)
         from training.two_tower.data import item_inputs
 
         first = small.drop_duplicates("item_id").reset_index(drop=True)
@@ -664,7 +731,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                     "commit": git_commit() or manifest.get("commit"),
                     "export_commit": manifest.get("commit"), "manifest": manifest,
                     "machine": machine(),
-                    "args": {k: v for k, v in vars(args).items() if k != "func"}, "stages": {}, "errors": {}}
+                    "args": {k: v for k, v in vars(args).items() if k != "func"},
+                    "stages": {}, "errors": {}}
     if "cuda" in devices and not torch.cuda.is_available():
         result["errors"]["cuda"] = "torch sees no CUDA device: cuda left out"
         devices = [d for d in devices if d != "cuda"]
@@ -701,7 +769,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         except Exception as exc:  # noqa: BLE001 - one stage failing must not lose the others
             import traceback
 
-            result["errors"][stage] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
+            trace = traceback.format_exc()[-3000:]
+            result["errors"][stage] = f"{type(exc).__name__}: {exc}\n{trace}"
             print(f"{stage} failed: {exc}", flush=True)
         save()
     agreement = {s: r.get("agreement", {}).get("ok") for s, r in result["stages"].items()}
@@ -763,10 +832,12 @@ def render(result: dict) -> str:
             f"{'' if c.get('complete') else ', extrapolated'}) | "
             f"{g.get('texts_per_s', 0):,.0f} ({g.get('all_texts_s', 0):,.1f} s) | "
             f"{speedup(g.get('texts_per_s'), c.get('texts_per_s'))} | {agree(r)} |")
-    for mode in ("sampled", "full"):
-        r = stages.get(f"hgnn_{mode}")
+    for key in ("sampled", "full", "synthetic_sampled", "synthetic_full"):
+        r = stages.get(f"hgnn_{key}")
         if not r:
             continue
+        mode = r["mode"] + (" (synthetic graph of the large profile's size)"
+                            if r.get("synthetic") else "")
         c, g = r["devices"].get("cpu", {}), r["devices"].get("cuda", {})
         size = (f"{sum(r['nodes'].values()):,} nodes, {r['directed_edges']:,} edges, "
                 f"{c.get('steps_per_epoch') or g.get('steps_per_epoch')} steps/epoch")
@@ -776,8 +847,10 @@ def render(result: dict) -> str:
                 return ""
             mark = "" if d.get("epoch_measured") else "~"
             return f"{d['s_per_step']:.3f} s/step, epoch {mark}{d['epoch_s']:,.1f} s"
+        initial = r.get("agreement_initial")
+        before = f"; before training {initial['cosine_min']:.6f}" if initial else ""
         lines.append(f"| HGNN training, {mode} | {size} | {cell(c)} | {cell(g)} | "
-                     f"{speedup(c.get('s_per_step'), g.get('s_per_step'))} | {agree(r)} |")
+                     f"{speedup(c.get('s_per_step'), g.get('s_per_step'))} | {agree(r)}{before} |")
         lines.append(f"| HGNN inference (every node), {mode} | | {c.get('inference_s', 0):.2f} s "
                      f"| {g.get('inference_s', 0):.2f} s | "
                      f"{speedup(c.get('inference_s'), g.get('inference_s'))} | |")
@@ -802,7 +875,10 @@ def render(result: dict) -> str:
               "- Agreement: embed = each text's two vectors; HGNN = every node's vector after "
               f"the same {result['args'].get('agree_steps')} steps from one seed; two-tower = the "
               "item-tower vectors after the same 1-epoch fit on "
-              f"{result['args'].get('agree_examples'):,} examples."]
+              f"{result['args'].get('agree_examples'):,} examples (both trainings with dropout "
+              "off: each device draws its masks from its own generator). On CUDA the HGNN "
+              "aggregates over edge indices (PyG has no sparse max reduction there), on the CPU "
+              "over a CSR adjacency."]
     if result.get("errors"):
         lines.append("- Not measured: " + "; ".join(
             f"{k}: {v.splitlines()[0]}" for k, v in result["errors"].items()) + ".")
@@ -834,14 +910,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inputs", default="bench_inputs")
     p.add_argument("--out", required=True)
     p.add_argument("--devices", default="cpu,cuda")
-    p.add_argument("--stages", default="embed,hgnn_sampled,hgnn_full,two_tower")
+    p.add_argument("--stages", default="embed,hgnn_sampled,hgnn_full,two_tower",
+                   help="of embed, hgnn_sampled, hgnn_full, two_tower, hgnn_synthetic_sampled, "
+                        "hgnn_synthetic_full (a graph of --synthetic-nodes/-edges)")
     p.add_argument("--embed-budget-s", type=float, default=60.0,
                    help="per device: texts are encoded in chunks until this is spent")
     p.add_argument("--embed-chunk", type=int, default=4096)
     p.add_argument("--hgnn-budget-s", type=float, default=30.0,
                    help="per device and mode: timed training steps")
-    p.add_argument("--agree-steps", type=int, default=3)
+    p.add_argument("--agree-steps", type=int, default=3,
+                   help="HGNN steps (dropout off) after which CPU and CUDA vectors are compared")
+    p.add_argument("--warmup-steps", type=int, default=2, help="HGNN steps before timing")
     p.add_argument("--two-tower-epochs", type=int, default=2)
+    p.add_argument("--synthetic-nodes", type=int, default=34_000,
+                   help="stages hgnn_synthetic_sampled|full: nodes (default: the large profile's)")
+    p.add_argument("--synthetic-edges", type=int, default=21_741_582,
+                   help="stages hgnn_synthetic_*: directed edges (default: the large profile's)")
     p.add_argument("--two-tower-rows", type=int, default=0,
                    help="fit on N rows of the exported frame, a seeded sample (0 = all)")
     p.add_argument("--agree-examples", type=int, default=4096)

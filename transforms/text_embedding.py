@@ -116,7 +116,10 @@ class TextModel:
 
     @property
     def dimension(self) -> int:
-        dimension = self.encoder.get_embedding_dimension()
+        # get_embedding_dimension: newer sentence-transformers (the older name warns there)
+        get = (getattr(self.encoder, "get_embedding_dimension", None)
+               or self.encoder.get_sentence_embedding_dimension)
+        dimension = get()
         return int(dimension) if dimension is not None else self.encode(["dimension"]).shape[1]
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

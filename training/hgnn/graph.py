@@ -47,7 +47,7 @@ def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def edge_fingerprint(workspace: Workspace) -> str:
     """Content fingerprint of co_interaction_edges: part of the HGNN version id."""
-    import duckdb  # here, not at import: the trainer's modules import without it (bench/device.py)
+    import duckdb  # here, not at import: the trainer imports without it (bench/device.py)
 
     con = duckdb.connect(str(workspace.warehouse_path), read_only=True)
     try:
