@@ -31,7 +31,8 @@ stage per device with the project's own code (`_encode_missing`, `LinkPrediction
 `fit_two_tower`), warm-up excluded, and checks that CPU and CUDA agree:
 - embed: the same texts on each device, texts/s; agreement: cosine of the two vectors per text;
 - HGNN, per batch mode (sampled, full): s/step over the steps that fit in --hgnn-budget-s (after
-  --warmup-steps steps), an epoch's time extrapolated (steps per epoch x s/step), and the
+  --warmup-steps steps), an epoch's time extrapolated (the time to cut an epoch's batches, a
+  pure-Python CPU step, + steps per epoch x s/step), and the
   inference (every node's vector) time; agreement: every node's vector (before training too,
   full batch) after the same --agree-steps steps from the same seed (same batches, negatives and
   neighbours), dropout off (each device draws its dropout masks from its own generator);
@@ -575,6 +576,12 @@ def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args
         # step per call; same batches, negatives and neighbours), then every node's vector.
         # Dropout off here: each device draws its masks from its own generator.
         probe = LinkPredictionTrainer(graph, split, dataclasses.replace(config, dropout=0.0))
+        # An epoch's batches are cut once, before its first step (train_epoch calls batches()
+        # each time): cut once here, timed apart, and reused by every call below.
+        t0 = time.perf_counter()
+        epoch_batches = probe.batches()
+        batches_s = time.perf_counter() - t0
+        probe.batches = lambda: epoch_batches
         if mode == "full":  # one forward; sampled inference costs as much as several steps
             initial_z[device] = probe.embed_all()
         for _ in range(args.agree_steps):
@@ -587,14 +594,9 @@ def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args
         trainer = LinkPredictionTrainer(graph, split, config)
         setup_s = time.perf_counter() - t0
         steps_per_epoch = _hgnn_steps_per_epoch(trainer)
+        trainer.batches = lambda: epoch_batches
         for _ in range(args.warmup_steps):
             trainer.train_epoch(deadline=0.0)
-        # An epoch's batches are cut once, before its first step (train_epoch calls batches()):
-        # timed apart, so that a few timed steps are not dominated by it.
-        t0 = time.perf_counter()
-        epoch_batches = trainer.batches()
-        batches_s = time.perf_counter() - t0
-        trainer.batches = lambda: epoch_batches
         _sync(device)
         t0 = time.perf_counter()
         loss, steps = trainer.train_epoch(deadline=time.monotonic() + args.hgnn_budget_s)
