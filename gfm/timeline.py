@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
-
 from gfm.config import TimelineConfig
 from gfm.errors import WorkspaceError
 from gfm.workspace import Workspace
@@ -70,6 +68,8 @@ def last_event_ts(workspace: Workspace) -> dt.datetime:
         raise WorkspaceError(
             f"{path} does not exist: run `gfm generate` or `gfm import` for this workspace first"
         )
+    import duckdb  # here, not at import: the training modules import without it
+
     con = duckdb.connect()
     try:
         rows = con.execute("select max(event_ts) from read_parquet(?)", [str(path)]).fetchall()

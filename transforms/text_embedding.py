@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from gfm.config import Config
+from gfm.device import device_name, resolve_device
 from gfm.errors import ConfigError, GfmError, WorkspaceError
 from gfm.files import atomic_write, atomic_write_text
 from gfm.workspace import Workspace
@@ -107,6 +108,7 @@ class TextModel:
 
     identity: ModelIdentity
     encoder: "SentenceTransformer"
+    device: str = "cpu"  # the torch device it runs on
 
     @property
     def model_id(self) -> str:
@@ -114,7 +116,10 @@ class TextModel:
 
     @property
     def dimension(self) -> int:
-        dimension = self.encoder.get_embedding_dimension()
+        # get_embedding_dimension: newer sentence-transformers (the older name warns there)
+        get = (getattr(self.encoder, "get_embedding_dimension", None)
+               or self.encoder.get_sentence_embedding_dimension)
+        dimension = get()
         return int(dimension) if dimension is not None else self.encode(["dimension"]).shape[1]
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -171,12 +176,14 @@ def model_identity(model_path: str | Path | None) -> ModelIdentity:
     return ModelIdentity(path, f"{name}@{_fingerprint(path)[:12]}", _slug(name.split("/")[-1]))
 
 
-def load_text_model(model_path: str | Path | None) -> TextModel:
-    """Load a sentence-transformers model on CPU, offline (None = packaged all-MiniLM-L6-v2).
+def load_text_model(model_path: str | Path | None, device: str = "cpu") -> TextModel:
+    """Load a sentence-transformers model offline (None = packaged all-MiniLM-L6-v2), on
+    `device`: auto, cpu or cuda (embed.device; auto = CUDA when torch sees a GPU).
 
     The SentenceTransformer itself is `.encoder`; `.encode(texts, batch_size)` calls it.
     """
     identity = model_identity(model_path)
+    resolved = resolve_device(device, "embed.device")
     # Before the import: huggingface_hub reads these once, and nothing may go to the network.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -184,14 +191,15 @@ def load_text_model(model_path: str | Path | None) -> TextModel:
     from sentence_transformers import SentenceTransformer
 
     try:
-        encoder = SentenceTransformer(str(identity.path), device="cpu")
+        encoder = SentenceTransformer(str(identity.path), device=resolved)
     except (OSError, ValueError, KeyError) as exc:
         raise GfmError(
             f"{identity.path} could not be loaded as a sentence-transformers model ({exc}); "
             "embed.model_path must be a model directory saved by sentence-transformers"
         ) from None
-    logger.info("loaded %s in %.1f s", identity.model_id, time.perf_counter() - started)
-    return TextModel(identity, encoder)
+    logger.info("loaded %s on %s in %.1f s", identity.model_id, resolved,
+                time.perf_counter() - started)
+    return TextModel(identity, encoder, resolved)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +382,7 @@ def embed_items(
     new_vectors = None
     if unique_missing:
         if model is None:
-            model = load_text_model(config.embed.model_path)
+            model = load_text_model(config.embed.model_path, config.embed.device)
         new_vectors = _encode_missing(
             model, [texts[row] for row in unique_missing.values()], batch_size
         )
@@ -423,6 +431,9 @@ def embed_items(
             "n_items": n_items,
             "n_encoded": len(missing),
             "n_reused": n_reused,
+            # What encoded the new texts (none: every vector came from the cache).
+            "device": model.device if new_vectors is not None else None,
+            "device_name": device_name(model.device) if new_vectors is not None else None,
             "text_template_version": TEXT_TEMPLATE_VERSION,
             "text_template": TEXT_TEMPLATE,
             "input": str(workspace.raw_path("items")),

@@ -67,3 +67,6 @@ class HGNNConfig:
     time_budget_s: float = 900.0  # training stops at the end of the step that exceeds it
     seed: int = 0
     threads: int = 0  # torch threads; 0 = torch's default
+    # auto | cpu | cuda: auto = CUDA when torch sees a GPU, else the CPU (gfm/device.py). The
+    # vectors are the same up to float tolerance; not part of the version id (like threads).
+    device: str = "auto"

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -48,6 +47,8 @@ def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def edge_fingerprint(workspace: Workspace) -> str:
     """Content fingerprint of co_interaction_edges: part of the HGNN version id."""
+    import duckdb  # here, not at import: the trainer imports without it (bench/device.py)
+
     con = duckdb.connect(str(workspace.warehouse_path), read_only=True)
     try:
         rows = con.execute(
@@ -61,6 +62,8 @@ def edge_fingerprint(workspace: Workspace) -> str:
 
 
 def load_item_graph(workspace: Workspace, text_path: Path) -> ItemGraph:
+    import duckdb
+
     if not workspace.warehouse_path.exists():
         raise WorkspaceError(f"{workspace.warehouse_path} missing: run `gfm transform` first")
     try:

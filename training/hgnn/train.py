@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,13 +26,16 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
+from gfm.device import device_name, resolve_device
 from gfm.errors import GfmError
-from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
 from training.hgnn.graph import EdgeSplit, ItemGraph, edge_fingerprint, load_item_graph, split_edges
 from training.hgnn.model import HeteroGraphSAGE
 from training.hgnn.sampler import NeighborSampler
+
+if TYPE_CHECKING:
+    from gfm.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,18 @@ def to_adjacency(edge_index: np.ndarray, n_src: int, n_dst: int) -> torch.Tensor
         return adjacency.to_sparse_csr()
 
 
+def message_index(edge_index: np.ndarray, n_src: int, n_dst: int, device: str) -> torch.Tensor:
+    """What SAGEConv aggregates over, on `device`: on CPU the CSR adjacency of to_adjacency; on
+    CUDA the (2, n) edge index itself (PyG's sparse product has no max reduction on CUDA; its
+    scatter-max over the edges does the same, and duplicate edges do not change a max)."""
+    if device == "cpu":
+        return to_adjacency(edge_index, n_src, n_dst)
+    return torch.from_numpy(np.ascontiguousarray(edge_index)).to(device)
+
+
 def hgnn_version(config: HGNNConfig, graph_as_of: dt.datetime, text_version: str, edges: str) -> str:
-    semantic = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
+    semantic = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in ("threads", "device")}
     payload = json.dumps([semantic, graph_as_of.isoformat(), text_version, edges], sort_keys=True)
     return "hgnn_" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
@@ -82,6 +96,7 @@ class LinkPredictionTrainer:
 
     def __init__(self, graph: ItemGraph, split: EdgeSplit, config: HGNNConfig):
         self.graph, self.split, self.config = graph, split, config
+        self.device = resolve_device(config.device, "hgnn.device")
         self.rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         n_message = sum(e.shape[1] for e in split.message_edges.values())
@@ -96,14 +111,15 @@ class LinkPredictionTrainer:
         self.mode = config.batch_mode
         if self.mode == "auto":
             self.mode = "full" if n_message <= config.full_batch_max_edges else "sampled"
-        self.x = {t: torch.from_numpy(v) for t, v in graph.x.items()}
+        self.x = {t: torch.from_numpy(v).to(self.device) for t, v in graph.x.items()}
         num_nodes = {t: graph.num_nodes(t) for t in graph.node_types}
         self.num_nodes = num_nodes
-        self.message_edges = {r: to_adjacency(e, num_nodes[r[0]], num_nodes[r[2]])
+        self.message_edges = {r: message_index(e, num_nodes[r[0]], num_nodes[r[2]], self.device)
                               for r, e in split.message_edges.items()}
         self.sampler = NeighborSampler(num_nodes, split.message_edges)
         in_dim = next(iter(graph.x.values())).shape[1]
-        self.model = HeteroGraphSAGE(graph.node_types, sorted(split.message_edges), in_dim, config)
+        self.model = HeteroGraphSAGE(graph.node_types, sorted(split.message_edges), in_dim,
+                                     config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         if config.negative_pool not in ("all", "connected"):
@@ -184,7 +200,7 @@ class LinkPredictionTrainer:
             return z, lambda t, ids: z[t][torch.from_numpy(ids)]
         sub = self.sampler.sample(seeds, self.config.fanouts, self.rng)
         x = {t: self.x[t][torch.from_numpy(ids)] for t, ids in sub.nodes.items()}
-        edges = {r: to_adjacency(e, len(sub.nodes[r[0]]), len(sub.nodes[r[2]]))
+        edges = {r: message_index(e, len(sub.nodes[r[0]]), len(sub.nodes[r[2]]), self.device)
                  for r, e in sub.edges.items()}
         z = self.model(x, edges, self.cold_mask({t: len(ids) for t, ids in sub.nodes.items()}))
         return z, lambda t, ids: z[t][torch.from_numpy(sub.local(t, ids))]
@@ -195,7 +211,7 @@ class LinkPredictionTrainer:
             return None
         rate = self.config.cold_start_node_rate
         return {t: torch.from_numpy((self.rng.random((n, 1)) >= rate).astype(np.float32))
-                for t, n in sizes.items()}
+                .to(self.device) for t, n in sizes.items()}
 
     def train_epoch(self, deadline: float) -> tuple[float, int]:
         self.model.train()
@@ -239,14 +255,15 @@ class LinkPredictionTrainer:
     def embed_text_only(self) -> dict[str, np.ndarray]:
         """Every node's text-only vector (no messages: as if it had no edges)."""
         self.model.eval()
-        return {t: self.model({t: v}, {})[t].numpy() for t, v in self.x.items()}
+        return {t: self.model({t: v}, {})[t].cpu().numpy() for t, v in self.x.items()}
 
     @torch.no_grad()
     def embed_all(self) -> dict[str, np.ndarray]:
         """Inference for every node (full graph, or sampled neighbourhoods in chunks)."""
         self.model.eval()
         if self.mode == "full":
-            return {t: v.numpy() for t, v in self.model(self.x, self.message_edges).items()}
+            return {t: v.cpu().numpy()
+                    for t, v in self.model(self.x, self.message_edges).items()}
         rng_state = self.rng
         self.rng = np.random.default_rng(self.config.seed + 1)  # same vectors on every call
         out = {}
@@ -257,7 +274,7 @@ class LinkPredictionTrainer:
                 for start in range(0, n, self.config.inference_batch_nodes):
                     ids = np.arange(start, min(n, start + self.config.inference_batch_nodes))
                     _, lookup = self.embed_batch({t: ids})
-                    parts.append(lookup(t, ids).numpy())
+                    parts.append(lookup(t, ids).cpu().numpy())
                 out[t] = np.concatenate(parts) if parts else np.zeros((0, self.config.out_dim))
         finally:
             self.rng = rng_state
@@ -536,7 +553,9 @@ def train_hgnn(
               f"val_mrr {val['mrr']:.4f}  time {train_s:.1f}s", flush=True)
         if best is None or val["mrr"] > best["mrr"]:
             best, stale = {**val, "epoch": epoch}, 0
-            best_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+            # On the CPU: the checkpoint loads on machines without a GPU.
+            best_state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in trainer.model.state_dict().items()}
         else:
             stale += 1
         if stale >= config.patience:
@@ -589,6 +608,8 @@ def train_hgnn(
         "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
         "train_time_s": round(time.monotonic() - start, 2),
         "batch_mode": trainer.mode,
+        "device": trainer.device,
+        "device_name": device_name(trainer.device),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
         "edges": {"__".join(r): int(e.shape[1]) for r, e in graph.edges.items()},

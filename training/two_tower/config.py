@@ -77,6 +77,8 @@ class TwoTowerConfig:
     time_budget_s: float = 900.0
     seed: int = 0
     threads: int = 0
+    # auto | cpu | cuda: auto = CUDA when torch sees a GPU, else the CPU (gfm/device.py).
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("item_id_dropout", "history_dropout"):

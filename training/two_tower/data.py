@@ -131,6 +131,10 @@ class ItemInputs:
         return ItemInputs(self.hgnn[index], self.text[index],
                           {k: v[index] for k, v in self.codes.items()}, self.ids[index])
 
+    def to(self, device: torch.device | str) -> "ItemInputs":
+        return ItemInputs(self.hgnn.to(device), self.text.to(device),
+                          {k: v.to(device) for k, v in self.codes.items()}, self.ids.to(device))
+
     def __len__(self) -> int:
         return len(self.hgnn)
 
@@ -146,7 +150,13 @@ class UserInputs:
     def take(self, index: torch.Tensor) -> "UserInputs":
         return UserInputs(self.avg_by_type[index], self.n_by_type[index], self.avg_all[index],
                           {k: v[index] for k, v in self.codes.items()},
-                          self.history.take(index.numpy()))
+                          self.history.take(index.cpu().numpy()))
+
+    def to(self, device: torch.device | str) -> "UserInputs":
+        """The tensors on `device`; the history id lists stay numpy (the model moves them)."""
+        return UserInputs(self.avg_by_type.to(device), self.n_by_type.to(device),
+                          self.avg_all.to(device), {k: v.to(device) for k, v in self.codes.items()},
+                          self.history)
 
     def __len__(self) -> int:
         return len(self.avg_all)

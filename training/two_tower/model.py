@@ -89,6 +89,10 @@ class TwoTowerModel(nn.Module):
             self.user_id_skip = nn.Linear(self.id_dim, out, bias=False)
 
     @property
+    def device(self) -> torch.device:
+        return self.log_q.device
+
+    @property
     def out_dim(self) -> int:
         return self.item_net[-1].out_features
 
@@ -110,15 +114,20 @@ class TwoTowerModel(nn.Module):
         """(n, n_types + 1, id_dim): per type, then over all types, the recency-weighted mean
         of the history's id vectors (zeros where the list is empty)."""
         sums, weights = [], []
+        device = self.ids.weight.device  # the lists are numpy: their tensors go where the model is
         for indptr, values in zip(history.indptr, history.values):
-            offsets = torch.from_numpy(indptr)
+            offsets = torch.from_numpy(indptr).to(device)
             lengths = offsets[1:] - offsets[:-1]
-            position = (torch.arange(len(values)) - torch.repeat_interleave(offsets[:-1], lengths))
+            # output_size: known here, so CUDA need not wait for the lengths to size it
+            position = (torch.arange(len(values), device=device)
+                        - torch.repeat_interleave(offsets[:-1], lengths, output_size=len(values)))
             w = self.history_decay ** position.to(torch.float32)  # (n_values,)
-            sums.append(F.embedding_bag(torch.from_numpy(values), self.ids.weight, offsets[:-1],
-                                        mode="sum", per_sample_weights=w))  # (n, id_dim)
-            weights.append(torch.zeros(n).index_add_(
-                0, torch.repeat_interleave(torch.arange(n), lengths), w))  # (n,)
+            sums.append(F.embedding_bag(torch.from_numpy(values).to(device), self.ids.weight,
+                                        offsets[:-1], mode="sum",
+                                        per_sample_weights=w))  # (n, id_dim)
+            weights.append(torch.zeros(n, device=device).index_add_(
+                0, torch.repeat_interleave(torch.arange(n, device=device), lengths,
+                                           output_size=len(values)), w))  # (n,)
         s = torch.stack(sums, dim=1)  # (n, n_types, id_dim)
         w = torch.stack(weights, dim=1)  # (n, n_types)
         by_type = s / w.clamp(min=1e-6).unsqueeze(-1)

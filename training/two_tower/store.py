@@ -139,7 +139,7 @@ def load_bundle(workspace: Workspace, tag: str | None = None) -> TwoTowerBundle:
 
 def bundle_from_file(path: str | os.PathLike) -> TwoTowerBundle:
     """A bundle from the weights file inside a model-store entry."""
-    payload = torch.load(path, weights_only=False)
+    payload = torch.load(path, weights_only=False, map_location="cpu")  # trained on any device
     if payload.get("format", 1) != PAYLOAD_FORMAT:
         raise WorkspaceError(f"{path} holds a two-tower model of an older format: retrain it "
                              "with `gfm train two-tower`")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from feature_store.training_set import HISTORY_VIEW
 from gfm.config import Config
+from gfm.device import device_name, resolve_device
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
@@ -58,7 +59,7 @@ def _batches(n: int, batch: int):
 def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -> np.ndarray:
     """(n, d) scoring vectors of the item tower (d: see TwoTowerModel.item_vectors)."""
     bundle.model.eval()
-    out = [bundle.model.item_vectors(items.take(index)).numpy()
+    out = [bundle.model.item_vectors(items.take(index).to(bundle.model.device)).cpu().numpy()
            for index in _batches(len(items), batch)]
     return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
@@ -66,7 +67,7 @@ def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -
 @torch.no_grad()
 def encode_users(bundle: TwoTowerBundle, users: UserInputs, batch: int = 8192) -> np.ndarray:
     bundle.model.eval()
-    out = [bundle.model.user_vectors(users.take(index)).numpy()
+    out = [bundle.model.user_vectors(users.take(index).to(bundle.model.device)).cpu().numpy()
            for index in _batches(len(users), batch)]
     return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
 
@@ -121,6 +122,7 @@ def fit_two_tower(
         raise GfmError("no training examples: the label window [graph_as_of, cutoff) holds no "
                        "streams on top-level items")
     torch.manual_seed(config.seed)
+    device = resolve_device(config.device, "two_tower.device")
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
@@ -161,7 +163,7 @@ def fit_two_tower(
                         text_dim, id_index)
     users = user_inputs(frame, user_vocab, item_types, hgnn_dim, id_index)
     counts = np.bincount(item_index, minlength=len(item_codes)).astype(np.float64)
-    log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
+    log_q_item = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32)).to(device)
     item_index_t = torch.from_numpy(item_index)
     variant_index_t = torch.from_numpy(variant_index)
     served_items = items.take(torch.from_numpy(served_variant))
@@ -169,7 +171,7 @@ def fit_two_tower(
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     model = TwoTowerModel(config, hgnn_dim, text_dim, item_types, item_vocab.sizes(),
-                          user_vocab.sizes(), n_item_ids=len(id_index))
+                          user_vocab.sizes(), n_item_ids=len(id_index)).to(device)
     # The popularity prior's log q per id: add-one smoothed example shares (training users).
     id_counts = np.ones(len(id_index) + 1)
     np.add.at(id_counts, items.ids.numpy()[variant_index[train_rows]], 1.0)
@@ -180,7 +182,10 @@ def fit_two_tower(
 
     # Catalogue softmax: every trained item as it is served (with its HGNN vector) and as an
     # example before graph_as_of sees it (without); history ids -> catalogue positions.
-    bare_items = dataclasses.replace(served_items, hgnn=torch.zeros_like(served_items.hgnn))
+    served_on_device = served_items.to(device)
+    bare_on_device = dataclasses.replace(served_on_device,
+                                         hgnn=torch.zeros_like(served_on_device.hgnn))
+    catalog_types = served_on_device.codes["item_type"]  # (n_items,)
     catalog_of_id = np.full(len(id_index) + 1, -1, dtype=np.int64)
     catalog_of_id[served_items.ids.numpy()] = np.arange(len(item_codes))
     has_hgnn_t = torch.from_numpy(has_hgnn)
@@ -196,30 +201,31 @@ def fit_two_tower(
         return mask
 
     def catalog_loss(index: torch.Tensor, u, zu: torch.Tensor, weight) -> torch.Tensor:
-        late = has_hgnn_t[index]  # (b,) the example's items carry HGNN vectors
+        late = has_hgnn_t[index].to(device)  # (b,) the example's items carry HGNN vectors
+        positive = item_index_t[index].to(device)
         scores = None
-        for variant, rows in ((served_items, late), (bare_items, ~late)):
+        for variant, rows in ((served_on_device, late), (bare_on_device, ~late)):
             if rows.any():
                 part = zu @ model.items(variant).T  # (b, n_items)
                 scores = part if scores is None else torch.where(rows[:, None], part, scores)
-        masked = history_mask(u.history) if config.mask_history_negatives else None
+        masked = (history_mask(u.history).to(device) if config.mask_history_negatives
+                  else None)
         if config.same_type_negatives:
-            types = served_items.codes["item_type"]  # (n_items,)
-            other = types[None, :] != types[item_index_t[index]][:, None]  # (b, n_items)
+            other = catalog_types[None, :] != catalog_types[positive][:, None]  # (b, n_items)
             masked = other if masked is None else masked | other
-        prior = (weight, model.log_q[served_items.ids]) if weight is not None else None
-        return full_softmax_loss(scores, item_index_t[index], config.temperature, masked, prior)
+        prior = (weight, model.log_q[served_on_device.ids]) if weight is not None else None
+        return full_softmax_loss(scores, positive, config.temperature, masked, prior)
 
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
-        it = item_index_t[index]
+        it = item_index_t[index].to(device)
         u = users.take(index)
         if model.training and config.history_dropout > 0:
             u = u.without_history(rng.random(len(rows)) < config.history_dropout)
-        zu, weight = model.users_with_prior(u)  # (b, d), (b,) or None
+        zu, weight = model.users_with_prior(u.to(device))  # (b, d), (b,) or None
         if config.negatives == "catalog":
             return catalog_loss(index, u, zu, weight)
-        v = items.take(variant_index_t[index])
+        v = items.take(variant_index_t[index]).to(device)
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
         prior = (weight, model.log_q[v.ids]) if weight is not None else None
@@ -283,6 +289,7 @@ def fit_two_tower(
             break
     # The model is the last epoch's: the number of epochs is the choice (made on a validation
     # split by `gfm tune`); the in-training recall is reported, never used to pick an epoch.
+    model.to("cpu")  # the bundle is used and saved on the CPU
     model.eval()
     metrics = {
         "epochs": epochs,
@@ -294,6 +301,8 @@ def fit_two_tower(
         "n_item_ids": int(len(id_index)),
         "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
         "train_examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])),
+        "device": device,
+        "device_name": device_name(device),
     }
     return bundle, metrics
 
