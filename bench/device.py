@@ -686,7 +686,7 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
             "steady_epoch_s": steady["epoch_time_s"],
             "examples_per_s": steady["examples_per_s"],
             "setup_s": round(total_s - sum(e["epoch_time_s"] for e in epochs), 2),
-            "val_recall@10": metrics["best_val_recall@10"],
+            "val_recall@10": metrics["val_recall@10"],
             "loss": [round(e["loss"], 5) for e in epochs], "device_used": metrics.get("device"),
             "peak_gpu_mib": _peak_gpu_mib(device)}
         print(f"two-tower {device}: epochs {[e['epoch_time_s'] for e in epochs]} s, "
@@ -904,7 +904,18 @@ def cmd_doc(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from benchdoc import write_section
 
-    result = json.loads(Path(args.result).read_text())
+    results = [json.loads(Path(path).read_text()) for path in args.result]
+    result = results[0]
+    # Later runs (e.g. one stage rerun after a fix) replace the stages they hold.
+    for later in results[1:]:
+        for stage, value in later["stages"].items():
+            result["stages"][stage] = value
+            result["errors"].pop(stage, None)
+        result["errors"].update(later["errors"])
+        if later.get("commit") != result.get("commit"):
+            result["commit"] = f"{result.get('commit', '')[:12]}, {stage}: {later.get('commit', '')[:12]}"
+    if args.commit:
+        result["commit"] = args.commit
     text = render(result)
     write_section(SECTION, text)
     print(text)
@@ -948,7 +959,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="stages not started by then are skipped (and said so in the JSON)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("doc", help="write the table into docs/benchmarks.md")
-    p.add_argument("--result", required=True)
+    p.add_argument("--result", required=True, action="append",
+                   help="a run's JSON; repeat it for runs of single stages, later ones win")
+    p.add_argument("--commit", default=None,
+                   help="the commit the run's tree held, when the GPU machine's copy of the "
+                        "repository reports another (it may keep the session's first HEAD)")
     p.set_defaults(func=cmd_doc)
     args = parser.parse_args(argv)
     args.func(args)

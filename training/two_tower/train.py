@@ -21,7 +21,6 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from feature_store.training_set import HISTORY_VIEW
 from gfm.config import Config
 from gfm.device import device_name, resolve_device
 from gfm.errors import GfmError
@@ -314,6 +313,7 @@ def train_two_tower(
     """Train, save to the model store, register the model's FeatureService in Feast."""
     from feature_store import core as feature_store
     from feature_store.training_set import (
+        HISTORY_VIEW,
         build_training_examples,
         get_training_frame,
         user_history_frame,
