@@ -912,8 +912,6 @@ def cmd_doc(args: argparse.Namespace) -> None:
             result["stages"][stage] = value
             result["errors"].pop(stage, None)
         result["errors"].update(later["errors"])
-        if later.get("commit") != result.get("commit"):
-            result["commit"] = f"{result.get('commit', '')[:12]}, {stage}: {later.get('commit', '')[:12]}"
     if args.commit:
         result["commit"] = args.commit
     text = render(result)
