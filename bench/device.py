@@ -371,8 +371,8 @@ def two_tower_frame(ws, config, timeline, max_rows: int):
     import numpy as np
     import pandas as pd
 
-    from transforms.feature_store import core as feature_store
-    from transforms.training_set import (
+    from feature_store import core as feature_store
+    from feature_store.training_set import (
         build_training_examples,
         get_training_frame,
         user_history_frame,
