@@ -202,8 +202,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     defaults = {k: v for k, v in dataclasses.asdict(TwoTowerConfig()).items() if k not in ignored}
 
     def is_default(r: dict) -> bool:
+        """The record's settings are today's defaults (fields added since, e.g. device, are
+        not in older records and were the default then)."""
         used = {k: v for k, v in (r.get("two_tower") or {}).items() if k not in ignored}
-        return used == defaults and r["early_label_days"] == default_early
+        return (bool(used) and all(defaults.get(k) == v for k, v in used.items())
+                and r["early_label_days"] == default_early)
 
     for name, r in records.items():
         label = f"`{name}`" + (" **(defaults)**" if r["kind"] == "two_tower" and is_default(r)
