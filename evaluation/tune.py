@@ -83,7 +83,8 @@ SPACES: dict[str, list[Param]] = {
         Param("two_tower.temperature", "log", 0.02, 0.3),
         Param("two_tower.item_id_dim", "choice", choices=(0, 32, 64, 128)),
         Param("two_tower.history_decay", "float", 0.6, 1.0),
-        Param("two_tower.popularity_prior", "choice", choices=(False, True)),
+        # two_tower.popularity_prior is not searched: its vectors are off unit length and the
+        # HNSW index misses its recall goal with them (docs/architecture.md).
         Param("two_tower.dropout", "float", 0.0, 0.4),
         Param("two_tower.logq_correction", "choice", choices=(True, False)),
         Param("two_tower.batch_size", "choice", choices=(256, 512, 1024)),
