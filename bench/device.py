@@ -369,14 +369,9 @@ def two_tower_frame(ws, config, timeline, max_rows: int):
     """The frame `gfm train two-tower` fits on (training/two_tower/train.py:train_two_tower),
     for a uniform sample of max_rows of its examples (0 = all); also the examples' count."""
     import numpy as np
-    import pandas as pd
 
     from feature_store import core as feature_store
-    from feature_store.training_set import (
-        build_training_examples,
-        get_training_frame,
-        user_history_frame,
-    )
+    from feature_store.training_set import build_training_examples, two_tower_frame
 
     cfg = config.two_tower
     service = feature_store.latest_feature_service(ws)
@@ -388,9 +383,7 @@ def two_tower_frame(ws, config, timeline, max_rows: int):
         keep = np.sort(np.random.default_rng(cfg.seed).choice(n_all, max_rows, replace=False))
         examples = examples.iloc[keep].reset_index(drop=True)
     item_types = spec["item_types"]
-    frame = get_training_frame(ws, service, examples)
-    history = user_history_frame(ws, frame["user_id"], frame["event_timestamp"], item_types)
-    return pd.concat([frame, history], axis=1), item_types, service, n_all
+    return two_tower_frame(ws, service, examples, item_types), item_types, service, n_all
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,15 +165,10 @@ class Objective:
     def _load_frames(self) -> tuple:
         """Training frame, users' and items' features at the validation cutoff: once."""
         if self._frames is None:
-            import pandas as pd
 
             from evaluation.two_tower import item_features, user_features
             from feature_store import core as feature_store
-            from feature_store.training_set import (
-                build_training_examples,
-                get_training_frame,
-                user_history_frame,
-            )
+            from feature_store.training_set import build_training_examples, two_tower_frame
 
             service = feature_store.latest_feature_service(self.copy)
             item_types = feature_store.service_spec(self.copy, service)["item_types"]
@@ -181,9 +176,7 @@ class Objective:
             examples = build_training_examples(self.copy, self.timeline,
                                                max_examples=cfg.max_examples or None,
                                                seed=cfg.seed)
-            frame = get_training_frame(self.copy, service, examples)
-            frame = pd.concat([frame, user_history_frame(
-                self.copy, frame["user_id"], frame["event_timestamp"], item_types)], axis=1)
+            frame = two_tower_frame(self.copy, service, examples, item_types)
             at = self.timeline.cutoff  # what `gfm evaluate` reads (evaluation.two_tower)
             users = user_features(self.copy, service, item_types, self.split.user_ids, at)
             items = item_features(self.copy, service, self.split.item_ids, at)

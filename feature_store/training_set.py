@@ -242,3 +242,13 @@ def vector_matrix(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndar
     if present.any():
         matrix[present] = np.stack([np.asarray(v, dtype=np.float32) for v in values[present]])
     return matrix, present
+
+
+def two_tower_frame(workspace: Workspace, service: str, examples: pd.DataFrame,
+                    item_types: Sequence[str]) -> pd.DataFrame:
+    """What the two-tower trains on: the point-in-time frame of `examples` through `service`,
+    with the user's history lists item_ids_<type> of each example's instant beside it."""
+    frame = get_training_frame(workspace, service, examples)
+    history = user_history_frame(workspace, frame["user_id"], frame["event_timestamp"],
+                                 item_types)
+    return pd.concat([frame, history], axis=1)

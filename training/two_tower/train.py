@@ -312,12 +312,7 @@ def train_two_tower(
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
     from feature_store import core as feature_store
-    from feature_store.training_set import (
-        HISTORY_VIEW,
-        build_training_examples,
-        get_training_frame,
-        user_history_frame,
-    )
+    from feature_store.training_set import HISTORY_VIEW, build_training_examples, two_tower_frame
 
     cfg = config.two_tower
     input_service = feature_store.latest_feature_service(workspace)
@@ -325,9 +320,7 @@ def train_two_tower(
     examples = build_training_examples(workspace, timeline, max_examples=cfg.max_examples or None,
                                        seed=cfg.seed)
     item_types = spec["item_types"]
-    frame = get_training_frame(workspace, input_service, examples)
-    history = user_history_frame(workspace, frame["user_id"], frame["event_timestamp"], item_types)
-    frame = pd.concat([frame, history], axis=1)
+    frame = two_tower_frame(workspace, input_service, examples, item_types)
     if item_type_filter:
         frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
     log.info("training on %d examples through %s", len(frame), input_service)
