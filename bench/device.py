@@ -61,6 +61,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from benchdoc import cpu_name  # noqa: E402 (stdlib only: importable on the GPU machine)
 
 # What the GPU machine lacks: `run` must not need any of it.
 NOT_ON_GPU_MACHINE = ("duckdb", "feast", "dbt", "bentoml", "optuna")
@@ -699,7 +701,7 @@ def machine() -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu": _cpu_name(), "platform": platform.platform()}
+            "cpu": cpu_name(), "platform": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     for module in ("torch_geometric", "sentence_transformers", "transformers"):
@@ -708,16 +710,6 @@ def machine() -> dict:
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             info[module] = f"unavailable: {exc}"
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cmd_run(args: argparse.Namespace) -> None:
