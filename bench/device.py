@@ -319,6 +319,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     frame, item_types, service, n_all = two_tower_frame(ws, config, timeline,
                                                        args.two_tower_examples)
     frame_info = export_frame(frame, out / "two_tower")
+    from training.two_tower.train import popularity_snapshots  # the "recent" prior's input
+
+    popularity_snapshots(ws, timeline, frame).to_parquet(out / "item_popularity.parquet",
+                                                        compression="zstd", index=False)
     frame_info.update({"rows_in_workspace": int(n_all), "item_types": list(item_types),
                        "feature_service": service})
     print(f"two-tower frame: {frame_info['rows']:,} of {n_all:,} rows", flush=True)
@@ -639,6 +643,7 @@ def _sample_rows(frame, n: int):
 
 
 def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> dict:
+    import pandas as pd
 
     from training.two_tower.config import TwoTowerConfig
     from training.two_tower.train import encode_items, fit_two_tower
@@ -650,6 +655,13 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
     item_types = info["item_types"]
     base = TwoTowerConfig(**manifest["config"]["two_tower"])
     base = dataclasses.replace(base, epochs=args.two_tower_epochs, time_budget_s=1e9)
+    popularity_file = inputs / "item_popularity.parquet"  # absent in exports before the prior
+    if popularity_file.exists():
+        popularity = pd.read_parquet(popularity_file)
+    else:
+        popularity = None
+        if base.popularity_prior == "recent":
+            base = dataclasses.replace(base, popularity_prior="none")
     out: dict = {"rows": len(frame), "rows_in_workspace": info["rows_in_workspace"],
                  "epochs": args.two_tower_epochs, "batch_size": base.batch_size, "devices": {}}
     small = _sample_rows(frame, args.agree_examples)
@@ -660,7 +672,7 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
         # Agreement (and warm-up): the same small fit on each device, then the item tower;
         # dropout off (each device draws its masks from its own generator).
         bundle, _ = fit_two_tower(small, dataclasses.replace(config, epochs=1, dropout=0.0),
-                                  item_types)
+                                  item_types, item_popularity=popularity)
         from training.two_tower.data import item_inputs
 
         first = small.drop_duplicates("item_id").reset_index(drop=True)
@@ -670,7 +682,7 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
         _free(device)
         _sync(device)
         t0 = time.perf_counter()
-        bundle, metrics = fit_two_tower(frame, config, item_types)
+        bundle, metrics = fit_two_tower(frame, config, item_types, item_popularity=popularity)
         _sync(device)
         total_s = time.perf_counter() - t0
         epochs = metrics["epochs"]

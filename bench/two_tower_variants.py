@@ -84,6 +84,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
 
     objective, val, config = _objective(workdir, {**settings, "two_tower.epochs": epochs})
     frame, users, items, item_types = objective._load_frames()
+    popularity = (objective.popularity_snapshots()
+                  if config.two_tower.popularity_prior == "recent" else None)
     curve, best = [], None
 
     def on_epoch(epoch: int, bundle) -> None:
@@ -102,7 +104,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
             best = (epoch, rates, hits)
 
     t0 = time.perf_counter()
-    fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch)
+    fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch,
+                  item_popularity=popularity)
     epoch, rates, hits = best
     record = {"name": name, "kind": "two_tower", "settings": settings,
               "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,

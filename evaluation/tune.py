@@ -83,8 +83,8 @@ SPACES: dict[str, list[Param]] = {
         Param("two_tower.temperature", "log", 0.02, 0.3),
         Param("two_tower.item_id_dim", "choice", choices=(0, 32, 64, 128)),
         Param("two_tower.history_decay", "float", 0.6, 1.0),
-        # two_tower.popularity_prior is not searched: its vectors are off unit length and the
-        # HNSW index misses its recall goal with them (docs/architecture.md).
+        Param("two_tower.popularity_prior", "choice", choices=("none", "training_share",
+                                                                "recent")),
         Param("two_tower.dropout", "float", 0.0, 0.4),
         Param("two_tower.logq_correction", "choice", choices=(True, False)),
         Param("two_tower.batch_size", "choice", choices=(256, 512, 1024)),
@@ -152,6 +152,7 @@ class Objective:
         self.model, self.copy, self.config = model, copy, config
         self.timeline, self.split = timeline, split
         self._frames: tuple | None = None
+        self._popularity = None
 
     def __call__(self, params: dict[str, Any], report: Callable[[int, float], None] | None = None,
                  ) -> tuple[float, dict[str, Any]]:
@@ -183,11 +184,22 @@ class Objective:
             self._frames = (frame, users, items, item_types)
         return self._frames
 
+    def popularity_snapshots(self):
+        """The items' daily popularity snapshots (the "recent" popularity prior's): once."""
+        if self._popularity is None:
+            from training.two_tower.train import popularity_snapshots
+
+            self._popularity = popularity_snapshots(self.copy, self.timeline,
+                                                    self._load_frames()[0])
+        return self._popularity
+
     def _two_tower(self, config: Config, report) -> tuple[float, dict[str, Any]]:
         from evaluation.two_tower import TwoTowerRetriever
         from training.two_tower.train import encode_items, encode_users, fit_two_tower
 
         frame, users, items, item_types = self._load_frames()
+        popularity = self.popularity_snapshots() if config.two_tower.popularity_prior == "recent" \
+            else None
         per_epoch: list[dict[str, Any]] = []
 
         def on_epoch(epoch: int, bundle) -> None:
@@ -199,7 +211,8 @@ class Objective:
             if report is not None:
                 report(epoch, per_epoch[-1]["value"])
 
-        fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch)
+        fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch,
+                      item_popularity=popularity)
         best = max(per_epoch, key=lambda e: (e["value"], -e["epoch"]))
         return best["value"], {"hr@10": best["hr@10"], "epochs": best["epoch"],
                                "per_epoch": [[e["epoch"], round(e["value"], 6)] for e in per_epoch]}

@@ -33,6 +33,10 @@ user_history_90d_source = _source(
     "user_history_90d_source", SPEC["tables"]["user_history_90d"],
     "dbt model user_history_90d_wide: daily snapshots of each user's 90-day history.",
 )
+item_popularity_daily_source = _source(
+    "item_popularity_daily_source", SPEC["tables"]["item_popularity_daily"],
+    "dbt model item_popularity_daily: daily snapshots of each item's recent listeners.",
+)
 
 # Versioned sources, one per file; each is also a module attribute named like itself.
 SOURCES: dict[str, FileSource] = {}

@@ -5,6 +5,8 @@
     user_avg_hgnn_90d_v<N>     avg_hgnn_all, avg_hgnn_<type>, n_items_<type> per daily snapshot,
                                from the vectors of item_hgnn_embedding_v<N>
     user_history_90d           item_ids_<type> per daily snapshot (what serving leaves out)
+    item_popularity_daily      listener_days_7d, listener_days_28d, days_since_release per
+                               daily snapshot (the two-tower's "recent" popularity prior)
     item_metadata, user_metadata
 
 A daily snapshot is valid for one day (ttl): an example at time t joins the snapshot of t's
@@ -71,6 +73,25 @@ user_history_90d = FeatureView(
     tags=SPEC["tags"]["tables"],
 )
 
+item_popularity_daily = FeatureView(
+    name="item_popularity_daily",
+    entities=[item],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name="listener_days_7d", dtype=Int64,
+              description="sum over the 7 days before the snapshot of each day's distinct "
+                          "listeners"),
+        Field(name="listener_days_28d", dtype=Int64, description="the same over 28 days"),
+        Field(name="days_since_release", dtype=Int64,
+              description="whole days from the item's release to the snapshot"),
+    ],
+    source=data_sources.item_popularity_daily_source,
+    online=True,
+    description="Each top-level item's recent popularity, one snapshot a day; online: the "
+                "cutoff snapshot (an item released since has no row: no listeners yet).",
+    tags=SPEC["tags"]["tables"],
+)
+
 
 def _text_view(spec: dict) -> FeatureView:
     return FeatureView(
@@ -125,7 +146,8 @@ def _user_avg_view(spec: dict) -> FeatureView:
 
 
 VIEWS: dict[str, FeatureView] = {
-    view.name: view for view in (item_metadata, user_metadata, user_history_90d)
+    view.name: view for view in (item_metadata, user_metadata, user_history_90d,
+                                 item_popularity_daily)
 }
 VIEWS.update({s["name"]: _text_view(s) for s in SPEC["item_text_embedding"]})
 VIEWS.update({s["name"]: _hgnn_view(s) for s in SPEC["item_hgnn_embedding"]})

@@ -47,9 +47,8 @@ from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
-UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history_90d")
-ITEM_VIEWS = {"item_metadata"}
-SNAPSHOT_KINDS = {USER_AVG, "user_history_90d"}  # one row per user and daily snapshot
+UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history_90d",
+                     "item_popularity_daily")
 
 
 @dataclass
@@ -194,7 +193,8 @@ def _ensure_two_tower_service(
         skipped.append(f"{name}: needs {' and '.join(missing)}")
         return None
     views = [view_name(TEXT, text["number"]), view_name(HGNN, number),
-             view_name(USER_AVG, number), "item_metadata", "user_metadata"]
+             view_name(USER_AVG, number), "item_metadata", "user_metadata",
+             "item_popularity_daily"]
     state.add_service(
         name,
         [{"view": v, "features": None} for v in views],
@@ -205,7 +205,8 @@ def _ensure_two_tower_service(
                "dbt_manifest_hash": user_avg["lineage"].get("dbt_manifest_hash"),
                "views": ",".join(views)}),
         f"Two-tower inputs over HGNN run {number} ({hgnn_version}): item tower = text, HGNN "
-        "and metadata; user tower = average HGNN vectors and metadata.",
+        "and metadata, popularity prior = recent item popularity; user tower = average HGNN "
+        "vectors and metadata.",
     )
     return name
 
@@ -296,7 +297,9 @@ def _windows(spec: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """view -> (parquet path, entity key, kind) of every view in the spec."""
     views = {"item_metadata": (spec["tables"]["item_metadata"], "item_id", "item"),
              "user_metadata": (spec["tables"]["user_metadata"], "user_id", "user"),
-             "user_history_90d": (spec["tables"]["user_history_90d"], "user_id", "snapshot")}
+             "user_history_90d": (spec["tables"]["user_history_90d"], "user_id", "snapshot"),
+             "item_popularity_daily": (spec["tables"]["item_popularity_daily"], "item_id",
+                                       "snapshot")}
     for entry in spec[TEXT] + spec[HGNN]:
         views[entry["name"]] = (entry["path"], "item_id", "item")
     for entry in spec[USER_AVG]:

@@ -3,6 +3,7 @@
     features/item_metadata.parquet                 item_metadata (static item attributes)
     features/user_metadata.parquet                 user_metadata (static user attributes)
     features/user_history_90d.parquet              user_history_90d, one item-id list per type
+    features/item_popularity_daily.parquet         item_popularity_daily, per item and snapshot
     features/user_avg_hgnn_90d/<hgnn version>.parquet   user average HGNN vectors per snapshot
 
 Those models are disabled unless their vars are given (so `gfm transform` alone never needs
@@ -34,6 +35,7 @@ TABLES = {
     "item_metadata": "item_metadata.parquet",
     "user_metadata": "user_metadata.parquet",
     "user_history_90d": "user_history_90d.parquet",
+    "item_popularity_daily": "item_popularity_daily.parquet",
 }
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -217,6 +217,41 @@ def user_history_frame(workspace: Workspace, user_ids: Sequence[str], timestamps
     return frame
 
 
+POPULARITY_VIEW = "item_popularity_daily"
+
+
+def item_popularity_snapshots(workspace: Workspace, item_ids: Sequence[str],
+                              days: Sequence[dt.datetime], features: Sequence[str],
+                              ) -> pd.DataFrame:
+    """item_id, snapshot_ts and `features` of `item_popularity_daily` for every item at every
+    day's midnight (naive UTC), point-in-time: a value is null where no snapshot was valid
+    (the item was not released yet). What the two-tower's "recent" popularity prior scores
+    the whole catalogue with at each example's day."""
+    from feature_store import open_store
+
+    ids = np.asarray(list(item_ids), dtype=object)
+    instants = pd.to_datetime(pd.Series(list(days)))
+    n = len(ids) * len(instants)
+    snapshot = np.repeat(instants.to_numpy(), len(ids))
+    stamps = pd.Series(snapshot).dt.tz_localize("UTC").dt.floor("us")
+    entity_df = pd.DataFrame({"item_id": np.tile(ids, len(instants)), "event_timestamp": stamps,
+                              ROW_ID: np.arange(n, dtype=np.int64)})
+    store = open_store(workspace)
+    try:
+        store.get_feature_view(POPULARITY_VIEW)
+    except Exception:  # Feast raises its own FeatureViewNotFoundException
+        raise WorkspaceError(f"feature view {POPULARITY_VIEW} is not in this workspace's Feast "
+                             "registry (built before the view existed): run `gfm features "
+                             "apply`") from None
+    job = store.get_historical_features(
+        entity_df=entity_df, features=[f"{POPULARITY_VIEW}:{f}" for f in features])
+    table = _in_order(job.to_arrow(), n, drop=["item_id", "event_timestamp"])
+    frame = pd.DataFrame({"item_id": entity_df["item_id"], "snapshot_ts": snapshot})
+    for name, column in zip(table.column_names, table.columns):
+        frame[name] = column.to_pandas()
+    return frame
+
+
 def _in_order(table: pa.Table, n: int, drop: list[str]) -> pa.Table:
     """Rows sorted back by example_id; fails loudly if Feast lost or duplicated any."""
     if table.num_rows != n:

@@ -17,6 +17,9 @@ Per request:
   a large limit); then the answer is computed exactly, over the same item vectors held in
   memory (`Catalogue`), so that a list is always min(k, eligible items) long. A limit that is
   a large share of the filtered items (EXACT_SHARE) goes to the exact answer directly.
+- scores are inner products in the index's space: the model's own scores, or, for a model
+  with a popularity prior (indexed through the MIPS-to-cosine transform), the model's scores
+  divided by the manifest's `mips_max_norm` (the same ranking).
 
 Errors are `RequestError`s with an HTTP status and a message that says what to send instead.
 """
@@ -39,6 +42,7 @@ from gfm.config import Config
 from gfm.errors import GfmError, WorkspaceError
 from gfm.workspace import Workspace
 from serving import milvus
+from serving.index import item_query, user_query
 from serving.schemas import (
     RecommendRequest,
     RecommendResponse,
@@ -338,7 +342,8 @@ class Engine:
 
     def _search(self, vector: np.ndarray, k: int, types: list[str] | None,
                 exclude: set[str]) -> list[ScoredItem]:
-        """The k best items of these types, none of `exclude`, or all of them when fewer are
+        """`vector`: a query as the index takes it (serving.index.user_query / item_query).
+        The k best items of these types, none of `exclude`, or all of them when fewer are
         left: Milvus, over-fetching by len(exclude); exact in memory if its answer is short, or
         from the start when the limit is a large share of the filtered items (EXACT_SHARE)."""
         catalogue = self.catalogue()
@@ -403,7 +408,7 @@ class Engine:
         if vector is None:
             items = self._popular(req.k, types, exclude)
         else:
-            items = self._search(vector, req.k, types, exclude)
+            items = self._search(user_query(vector, self.manifest), req.k, types, exclude)
         return RecommendResponse(items=items, strategy=strategy,
                                  unknown_item_ids=self._unknown_items(recent), **self._common())
 
@@ -417,7 +422,8 @@ class Engine:
                      f"{self.bundle.version} (top-level catalog items as of `gfm index`); send "
                      "the id of a podcast show or audiobook, not of an episode",
                 item_id=req.item_id)
-        vector = np.asarray(found[req.item_id][milvus.VECTOR_FIELD], dtype=np.float32)
+        vector = item_query(np.asarray(found[req.item_id][milvus.VECTOR_FIELD], dtype=np.float32),
+                            self.manifest)
         items = self._search(vector, req.k, types, {req.item_id})
         return SimilarResponse(item_id=req.item_id, items=items, **self._common())
 
@@ -436,7 +442,7 @@ class Engine:
             scores = np.asarray([found[i][milvus.STREAMS_FIELD] for i in known], dtype=np.float64)
         else:
             matrix = np.asarray([found[i][milvus.VECTOR_FIELD] for i in known], dtype=np.float32)
-            scores = matrix @ vector  # (n_known,)
+            scores = matrix @ user_query(vector, self.manifest)  # (n_known,)
         order = np.argsort(-scores, kind="stable")  # ties keep the request's order
         items = [ScoredItem(item_id=known[j], item_type=found[known[j]][milvus.TYPE_FIELD],
                             score=float(scores[j])) for j in order]

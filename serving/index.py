@@ -5,9 +5,12 @@
    its features read through that FeatureService from Feast's offline store as of the model's
    cutoff: the same call and instant `gfm evaluate` uses, so the index holds exactly the
    vectors the offline evaluation scored (and the online store, materialized at the cutoff,
-   holds the same values). An item released after the cutoff has no text vector at the
-   cutoff: it is encoded with zeros there, as in the evaluation.
-3. The vectors go into `items_<model version>` (HNSW by default, `serving.index_type`).
+   holds the same values). An item released after the cutoff is read as of its release, with
+   the static features it has then (as in the evaluation).
+3. The vectors go into `items_<model version>` (HNSW by default, `serving.index_type`). A
+   model with a popularity prior scores by inner product over vectors off unit length: they
+   are indexed through the MIPS-to-cosine transform (`mips_to_cosine`; the manifest says
+   `vector_transform`), and queries are padded to match (`user_query`, `item_query`).
 4. Recall@10 of the index against exact search (numpy, brute force over the same vectors) for
    user vectors of users with history at the cutoff (unfiltered and per item type, as
    /recommend searches) and for item vectors (as /similar searches), written to
@@ -191,6 +194,41 @@ def insert_vectors(client, name: str, item_ids: Sequence[str], item_types: Seque
     client.load_collection(name)
 
 
+# ---------------------------------------------------------------------------------------------
+# vectors off unit length (a popularity prior): the MIPS-to-cosine transform
+
+MIPS_TO_COSINE = "mips_to_cosine"
+
+
+def mips_to_cosine(vectors: np.ndarray) -> tuple[np.ndarray, float]:
+    """((n, d + 1) unit vectors, M): x' = [x, sqrt(M^2 - |x|^2)] / M with M the largest norm
+    (Bachrach et al., RecSys 2014). A query q searches as [q, 0] (`user_query`): q'.x' =
+    q.x / M, the model's ranking; and on unit vectors the HNSW graph is built in a cosine
+    geometry, where its recall holds (with raw off-unit vectors it fell to 0.84)."""
+    norms = np.linalg.norm(vectors, axis=1)
+    max_norm = float(norms.max()) if len(norms) else 1.0
+    extra = np.sqrt(np.clip(max_norm ** 2 - norms ** 2, 0.0, None))[:, None]
+    return (np.hstack([vectors, extra]) / max_norm).astype(np.float32), max_norm
+
+
+def user_query(vector: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
+    """A user-tower vector (or a batch, (n, d)) as the index searches with it."""
+    if manifest.get("vector_transform") != MIPS_TO_COSINE:
+        return vector
+    pad = np.zeros((*vector.shape[:-1], 1), dtype=vector.dtype)
+    return np.concatenate([vector, pad], axis=-1)
+
+
+def item_query(indexed: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
+    """An indexed item vector as the query of "similar items": without the transform's extra
+    component, so the score is the item vectors' inner product (over M^2)."""
+    if manifest.get("vector_transform") != MIPS_TO_COSINE:
+        return indexed
+    query = np.array(indexed, dtype=np.float32, copy=True)
+    query[..., -1] = 0.0
+    return query
+
+
 def type_filter(types: Sequence[str] | None) -> str:
     if not types:
         return ""
@@ -238,7 +276,8 @@ def recall_at_k(ann: list[list[str]], exact: list[list[str]], exclude: Sequence[
 def measure_recall(client, name: str, manifest: dict[str, Any], item_ids: np.ndarray,
                    item_types: np.ndarray, vectors: np.ndarray, user_vectors: np.ndarray,
                    n_item_queries: int, seed: int = 0) -> dict[str, Any]:
-    """Recall@10 of the collection vs exact search, per filter, for user and item queries."""
+    """Recall@10 of the collection vs exact search, per filter, for user and item queries.
+    `vectors` as indexed, `user_vectors` as queries (`user_query`)."""
     by_filter: dict[str, float] = {}
     for label, types in [("all", None)] + [(t, [t]) for t in sorted(set(item_types))]:
         if len(user_vectors) == 0:
@@ -252,13 +291,14 @@ def measure_recall(client, name: str, manifest: dict[str, Any], item_ids: np.nda
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(item_ids), size=min(n_item_queries, len(item_ids)),
                                 replace=False))
-    exact = exact_top_k(vectors[sample], vectors, RECALL_K + 1)
+    item_queries = item_query(vectors[sample], manifest)
+    exact = exact_top_k(item_queries, vectors, RECALL_K + 1)
     exact_ids = [[item_ids[j] for j in row] for row in exact]
-    ann = ann_top_k(client, name, manifest, vectors[sample], RECALL_K + 1)
+    ann = ann_top_k(client, name, manifest, item_queries, RECALL_K + 1)
     similar = recall_at_k(ann, exact_ids, exclude=list(item_ids[sample]))
 
     latencies = []
-    for q in user_vectors[:50] if len(user_vectors) else vectors[sample[:50]]:
+    for q in user_vectors[:50] if len(user_vectors) else item_queries[:50]:
         t0 = time.perf_counter()
         client.search(name, data=[q.tolist()], limit=RECALL_K, output_fields=[milvus.TYPE_FIELD],
                       search_params=milvus.search_params(manifest, RECALL_K))
@@ -300,6 +340,11 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     encode_s = time.perf_counter() - t0
     if not np.isfinite(vectors).all():
         raise GfmError("the item tower returned NaN or infinite vectors: retrain the model")
+    # With a popularity prior the vectors are off unit length: index them transformed.
+    transform, max_norm = "none", 1.0
+    if bundle.model.has_prior:
+        vectors, max_norm = mips_to_cosine(vectors)
+        transform = MIPS_TO_COSINE
 
     name = milvus.collection_name(bundle.version)
     uri = milvus.resolve_uri(workspace, config.serving)
@@ -316,6 +361,8 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         "build_params": milvus.build_params(serving),
         "search_params": milvus.base_search_params(serving),
         "dim": int(vectors.shape[1]),
+        "vector_transform": transform,
+        "mips_max_norm": max_norm,
         "n_items": len(item_ids),
         "n_items_by_type": {t: item_types.count(t) for t in sorted(set(item_types))},
         "item_types": sorted(set(item_types)),
@@ -334,8 +381,8 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         rng = np.random.default_rng(0)
         if len(users) > serving.recall_queries:
             users = sorted(rng.choice(users, size=serving.recall_queries, replace=False).tolist())
-        user_vectors = (encode_user_sample(workspace, bundle, users, cutoff) if users
-                        else np.zeros((0, vectors.shape[1]), np.float32))
+        user_vectors = (user_query(encode_user_sample(workspace, bundle, users, cutoff), manifest)
+                        if users else np.zeros((0, vectors.shape[1]), np.float32))
         recall = measure_recall(client, name, manifest, np.asarray(item_ids, dtype=object),
                                 np.asarray(item_types, dtype=object), vectors, user_vectors,
                                 serving.recall_queries)
@@ -353,7 +400,8 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     metrics = {
         **{k: manifest[k] for k in ("collection", "uri", "model_tag", "feature_service",
                                     "index_type", "metric", "build_params", "search_params",
-                                    "dim", "n_items", "n_items_by_type")},
+                                    "dim", "vector_transform", "n_items",
+                                    "n_items_by_type")},
         **recall,
         "goal": RECALL_GOAL,
         "meets_goal": bool(recall[f"recall@{RECALL_K}_min"] >= RECALL_GOAL),

@@ -124,7 +124,7 @@ def test_views_and_service_carry_lineage_tags(sqlite_store):
         assert len(view.tags["dbt_manifest_hash"]) == 12
     service = store.get_feature_service("two_tower_features_v1")
     pinned = {p.name for p in service.feature_view_projections}
-    assert pinned == {*VERSIONED, "item_metadata", "user_metadata"}
+    assert pinned == {*VERSIONED, "item_metadata", "user_metadata", "item_popularity_daily"}
     assert service.tags["hgnn_version"] == hgnn.tags["version"]
 
 
@@ -372,3 +372,45 @@ def test_items_released_after_the_cutoff_are_read_as_of_their_release(sqlite_sto
         con.close()
     assert len(hgnn) == n_items
     assert (pd.to_datetime(hgnn.event_timestamp) == pd.Timestamp(s.timeline.graph_as_of)).all()
+
+
+def test_item_popularity_snapshots_count_daily_listeners_before_each_midnight(sqlite_store):
+    """item_popularity_daily, recomputed here from the raw streams for every item and snapshot
+    day, and read back point-in-time as the two-tower's recent prior reads it."""
+    from feature_store.training_set import item_popularity_snapshots
+    from training.two_tower.data import POPULARITY_FEATURES
+
+    s = sqlite_store
+    days = s.timeline.snapshot_days()
+    con = duckdb.connect(str(s.workspace.warehouse_path), read_only=True)
+    try:
+        items = con.execute("select item_id, created_at from item_catalog where is_top_level "
+                            "order by item_id").fetchall()
+        streams = con.execute(
+            "select top_item_id, user_id, event_ts from int_interactions_rolled_up "
+            "where event_type = 'stream' and event_ts < ?", [s.timeline.cutoff]).df()
+    finally:
+        con.close()
+    streams["day"] = streams["event_ts"].dt.floor("D")
+    daily = streams.groupby(["top_item_id", "day"])["user_id"].nunique()
+    ids = [i for i, _ in items]
+    got = item_popularity_snapshots(s.workspace, ids, days, POPULARITY_FEATURES)
+    got = got.set_index(["item_id", "snapshot_ts"])
+    checked = 0
+    for item_id, created in items:
+        per_day = daily.loc[item_id] if item_id in daily.index.get_level_values(0) else None
+        for day in days:
+            row = got.loc[(item_id, pd.Timestamp(day))]
+            if created >= day:  # not released before this midnight: no snapshot
+                assert pd.isna(row.listener_days_7d), (item_id, day)
+                continue
+            expected = {n: 0 for n in (7, 28)}
+            if per_day is not None:
+                for n in (7, 28):
+                    window = per_day[(per_day.index >= day - pd.Timedelta(days=n))
+                                     & (per_day.index < day)]
+                    expected[n] = int(window.sum())
+            assert (row.listener_days_7d, row.listener_days_28d) == (expected[7], expected[28])
+            assert row.days_since_release == (pd.Timestamp(day) - pd.Timestamp(created)).days
+            checked += row.listener_days_7d > 0
+    assert checked > 0, "the tiny workspace should stream some items in the label window"

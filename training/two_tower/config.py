@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from gfm.errors import ConfigError
 
+POPULARITY_PRIORS = ("none", "training_share", "recent")
+
 
 @dataclass
 class TwoTowerConfig:
@@ -35,20 +37,25 @@ class TwoTowerConfig:
     # Training only: each example's user is shown without history (no HGNN means, counts or
     # history ids) with this probability, so the towers learn what a user who just signed up
     # streams (demographics, what is popular). Without it, under 1% of examples are cold. 0 = off.
-    history_dropout: float = 0.0
+    # 0.1 with the recent popularity prior: the pair that served users without history best on
+    # the small profile's validation split, new items unchanged (docs/two_tower_variants.md).
+    history_dropout: float = 0.1
     temperature: float = 0.1  # softmax temperature on cosine scores
     # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
     # in-batch item, so popular items are not over-penalised as negatives.
     logq_correction: bool = True
     # A popularity prior inside the model: a user's score of an item gains
-    # w(user) * temperature * log q(item), q = the item's share of training examples (add-one
-    # smoothed; an item new since training gets the smallest), w >= 0 learned from the user's
-    # features (a user without history leans on popularity, a long history on the towers).
-    # Served as one more dimension of the item and user vectors (inner product). Off: with it,
-    # the vectors are no longer unit length and the HNSW index's recall@10 fell to 0.84 (goal
-    # 0.99); it needs a MIPS-to-cosine transform in the index first (with history_dropout it
-    # was the best validation variant, and lifted cold users on the hold-out).
-    popularity_prior: bool = False
+    # w(user) * temperature * p(item), w >= 0 learned from the user's features (a user without
+    # history can lean on popularity, a long history on the towers). p(item):
+    #   "none":           no prior;
+    #   "training_share": log of the item's share of training examples (add-one smoothed; an
+    #                     item new since training gets the smallest); static;
+    #   "recent":         a small learned function of the item's recent popularity at the
+    #                     example's day (feature view item_popularity_daily: listener-days over
+    #                     7 and 28 days, days since release); at serving, as of the cutoff.
+    # Served as one more dimension of the item and user vectors (an inner product); the index
+    # turns that into a cosine search (serving.index, the MIPS-to-cosine transform).
+    popularity_prior: str = "recent"
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
     # Negatives: "in_batch" (the other examples' items, with the log-Q correction) or "catalog"
@@ -87,6 +94,11 @@ class TwoTowerConfig:
         for name in ("item_id_dropout", "history_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"two_tower.{name} must be in [0, 1), got {getattr(self, name)}")
+        if isinstance(self.popularity_prior, bool):  # configs before the prior had kinds
+            self.popularity_prior = "training_share" if self.popularity_prior else "none"
+        if self.popularity_prior not in POPULARITY_PRIORS:
+            raise ConfigError(f"two_tower.popularity_prior must be one of "
+                              f"{', '.join(POPULARITY_PRIORS)}, got {self.popularity_prior!r}")
         if self.negatives not in ("in_batch", "catalog"):
             raise ConfigError(f"two_tower.negatives must be in_batch or catalog, got "
                               f"{self.negatives!r}")

@@ -14,6 +14,10 @@ import torch
 
 ITEM_CATEGORICALS = ("item_type", "language", "genre")
 USER_CATEGORICALS = ("country", "age_bucket")
+# An item's recent popularity at a daily snapshot (feature view item_popularity_daily), input of
+# the "recent" popularity prior; each enters as log1p, and a missing value (an item released
+# after the last snapshot) as 0: no listeners yet, released today.
+POPULARITY_FEATURES = ("listener_days_7d", "listener_days_28d", "days_since_release")
 
 
 @dataclass
@@ -120,20 +124,35 @@ def _is_list(value) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
+def popularity_inputs(frame: pd.DataFrame | dict) -> np.ndarray:
+    """(n, len(POPULARITY_FEATURES)) float32 log1p of each feature; 0 where it is missing."""
+    n = _length(frame)
+    out = np.zeros((n, len(POPULARITY_FEATURES)), dtype=np.float32)
+    for j, name in enumerate(POPULARITY_FEATURES):
+        if name in frame:
+            values = pd.to_numeric(pd.Series(list(frame[name])), errors="coerce").to_numpy(
+                dtype=np.float64)
+            out[:, j] = np.log1p(np.clip(np.nan_to_num(values), 0, None))
+    return out
+
+
 @dataclass
 class ItemInputs:
     hgnn: torch.Tensor  # (n, hgnn_dim)
     text: torch.Tensor  # (n, text_dim)
     codes: dict[str, torch.Tensor]  # (n,) each
     ids: torch.Tensor  # (n,) learned-id index, 0 = unknown
+    popularity: torch.Tensor  # (n, len(POPULARITY_FEATURES)) popularity_inputs
 
     def take(self, index: torch.Tensor) -> "ItemInputs":
         return ItemInputs(self.hgnn[index], self.text[index],
-                          {k: v[index] for k, v in self.codes.items()}, self.ids[index])
+                          {k: v[index] for k, v in self.codes.items()}, self.ids[index],
+                          self.popularity[index])
 
     def to(self, device: torch.device | str) -> "ItemInputs":
         return ItemInputs(self.hgnn.to(device), self.text.to(device),
-                          {k: v.to(device) for k, v in self.codes.items()}, self.ids.to(device))
+                          {k: v.to(device) for k, v in self.codes.items()}, self.ids.to(device),
+                          self.popularity.to(device))
 
     def __len__(self) -> int:
         return len(self.hgnn)
@@ -179,6 +198,7 @@ def item_inputs(frame: pd.DataFrame | dict, vocab: Vocabulary, hgnn_dim: int,
         torch.from_numpy(stack_vectors(frame["text_embedding"], text_dim)),
         vocab.encode(frame),
         torch.from_numpy(ids),
+        torch.from_numpy(popularity_inputs(frame)),
     )
 
 

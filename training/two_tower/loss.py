@@ -37,15 +37,18 @@ def full_softmax_loss(
     positive: torch.Tensor,  # (b,) index of each row's positive among the n items
     temperature: float,
     masked: torch.Tensor | None = None,  # (b, n) bool: items that are not negatives
-    prior: tuple[torch.Tensor, torch.Tensor] | None = None,  # (b,), (n,)
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,  # (b,), (n,) or (b, n)
 ) -> torch.Tensor:
     """Softmax over the whole trained catalogue: no sampling, so no log-Q correction.
     `masked` items (the user's history: never served, so never pushed down) are left out of
-    the denominator; a row's own positive is always kept."""
+    the denominator; a row's own positive is always kept. `prior` (w, p): row i's logit for
+    item j gains w[i] * p[j], or w[i] * p[i, j] when the items' popularity is per row (the
+    example's day)."""
     logits = scores / temperature
     if prior is not None:
         weight, popularity = prior
-        logits = logits + weight[:, None] * popularity[None, :]
+        logits = logits + weight[:, None] * (popularity if popularity.dim() == 2
+                                             else popularity[None, :])
     if masked is not None:
         rows = torch.arange(len(positive), device=scores.device)
         masked = masked.clone()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.two_tower.config import TwoTowerConfig
-from training.two_tower.data import IdLists, ItemInputs, UserInputs
+from training.two_tower.data import POPULARITY_FEATURES, IdLists, ItemInputs, UserInputs
 
 
 def mlp(in_dim: int, dims: list[int], dropout: float) -> nn.Sequential:
@@ -63,9 +63,12 @@ class TwoTowerModel(nn.Module):
             nn.init.normal_(self.ids.weight, std=0.1)
             with torch.no_grad():
                 self.ids.weight[0].zero_()
-        # log q(item) per id index (the popularity prior at scoring; set by the trainer)
+        # log q(item) per id index (the "training_share" prior; set by the trainer)
         self.register_buffer("log_q", torch.zeros(n_item_ids + 1))
         self.popularity_prior = config.popularity_prior
+        # The "recent" prior: p(item) from its recent-popularity features (log1p each).
+        self.popularity_net = (mlp(len(POPULARITY_FEATURES), [16, 1], 0.0)
+                               if config.popularity_prior == "recent" else None)
         self.temperature = config.temperature
 
         self.item_categoricals = Categoricals(item_vocab_sizes, config.categorical_dim)
@@ -79,7 +82,7 @@ class TwoTowerModel(nn.Module):
                    + self.user_categoricals.out_dim + self.id_dim * (n_types + 1))
         self.user_net = mlp(user_in, config.tower_dims, config.dropout)
         # The user's weight on the popularity prior, from the same inputs (softplus: >= 0).
-        self.prior_net = nn.Linear(user_in, 1) if self.popularity_prior else None
+        self.prior_net = nn.Linear(user_in, 1) if self.popularity_prior != "none" else None
         # Linear paths from the item's id vector and the user's pooled history ids straight to
         # the outputs, beside the MLPs: the score gains an item-to-item term (FISM).
         self.id_skip = bool(config.id_skip and self.id_dim)
@@ -162,14 +165,28 @@ class TwoTowerModel(nn.Module):
 
     # -- scoring: what evaluation ranks by and serving indexes -------------------------------
 
+    def recent_popularity(self, popularity: torch.Tensor) -> torch.Tensor:
+        """(...,) the "recent" prior's p(item) from (..., n_features) popularity inputs."""
+        return self.popularity_net(popularity).squeeze(-1)
+
+    def item_prior(self, v: ItemInputs) -> torch.Tensor:
+        """(b,) p(item) of the popularity prior."""
+        if self.popularity_prior == "recent":
+            return self.recent_popularity(v.popularity)
+        return self.log_q[v.ids]
+
+    @property
+    def has_prior(self) -> bool:
+        return self.popularity_prior != "none"
+
     def item_vectors(self, v: ItemInputs) -> torch.Tensor:
         """Item-tower output, with the popularity prior as one more dimension when it is on:
-        user_vector . item_vector = cosine + w(user) * temperature * log q(item), the training
+        user_vector . item_vector = cosine + w(user) * temperature * p(item), the training
         logit times the temperature."""
         z = self.items(v)
-        if not self.popularity_prior:
+        if not self.has_prior:
             return z
-        return torch.cat([z, (self.temperature * self.log_q[v.ids]).unsqueeze(-1)], dim=-1)
+        return torch.cat([z, (self.temperature * self.item_prior(v)).unsqueeze(-1)], dim=-1)
 
     def user_vectors(self, u: UserInputs) -> torch.Tensor:
         z, weight = self.users_with_prior(u)

@@ -66,7 +66,7 @@ class TwoTowerBundle:
     @property
     def vector_dim(self) -> int:
         """Width of the scoring vectors (TwoTowerModel.item_vectors / user_vectors)."""
-        return self.model.out_dim + (1 if self.model.popularity_prior else 0)
+        return self.model.out_dim + (1 if self.model.has_prior else 0)
 
     def item_inputs(self, frame) -> ItemInputs:
         """The item tower's inputs from a frame of item features (item_id, hgnn_embedding,

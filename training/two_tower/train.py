@@ -29,11 +29,13 @@ from gfm.workspace import Workspace
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import (
     ITEM_CATEGORICALS,
+    POPULARITY_FEATURES,
     USER_CATEGORICALS,
     ItemInputs,
     UserInputs,
     Vocabulary,
     item_inputs,
+    popularity_inputs,
     user_inputs,
 )
 from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
@@ -110,13 +112,32 @@ def in_history(frame: pd.DataFrame, item_types: list[str]) -> np.ndarray:
     return out
 
 
+def popularity_by_day(item_popularity: pd.DataFrame, item_codes: np.ndarray,
+                      first_day: pd.Timestamp, n_days: int) -> np.ndarray:
+    """(n_days, n_items, n_features) popularity inputs of `item_codes` at the daily snapshots
+    first_day + d (d < n_days), from rows (item_id, snapshot_ts, POPULARITY_FEATURES...); an
+    item without a snapshot that day (not released yet) gets zeros."""
+    table = np.zeros((n_days, len(item_codes), len(POPULARITY_FEATURES)), dtype=np.float32)
+    if len(item_popularity) == 0:
+        return table
+    day = ((pd.to_datetime(item_popularity["snapshot_ts"]) - first_day)
+           // pd.Timedelta(days=1)).to_numpy()
+    item = pd.Index(item_codes).get_indexer(item_popularity["item_id"])
+    keep = (day >= 0) & (day < n_days) & (item >= 0)
+    table[day[keep], item[keep]] = popularity_inputs(item_popularity)[keep]
+    return table
+
+
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
-    on_epoch=None,
+    on_epoch=None, item_popularity: pd.DataFrame | None = None,
 ) -> tuple[TwoTowerBundle, dict]:
     """Train on a point-in-time frame (one row per example with every feature joined, and the
     user's history lists item_ids_<type> of the example's day). `on_epoch(epoch, bundle)`, if
-    given, is called after each epoch (tuning reads its own validation metric there)."""
+    given, is called after each epoch (tuning reads its own validation metric there).
+    `item_popularity`: the daily snapshots of item_popularity_daily over the examples' days
+    and the cutoff (feature_store.training_set.item_popularity_snapshots); needed by the
+    "recent" popularity prior, which scores every catalogue item at each example's day."""
     if len(frame) == 0:
         raise GfmError("no training examples: the label window [graph_as_of, cutoff) holds no "
                        "streams on top-level items")
@@ -166,6 +187,21 @@ def fit_two_tower(
     item_index_t = torch.from_numpy(item_index)
     variant_index_t = torch.from_numpy(variant_index)
     served_items = items.take(torch.from_numpy(served_variant))
+    # The recent prior: every trained item's popularity inputs at each example's day; the
+    # served variants carry the latest snapshot's (the cutoff's).
+    days = pd.to_datetime(frame["event_timestamp"]).dt.floor("D")
+    first_day = days.min()
+    example_day = torch.from_numpy(((days - first_day) // pd.Timedelta(days=1)).to_numpy())
+    if config.popularity_prior == "recent":
+        if item_popularity is None:
+            raise GfmError("two_tower.popularity_prior: recent needs the item_popularity_daily "
+                           "snapshots (feature_store.training_set.item_popularity_snapshots)")
+        last = max(pd.to_datetime(item_popularity["snapshot_ts"]).max(), days.max())
+        n_days = int((last - first_day) // pd.Timedelta(days=1)) + 1
+        popularity_table = torch.from_numpy(popularity_by_day(item_popularity, item_codes,
+                                                              first_day, n_days))
+        served_items.popularity = popularity_table[-1]
+        popularity_table = popularity_table.to(device)
 
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -212,7 +248,13 @@ def fit_two_tower(
         if config.same_type_negatives:
             other = catalog_types[None, :] != catalog_types[positive][:, None]  # (b, n_items)
             masked = other if masked is None else masked | other
-        prior = (weight, model.log_q[served_on_device.ids]) if weight is not None else None
+        prior = None
+        if config.popularity_prior == "recent":
+            day, inverse = torch.unique(example_day[index], return_inverse=True)
+            by_day = model.recent_popularity(popularity_table[day.to(device)])  # (n_day, n)
+            prior = (weight, by_day[inverse.to(device)])  # (b,), (b, n_items)
+        elif weight is not None:
+            prior = (weight, model.log_q[served_on_device.ids])
         return full_softmax_loss(scores, positive, config.temperature, masked, prior)
 
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
@@ -227,7 +269,12 @@ def fit_two_tower(
         v = items.take(variant_index_t[index]).to(device)
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
-        prior = (weight, model.log_q[v.ids]) if weight is not None else None
+        prior = None
+        if config.popularity_prior == "recent":
+            prior = (weight, model.recent_popularity(
+                popularity_table[example_day[index].to(device), it]))
+        elif weight is not None:
+            prior = (weight, model.log_q[v.ids])
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
                                      config.remove_accidental_hits, prior)
 
@@ -306,13 +353,28 @@ def fit_two_tower(
     return bundle, metrics
 
 
+def popularity_snapshots(workspace: Workspace, timeline: Timeline,
+                         frame: pd.DataFrame) -> pd.DataFrame:
+    """What fit_two_tower's `item_popularity` is: the daily item_popularity_daily snapshots of
+    the frame's items over the timeline's snapshot days."""
+    from feature_store.training_set import item_popularity_snapshots
+
+    return item_popularity_snapshots(workspace, sorted(set(frame["item_id"])),
+                                     timeline.snapshot_days(), POPULARITY_FEATURES)
+
+
 def train_two_tower(
     workspace: Workspace, config: Config, timeline: Timeline, *, name: str = SERVED_MODEL_NAME,
     item_type_filter: list[str] | None = None, serve: bool = True,
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
     from feature_store import core as feature_store
-    from feature_store.training_set import HISTORY_VIEW, build_training_examples, two_tower_frame
+    from feature_store.training_set import (
+        HISTORY_VIEW,
+        POPULARITY_VIEW,
+        build_training_examples,
+        two_tower_frame,
+    )
 
     cfg = config.two_tower
     input_service = feature_store.latest_feature_service(workspace)
@@ -324,7 +386,9 @@ def train_two_tower(
     if item_type_filter:
         frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
     log.info("training on %d examples through %s", len(frame), input_service)
-    bundle, metrics = fit_two_tower(frame, cfg, item_types)
+    popularity = (popularity_snapshots(workspace, timeline, frame)
+                  if cfg.popularity_prior == "recent" else None)
+    bundle, metrics = fit_two_tower(frame, cfg, item_types, item_popularity=popularity)
 
     version = model_version(cfg, input_service, timeline, name, {"types": item_type_filter})
     service_name = f"two_tower_v{version.removeprefix('2t_')}" if serve else input_service
@@ -346,6 +410,8 @@ def train_two_tower(
     if serve:
         # The model's own service pins exactly the views it was trained on.
         views = [*spec["views"], HISTORY_VIEW]
+        if cfg.popularity_prior == "recent" and POPULARITY_VIEW not in views:
+            views.append(POPULARITY_VIEW)  # a service from before the view existed
         bundle.metadata["feature_views"] = views
         feature_store.register_feature_service(
             workspace, config, service_name, views,

@@ -1,0 +1,107 @@
+"""The two-tower's "recent" popularity prior and the index's MIPS-to-cosine transform."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gfm.errors import ConfigError, GfmError
+from serving.index import MIPS_TO_COSINE, exact_top_k, item_query, mips_to_cosine, user_query
+from training.two_tower.config import TwoTowerConfig
+from training.two_tower.data import POPULARITY_FEATURES, popularity_inputs
+from training.two_tower.train import fit_two_tower, popularity_by_day
+
+
+def test_mips_to_cosine_keeps_every_ranking_on_unit_vectors():
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(300, 9)).astype(np.float32) * rng.uniform(0.2, 3.0, (300, 1))
+    users = rng.normal(size=(40, 9)).astype(np.float32)
+    indexed, max_norm = mips_to_cosine(items)
+    assert indexed.shape == (300, 10)
+    np.testing.assert_allclose(np.linalg.norm(indexed, axis=1), 1.0, atol=1e-5)
+    assert max_norm == pytest.approx(float(np.linalg.norm(items, axis=1).max()), rel=1e-6)
+    manifest = {"vector_transform": MIPS_TO_COSINE}
+    queries = user_query(users, manifest)
+    np.testing.assert_allclose(queries @ indexed.T, users @ items.T / max_norm, atol=1e-4)
+    assert np.array_equal(exact_top_k(queries, indexed, 10), exact_top_k(users, items, 10))
+    # similar items: the item vectors' own inner products, not the transform's extra part
+    np.testing.assert_allclose(item_query(indexed[:5], manifest) @ indexed.T,
+                               items[:5] @ items.T / max_norm ** 2, atol=1e-4)
+    # without the transform, queries pass through unchanged
+    assert user_query(users, {"vector_transform": "none"}) is users
+
+
+def test_popularity_inputs_are_log1p_and_missing_values_are_zero():
+    frame = pd.DataFrame({"listener_days_7d": [0, 3, None], "listener_days_28d": [1, 15, None],
+                          "days_since_release": [0, 40, np.nan]})
+    got = popularity_inputs(frame)
+    np.testing.assert_allclose(got, np.log1p([[0, 1, 0], [3, 15, 40], [0, 0, 0]]), rtol=1e-6)
+    assert popularity_inputs(pd.DataFrame({"item_id": ["a"]})).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_popularity_by_day_places_each_snapshot_and_leaves_unreleased_items_at_zero():
+    day0 = pd.Timestamp("2025-01-01")
+    snapshots = pd.DataFrame({
+        "item_id": ["a", "b", "a", "zz"],
+        "snapshot_ts": [day0, day0 + pd.Timedelta(days=1), day0 + pd.Timedelta(days=2), day0],
+        "listener_days_7d": [1, 2, 3, 9], "listener_days_28d": [1, 2, 3, 9],
+        "days_since_release": [0, 5, 2, 9]})
+    table = popularity_by_day(snapshots, np.array(["a", "b", "c"]), day0, 3)
+    assert table.shape == (3, 3, len(POPULARITY_FEATURES))
+    assert table[0, 0, 0] == pytest.approx(np.log1p(1)) and table[2, 0, 0] == pytest.approx(np.log1p(3))
+    assert table[1, 1, 2] == pytest.approx(np.log1p(5))
+    assert not table[:, 2].any()  # "c": no snapshot; "zz" is not a trained item
+    assert not table[0, 1].any() and not table[1, 0].any()
+
+
+def test_popularity_prior_kinds_and_old_boolean_configs():
+    assert TwoTowerConfig(popularity_prior=True).popularity_prior == "training_share"
+    assert TwoTowerConfig(popularity_prior=False).popularity_prior == "none"
+    with pytest.raises(ConfigError, match="popularity_prior"):
+        TwoTowerConfig(popularity_prior="trending")
+
+
+def _frame(n_items: int = 12, days: int = 6, per_day: int = 40, seed: int = 0):
+    """Examples of users with no history or features: what they stream follows each item's
+    listeners of the day before, which only the recent prior can see."""
+    rng = np.random.default_rng(seed)
+    day0 = pd.Timestamp("2025-03-01")
+    weights = rng.permutation(np.arange(1, n_items + 1) ** 2.0)
+    rows, snapshots = [], []
+    for d in range(days):
+        drift = np.roll(weights, d)  # popularity moves from day to day
+        listeners = (drift / drift.sum() * 200).astype(int)
+        for i in range(n_items):
+            snapshots.append({"item_id": f"i{i:02d}", "snapshot_ts": day0 + pd.Timedelta(days=d),
+                              "listener_days_7d": int(listeners[i]),
+                              "listener_days_28d": int(listeners[i]) * 3,
+                              "days_since_release": 30 + d})
+        for item in rng.choice(n_items, per_day, p=drift / drift.sum()):
+            rows.append({"user_id": f"u{len(rows):04d}", "item_id": f"i{item:02d}",
+                         "event_timestamp": day0 + pd.Timedelta(days=d, hours=12)})
+    frame = pd.DataFrame(rows)
+    frame["item_type"] = "podcast"
+    frame["text_embedding"] = [np.ones(4, np.float32)] * len(frame)  # items look alike
+    frame["hgnn_embedding"] = [np.ones(3, np.float32)] * len(frame)
+    return frame, pd.DataFrame(snapshots)
+
+
+def test_recent_prior_learns_that_more_listeners_mean_more_streams():
+    frame, snapshots = _frame()
+    config = TwoTowerConfig(tower_dims=[8], popularity_prior="recent", item_id_dim=0, epochs=30,
+                            batch_size=64, lr=1e-2, val_fraction=0.0, device="cpu")
+    bundle, _ = fit_two_tower(frame, config, ["podcast"], item_popularity=snapshots)
+    low, high = torch.tensor(popularity_inputs(pd.DataFrame(
+        {"listener_days_7d": [1, 60], "listener_days_28d": [3, 180],
+         "days_since_release": [32, 32]})))
+    with torch.no_grad():
+        p = bundle.model.recent_popularity(torch.stack([low, high]))
+    assert float(p[1]) > float(p[0]) + 0.5
+    assert bundle.vector_dim == 9  # 8 + the prior's dimension
+
+
+def test_recent_prior_without_snapshots_says_what_is_missing():
+    frame, _ = _frame(days=1)
+    with pytest.raises(GfmError, match="item_popularity_daily"):
+        fit_two_tower(frame, TwoTowerConfig(tower_dims=[8], popularity_prior="recent",
+                                            epochs=1, device="cpu"), ["podcast"])
