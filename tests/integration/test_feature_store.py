@@ -379,18 +379,16 @@ def test_item_popularity_snapshots_count_daily_listeners_before_each_midnight(sq
     day, and read back point-in-time as the two-tower's recent prior reads it."""
     from feature_store.training_set import item_popularity_snapshots
     from training.two_tower.data import POPULARITY_FEATURES
+    from transforms.warehouse import warehouse_query
 
     s = sqlite_store
     days = s.timeline.snapshot_days()
-    con = duckdb.connect(str(s.workspace.warehouse_path), read_only=True)
-    try:
-        items = con.execute("select item_id, created_at from item_catalog where is_top_level "
-                            "order by item_id").fetchall()
-        streams = con.execute(
-            "select top_item_id, user_id, event_ts from int_interactions_rolled_up "
-            "where event_type = 'stream' and event_ts < ?", [s.timeline.cutoff]).df()
-    finally:
-        con.close()
+    items = warehouse_query(s.workspace, "select item_id, created_at from item_catalog "
+                                         "where is_top_level order by item_id")
+    streams = pd.DataFrame(warehouse_query(
+        s.workspace, "select top_item_id, user_id, event_ts from int_interactions_rolled_up "
+                     "where event_type = 'stream' and event_ts < ?", [s.timeline.cutoff]),
+        columns=["top_item_id", "user_id", "event_ts"])
     streams["day"] = streams["event_ts"].dt.floor("D")
     daily = streams.groupby(["top_item_id", "day"])["user_id"].nunique()
     ids = [i for i, _ in items]

@@ -77,8 +77,10 @@ final as (
             where daily_listeners.day_ts >= item_snapshots.snapshot_ts - to_days(7)
         ), 0) as bigint) as listener_days_7d,
         cast(coalesce(sum(daily_listeners.n_listeners), 0) as bigint) as listener_days_28d,
-        cast(date_diff('day', item_snapshots.created_at, item_snapshots.snapshot_ts)
-            as bigint) as days_since_release
+        -- whole days elapsed (date_diff would count the midnights crossed)
+        cast(floor(
+            (epoch(item_snapshots.snapshot_ts) - epoch(item_snapshots.created_at)) / 86400
+        ) as bigint) as days_since_release
 
     from item_snapshots
     left join daily_listeners
