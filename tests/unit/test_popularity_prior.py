@@ -46,8 +46,10 @@ def test_popularity_by_day_places_each_snapshot_and_leaves_unreleased_items_at_z
         "snapshot_ts": [day0, day0 + pd.Timedelta(days=1), day0 + pd.Timedelta(days=2), day0],
         "listener_days_7d": [1, 2, 3, 9], "listener_days_28d": [1, 2, 3, 9],
         "days_since_release": [0, 5, 2, 9]})
-    table = popularity_by_day(snapshots, np.array(["a", "b", "c"]), day0, 3)
+    table, released = popularity_by_day(snapshots, np.array(["a", "b", "c"]), day0, 3)
     assert table.shape == (3, 3, len(POPULARITY_FEATURES))
+    assert released.tolist() == [[True, False, False], [False, True, False],
+                                 [True, False, False]]
     assert table[0, 0, 0] == pytest.approx(np.log1p(1)) and table[2, 0, 0] == pytest.approx(np.log1p(3))
     assert table[1, 1, 2] == pytest.approx(np.log1p(5))
     assert not table[:, 2].any()  # "c": no snapshot; "zz" is not a trained item

@@ -113,19 +113,24 @@ def in_history(frame: pd.DataFrame, item_types: list[str]) -> np.ndarray:
 
 
 def popularity_by_day(item_popularity: pd.DataFrame, item_codes: np.ndarray,
-                      first_day: pd.Timestamp, n_days: int) -> np.ndarray:
-    """(n_days, n_items, n_features) popularity inputs of `item_codes` at the daily snapshots
-    first_day + d (d < n_days), from rows (item_id, snapshot_ts, POPULARITY_FEATURES...); an
-    item without a snapshot that day (not released yet) gets zeros."""
+                      first_day: pd.Timestamp, n_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """((n_days, n_items, n_features) popularity inputs, (n_days, n_items) released) of
+    `item_codes` at the daily snapshots first_day + d (d < n_days), from rows (item_id,
+    snapshot_ts, POPULARITY_FEATURES...): an item has a snapshot once it is released (a row
+    whose features are null, as a point-in-time join gives before the release, is not one);
+    without one it gets zeros and released False."""
     table = np.zeros((n_days, len(item_codes), len(POPULARITY_FEATURES)), dtype=np.float32)
+    released = np.zeros((n_days, len(item_codes)), dtype=bool)
     if len(item_popularity) == 0:
-        return table
+        return table, released
     day = ((pd.to_datetime(item_popularity["snapshot_ts"]) - first_day)
            // pd.Timedelta(days=1)).to_numpy()
     item = pd.Index(item_codes).get_indexer(item_popularity["item_id"])
-    keep = (day >= 0) & (day < n_days) & (item >= 0)
+    has_row = item_popularity[list(POPULARITY_FEATURES)].notna().any(axis=1).to_numpy()
+    keep = (day >= 0) & (day < n_days) & (item >= 0) & has_row
     table[day[keep], item[keep]] = popularity_inputs(item_popularity)[keep]
-    return table
+    released[day[keep], item[keep]] = True
+    return table, released
 
 
 def fit_two_tower(
@@ -198,10 +203,18 @@ def fit_two_tower(
                            "snapshots (feature_store.training_set.item_popularity_snapshots)")
         last = max(pd.to_datetime(item_popularity["snapshot_ts"]).max(), days.max())
         n_days = int((last - first_day) // pd.Timedelta(days=1)) + 1
-        popularity_table = torch.from_numpy(popularity_by_day(item_popularity, item_codes,
-                                                              first_day, n_days))
+        table, released = popularity_by_day(item_popularity, item_codes, first_day, n_days)
+        popularity_table = torch.from_numpy(table)
         served_items.popularity = popularity_table[-1]
         popularity_table = popularity_table.to(device)
+        # An item not released by the end of an example's day is no negative there: otherwise
+        # the model learns that an item with no snapshot yet (all zeros) is never streamed,
+        # and every item released after the cutoff, which reads as zeros, sinks. Items
+        # released during the day (a snapshot the next day) do compete, with zeros: the
+        # released-today case, as positives and as negatives, which is what a new item is.
+        available = released.copy()
+        available[:-1] |= released[1:]
+        unreleased = torch.from_numpy(~available).to(device)
 
     is_val = _split_users(frame["user_id"].to_numpy(), config.val_fraction, config.seed)
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -253,6 +266,8 @@ def fit_two_tower(
             day, inverse = torch.unique(example_day[index], return_inverse=True)
             by_day = model.recent_popularity(popularity_table[day.to(device)])  # (n_day, n)
             prior = (weight, by_day[inverse.to(device)])  # (b,), (b, n_items)
+            later = unreleased[example_day[index].to(device)]  # (b, n_items)
+            masked = later if masked is None else masked | later
         elif weight is not None:
             prior = (weight, model.log_q[served_on_device.ids])
         return full_softmax_loss(scores, positive, config.temperature, masked, prior)
