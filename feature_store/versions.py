@@ -164,32 +164,34 @@ def _sidecars(directory: Path) -> list[tuple[dict[str, Any], Path]]:
     return sorted(found, key=lambda row: (str(row[0].get("created_at", "")), row[1].stem))
 
 
+def _discover(workspace: Workspace, kind: str,
+              fields: dict[str, tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(version id, lineage) of every version file of a kind, oldest first; lineage: its path
+    (relative to the workspace, so a moved workspace only needs `gfm features apply` again)
+    and, per lineage key, the sidecar's (key, default)."""
+    return [(meta.get("version", parquet.stem),
+             {"path": str(parquet.relative_to(workspace.root)),
+              **{name: meta.get(key, default) for name, (key, default) in fields.items()}})
+            for meta, parquet in _sidecars(workspace.features_dir / kind)]
+
+
 def discover_text_versions(workspace: Workspace) -> list[tuple[str, dict[str, Any]]]:
-    """(version id, lineage) of every text-embedding file, oldest first. Paths in lineage are
-    relative to the workspace, so a moved workspace only needs `gfm features apply` again."""
-    rows = []
-    for meta, parquet in _sidecars(workspace.features_dir / TEXT):
-        rows.append((meta.get("version", parquet.stem), {
-            "path": str(parquet.relative_to(workspace.root)),
-            "text_model": meta.get("model_id", ""),
-            "text_template_version": meta.get("text_template_version", ""),
-            "dimension": meta.get("dimension"),
-            "created_at": meta.get("created_at", ""),
-        }))
-    return rows
+    """(version id, lineage) of every text-embedding file, oldest first."""
+    return _discover(workspace, TEXT, {
+        "text_model": ("model_id", ""),
+        "text_template_version": ("text_template_version", ""),
+        "dimension": ("dimension", None),
+        "created_at": ("created_at", ""),
+    })
 
 
 def discover_hgnn_versions(workspace: Workspace) -> list[tuple[str, dict[str, Any]]]:
     """(version id, lineage) of every HGNN vector file, oldest first."""
-    rows = []
-    for meta, parquet in _sidecars(workspace.features_dir / HGNN):
-        rows.append((meta.get("version", parquet.stem), {
-            "path": str(parquet.relative_to(workspace.root)),
-            "graph_as_of": meta.get("graph_as_of", ""),
-            "text_version": meta.get("text_version", ""),
-            "hgnn_checkpoint": meta.get("checkpoint", ""),
-            "val_auc": meta.get("val_auc"),
-            "val_mrr": meta.get("val_mrr"),
-            "created_at": meta.get("created_at", ""),
-        }))
-    return rows
+    return _discover(workspace, HGNN, {
+        "graph_as_of": ("graph_as_of", ""),
+        "text_version": ("text_version", ""),
+        "hgnn_checkpoint": ("checkpoint", ""),
+        "val_auc": ("val_auc", None),
+        "val_mrr": ("val_mrr", None),
+        "created_at": ("created_at", ""),
+    })

@@ -25,3 +25,15 @@
   {%- endfor -%}
   )
 {%- endmacro -%}
+
+{%- macro snapshot_spine() -%}
+  {#- One row per daily snapshot d in [graph_as_of - early_label_days, cutoff]: snapshot_index
+      (0 = graph_as_of, earlier days negative) and snapshot_ts, its midnight. -#}
+    select
+        snapshot_index,
+        {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
+
+    from range(
+        -{{ var('early_label_days') | int }}, {{ var('label_days') | int }} + 1
+    ) as spine (snapshot_index)
+{%- endmacro -%}

@@ -57,20 +57,21 @@ def _batches(n: int, batch: int):
 
 
 @torch.no_grad()
+def _encode(bundle: TwoTowerBundle, tower, inputs, batch: int) -> np.ndarray:
+    bundle.model.eval()
+    out = [tower(inputs.take(index).to(bundle.model.device)).cpu().numpy()
+           for index in _batches(len(inputs), batch)]
+    return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
+
+
 def encode_items(bundle: TwoTowerBundle, items: ItemInputs, batch: int = 8192) -> np.ndarray:
     """(n, d) scoring vectors of the item tower (d: see TwoTowerModel.item_vectors)."""
-    bundle.model.eval()
-    out = [bundle.model.item_vectors(items.take(index).to(bundle.model.device)).cpu().numpy()
-           for index in _batches(len(items), batch)]
-    return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
+    return _encode(bundle, bundle.model.item_vectors, items, batch)
 
 
-@torch.no_grad()
 def encode_users(bundle: TwoTowerBundle, users: UserInputs, batch: int = 8192) -> np.ndarray:
-    bundle.model.eval()
-    out = [bundle.model.user_vectors(users.take(index).to(bundle.model.device)).cpu().numpy()
-           for index in _batches(len(users), batch)]
-    return np.concatenate(out) if out else np.zeros((0, bundle.vector_dim), np.float32)
+    """(n, d) scoring vectors of the user tower (TwoTowerModel.user_vectors)."""
+    return _encode(bundle, bundle.model.user_vectors, users, batch)
 
 
 def model_version(config: TwoTowerConfig, service: str, timeline: Timeline, name: str,

@@ -34,12 +34,7 @@ items as (
 
 snapshot_spine as (
 
-    select
-        {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
-
-    from range(
-        -{{ var('early_label_days') | int }}, {{ var('label_days') | int }} + 1
-    ) as spine (snapshot_index)
+    {{ snapshot_spine() }}
 
 ),
 

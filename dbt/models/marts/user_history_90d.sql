@@ -19,13 +19,7 @@ interactions as (
 
 snapshot_spine as (
 
-    select
-        snapshot_index,
-        {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
-
-    from range(
-        -{{ var('early_label_days') | int }}, {{ var('label_days') | int }} + 1
-    ) as spine (snapshot_index)
+    {{ snapshot_spine() }}
 
 ),
 
