@@ -92,6 +92,7 @@ SPACES: dict[str, list[Param]] = {
         Param("two_tower.mask_history_negatives", "choice", choices=(False, True)),
         Param("two_tower.id_skip", "choice", choices=(False, True)),
         Param("two_tower.history_dropout", "float", 0.0, 0.3),
+        Param("two_tower.cold_unknown_share", "float", 0.0, 1.0),
         Param("two_tower.item_id_dropout", "float", 0.0, 0.5),
     ],
 }

@@ -20,3 +20,6 @@ def test_without_history_makes_exactly_the_chosen_users_cold():
     assert all(len(v) == 0 for v in history.emptied(np.ones(3, bool)).values)
     same = history.emptied(np.zeros(3, bool))
     assert all(np.array_equal(a, b) for a, b in zip(same.values, history.values))
+    unknown = cold.without_demographics(np.array([True, False, False]))
+    assert unknown.codes["country"].tolist() == [0, 2, 3]
+    assert torch.equal(unknown.avg_all, cold.avg_all)

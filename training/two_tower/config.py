@@ -40,6 +40,10 @@ class TwoTowerConfig:
     # 0.1 with the recent popularity prior: the pair that served users without history best on
     # the small profile's validation split, new items unchanged (docs/two_tower_variants.md).
     history_dropout: float = 0.1
+    # Of the examples shown without history, this share also without demographics (unknown
+    # country and age bucket), as a user who signs up after the cutoff reads at the cutoff:
+    # otherwise the "unknown" codes are never trained. 0 = off.
+    cold_unknown_share: float = 0.0
     temperature: float = 0.1  # softmax temperature on cosine scores
     # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
     # in-batch item, so popular items are not over-penalised as negatives.
@@ -91,7 +95,7 @@ class TwoTowerConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("item_id_dropout", "history_dropout"):
+        for name in ("item_id_dropout", "history_dropout", "cold_unknown_share"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"two_tower.{name} must be in [0, 1), got {getattr(self, name)}")
         if isinstance(self.popularity_prior, bool):  # configs before the prior had kinds

@@ -180,6 +180,12 @@ class UserInputs:
     def __len__(self) -> int:
         return len(self.avg_all)
 
+    def without_demographics(self, rows: np.ndarray) -> "UserInputs":
+        """These users with every categorical feature unknown (code 0; bool `rows`, (n,))."""
+        keep = torch.from_numpy(~rows)
+        return UserInputs(self.avg_by_type, self.n_by_type, self.avg_all,
+                          {k: v * keep.to(v.dtype) for k, v in self.codes.items()}, self.history)
+
     def without_history(self, rows: np.ndarray) -> "UserInputs":
         """These users as if they had no history yet (bool `rows`, (n,)): a cold user."""
         keep = torch.from_numpy(~rows).to(self.avg_all.dtype)

@@ -278,7 +278,11 @@ def fit_two_tower(
         it = item_index_t[index].to(device)
         u = users.take(index)
         if model.training and config.history_dropout > 0:
-            u = u.without_history(rng.random(len(rows)) < config.history_dropout)
+            cold = rng.random(len(rows)) < config.history_dropout
+            u = u.without_history(cold)
+            if config.cold_unknown_share > 0:
+                u = u.without_demographics(cold & (rng.random(len(rows))
+                                                   < config.cold_unknown_share))
         zu, weight = model.users_with_prior(u.to(device))  # (b, d), (b,) or None
         if config.negatives == "catalog":
             return catalog_loss(index, u, zu, weight)
