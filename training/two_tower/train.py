@@ -2,8 +2,10 @@
 
 Examples are the streams in [graph_as_of, cutoff) on top-level items; each gets, through the
 model's FeatureService, the user snapshot of its day and the item vectors stamped graph_as_of.
-Loss: in-batch softmax with the log-Q correction and accidental hits removed. The model goes to
-the workspace's BentoML model store with the feature versions it needs.
+Loss (TwoTowerConfig.negatives): a softmax over the whole trained catalogue by default, or
+in-batch with the log-Q correction; the "recent" popularity prior scores every item with its
+item_popularity_daily snapshot of the example's day. The model goes to the workspace's BentoML
+model store with the feature versions it needs.
 """
 
 from __future__ import annotations
