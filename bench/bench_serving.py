@@ -253,6 +253,7 @@ def exact_k(workdir: Path, users: list[str], repeats: int, ks: tuple[int, ...] =
     """See the module docstring (--exact-k)."""
     from serving import milvus
     from serving.engine import engine_from_environment
+    from serving.index import item_query
     from serving.schemas import RecommendRequest, SimilarRequest
 
     os.environ["GFM_WORKDIR"] = str(workdir)
@@ -272,7 +273,8 @@ def exact_k(workdir: Path, users: list[str], repeats: int, ks: tuple[int, ...] =
                 engine_s, exact_s, short = [], [], 0
                 queries = [(u, vectors[u], set(contexts[u].history)) for u in users] \
                     if endpoint == "recommend" else \
-                    [(i, catalogue.vectors[rows[i]], {i}) for i in items]
+                    [(i, item_query(catalogue.vectors[rows[i]], engine.manifest), {i})
+                     for i in items]
                 for query, vector, exclude in queries:
                     for t in engine.types:
                         target = min(k, catalogue.n_eligible([t], exclude))

@@ -84,8 +84,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
 
     objective, val, config = _objective(workdir, {**settings, "two_tower.epochs": epochs})
     frame, users, items, item_types = objective._load_frames()
-    popularity = (objective.popularity_snapshots()
-                  if config.two_tower.popularity_prior == "recent" else None)
+    popularity = objective.popularity_snapshots(config.two_tower)
     curve, best = [], None
 
     def on_epoch(epoch: int, bundle) -> None:

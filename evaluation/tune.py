@@ -185,8 +185,11 @@ class Objective:
             self._frames = (frame, users, items, item_types)
         return self._frames
 
-    def popularity_snapshots(self):
-        """The items' daily popularity snapshots (the "recent" popularity prior's): once."""
+    def popularity_snapshots(self, two_tower):
+        """What fit_two_tower's `item_popularity` is for these two-tower settings: the items'
+        daily popularity snapshots (read once) for the "recent" prior, else None."""
+        if two_tower.popularity_prior != "recent":
+            return None
         if self._popularity is None:
             from training.two_tower.train import popularity_snapshots
 
@@ -199,8 +202,7 @@ class Objective:
         from training.two_tower.train import encode_items, encode_users, fit_two_tower
 
         frame, users, items, item_types = self._load_frames()
-        popularity = self.popularity_snapshots() if config.two_tower.popularity_prior == "recent" \
-            else None
+        popularity = self.popularity_snapshots(config.two_tower)
         per_epoch: list[dict[str, Any]] = []
 
         def on_epoch(epoch: int, bundle) -> None:

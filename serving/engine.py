@@ -270,12 +270,14 @@ class Engine:
         return UserContext(features, has_snapshot, history)
 
     def _user_vector(self, user: UserContext, recent: list[str]) -> tuple[np.ndarray | None, str]:
+        """(the user's query as the index takes it (serving.index.user_query), or None when
+        the model cannot represent the user; the strategy)."""
         if user.has_snapshot:
-            return self._encode_user(user.features), "model"
+            return user_query(self._encode_user(user.features), self.manifest), "model"
         frame = self._features_from_items(recent, user.features) if recent else None
         if frame is None:
             return None, "popularity"
-        return self._encode_user(frame), "recent_items"
+        return user_query(self._encode_user(frame), self.manifest), "recent_items"
 
     def _encode_user(self, frame: dict[str, list[Any]]) -> np.ndarray:
         """The user tower on one row of features: training's encoder (`user_inputs`) and the
@@ -408,7 +410,7 @@ class Engine:
         if vector is None:
             items = self._popular(req.k, types, exclude)
         else:
-            items = self._search(user_query(vector, self.manifest), req.k, types, exclude)
+            items = self._search(vector, req.k, types, exclude)
         return RecommendResponse(items=items, strategy=strategy,
                                  unknown_item_ids=self._unknown_items(recent), **self._common())
 
@@ -442,7 +444,7 @@ class Engine:
             scores = np.asarray([found[i][milvus.STREAMS_FIELD] for i in known], dtype=np.float64)
         else:
             matrix = np.asarray([found[i][milvus.VECTOR_FIELD] for i in known], dtype=np.float32)
-            scores = matrix @ user_query(vector, self.manifest)  # (n_known,)
+            scores = matrix @ vector  # (n_known,)
         order = np.argsort(-scores, kind="stable")  # ties keep the request's order
         items = [ScoredItem(item_id=known[j], item_type=found[known[j]][milvus.TYPE_FIELD],
                             score=float(scores[j])) for j in order]

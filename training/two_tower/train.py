@@ -291,12 +291,9 @@ def fit_two_tower(
         v = items.take(variant_index_t[index]).to(device)
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
-        prior = None
-        if config.popularity_prior == "recent":
-            prior = (weight, model.recent_popularity(
-                popularity_table[example_day[index].to(device), it]))
-        elif weight is not None:
-            prior = (weight, model.log_q[v.ids])
+        if config.popularity_prior == "recent":  # each positive's popularity of its own day
+            v.popularity = popularity_table[example_day[index].to(device), it]
+        prior = (weight, model.item_prior(v)) if weight is not None else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
                                      config.remove_accidental_hits, prior)
 
