@@ -340,9 +340,10 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     encode_s = time.perf_counter() - t0
     if not np.isfinite(vectors).all():
         raise GfmError("the item tower returned NaN or infinite vectors: retrain the model")
-    # With a popularity prior the vectors are off unit length: index them transformed.
+    # With a popularity prior or the hgnn_knn path the vectors are off unit length: index them
+    # transformed.
     transform, max_norm = "none", 1.0
-    if bundle.model.has_prior:
+    if not bundle.model.unit_vectors:
         vectors, max_norm = mips_to_cosine(vectors)
         transform = MIPS_TO_COSINE
 

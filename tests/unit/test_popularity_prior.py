@@ -107,3 +107,34 @@ def test_recent_prior_without_snapshots_says_what_is_missing():
     with pytest.raises(GfmError, match="item_popularity_daily"):
         fit_two_tower(frame, TwoTowerConfig(tower_dims=[8], popularity_prior="recent",
                                             epochs=1, device="cpu"), ["podcast"])
+
+
+def test_hgnn_skip_adds_the_hgnn_knn_cosine_to_the_score_and_nothing_without_vectors():
+    from training.two_tower.data import IdLists, ItemInputs, UserInputs
+    from training.two_tower.model import TwoTowerModel
+
+    torch.manual_seed(0)
+    config = TwoTowerConfig(tower_dims=[8], popularity_prior="recent", hgnn_skip=True,
+                            item_id_dim=0, device="cpu")
+    model = TwoTowerModel(config, hgnn_dim=3, text_dim=4, item_types=["podcast"],
+                          item_vocab_sizes={"item_type": 2}, user_vocab_sizes={"country": 2}).eval()
+    hgnn = torch.tensor([[1.0, 0, 0], [0, 2.0, 0], [0, 0, 0]])  # the last item has none
+    items = ItemInputs(hgnn, torch.randn(3, 4), {"item_type": torch.ones(3, dtype=torch.long)},
+                       torch.zeros(3, dtype=torch.long), torch.rand(3, len(POPULARITY_FEATURES)))
+    avg = torch.tensor([[0.0, 3.0, 0], [0, 0, 0]])  # the second user has no history
+    users = UserInputs(avg[:, None, :], torch.tensor([[2.0], [0.0]]), avg,
+                       {"country": torch.ones(2, dtype=torch.long)}, IdLists.empty(2, 1))
+    with torch.no_grad():
+        score = model.user_vectors(users) @ model.item_vectors(items).T  # (2, 3)
+        z_user, weight = model.users_with_prior(users)
+        z_item = model.items(items)
+        g = torch.nn.functional.softplus(model.hgnn_skip_net(model._user_input(users)[0]))[:, 0]
+        prior = weight[:, None] * config.temperature * model.item_prior(items)[None, :]
+        tower = z_user[:, :8] @ z_item[:, :8].T
+    assert z_item.shape == (3, 8 + 3) and z_user.shape == (2, 8 + 3)
+    expected = tower + prior
+    expected[0, 1] += g[0]  # user 0's history points where item 1 does: cosine 1
+    torch.testing.assert_close(score, expected)
+    assert not model.unit_vectors
+    with pytest.raises(ConfigError, match="hgnn_skip"):
+        TwoTowerConfig(hgnn_skip=True, use_hgnn=False)

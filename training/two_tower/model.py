@@ -90,16 +90,31 @@ class TwoTowerModel(nn.Module):
             out = config.tower_dims[-1]
             self.item_id_skip = nn.Linear(self.id_dim, out, bias=False)
             self.user_id_skip = nn.Linear(self.id_dim, out, bias=False)
+        # The hgnn_knn path: the user's weight on it, from the same inputs (softplus: >= 0).
+        self.hgnn_skip_net = (nn.Linear(user_in, 1) if config.hgnn_skip and self.use_hgnn
+                              else None)
+        self.hgnn_dim = hgnn_dim
 
     @property
     def device(self) -> torch.device:
         return self.log_q.device
 
     @property
+    def hgnn_skip(self) -> bool:
+        return self.hgnn_skip_net is not None
+
+    @property
     def out_dim(self) -> int:
-        return self.item_net[-1].out_features
+        """Width of `items` / `users`: the tower output, then the hgnn_knn path's dims."""
+        return self.item_net[-1].out_features + (self.hgnn_dim if self.hgnn_skip else 0)
+
+    @property
+    def unit_vectors(self) -> bool:
+        """Whether item and user vectors are unit length (a plain cosine model)."""
+        return not (self.has_prior or self.hgnn_skip)
 
     def items(self, v: ItemInputs) -> torch.Tensor:
+        """(b, out_dim): the unit tower output, then (hgnn_skip) the unit HGNN vector."""
         parts = [v.hgnn, _present(v.hgnn)] if self.use_hgnn else []
         parts += [v.text, self.item_categoricals(v.codes)]
         if self.id_dim:
@@ -111,7 +126,10 @@ class TwoTowerModel(nn.Module):
         out = self.item_net(torch.cat(parts, dim=-1))
         if self.id_skip:
             out = out + self.item_id_skip(ids)
-        return F.normalize(out, dim=-1)  # (b, d)
+        z = F.normalize(out, dim=-1)  # (b, d)
+        if self.hgnn_skip:  # a missing vector (zeros) stays zeros: no hgnn_knn score
+            z = torch.cat([z, F.normalize(v.hgnn, dim=-1)], dim=-1)  # (b, d + hgnn_dim)
+        return z
 
     def _pooled_ids(self, history: IdLists, n: int) -> torch.Tensor:
         """(n, n_types + 1, id_dim): per type, then over all types, the recency-weighted mean
@@ -154,12 +172,16 @@ class TwoTowerModel(nn.Module):
         return self.users_with_prior(u)[0]
 
     def users_with_prior(self, u: UserInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """((b, d) unit user vectors, (b,) weights on the popularity prior or None)."""
+        """((b, out_dim) user vectors: unit tower output, then the hgnn_knn path's dims; (b,)
+        weights on the popularity prior or None)."""
         x, pooled = self._user_input(u)
         out = self.user_net(x)
         if self.id_skip:
             out = out + self.user_id_skip(pooled)
         z = F.normalize(out, dim=-1)
+        if self.hgnn_skip:  # g(user) times the unit mean of the history's HGNN vectors
+            g = F.softplus(self.hgnn_skip_net(x))  # (b, 1)
+            z = torch.cat([z, g * F.normalize(u.avg_all, dim=-1)], dim=-1)
         weight = F.softplus(self.prior_net(x)).squeeze(-1) if self.prior_net is not None else None
         return z, weight
 
@@ -181,8 +203,8 @@ class TwoTowerModel(nn.Module):
 
     def item_vectors(self, v: ItemInputs) -> torch.Tensor:
         """Item-tower output, with the popularity prior as one more dimension when it is on:
-        user_vector . item_vector = cosine + w(user) * temperature * p(item), the training
-        logit times the temperature."""
+        user_vector . item_vector = cosine [+ g(user) * hgnn cosine] + w(user) * temperature
+        * p(item), the training logit times the temperature."""
         z = self.items(v)
         if not self.has_prior:
             return z
