@@ -74,7 +74,8 @@ def _rates(result: dict) -> dict:
     from evaluation.tune import mean_hit_rate
 
     return {"mean": mean_hit_rate(result), "hr@10": result["hr@10"],
-            "cold_users": result["cold_users"]["hr@10"], "new_items": result["new_items"]["hr@10"]}
+            "cold_users": result["cold_users"]["hr@10"], "new_items": result["new_items"]["hr@10"],
+            "new_items_mrr": result["new_items"]["mrr@100"]}
 
 
 def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:

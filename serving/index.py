@@ -8,7 +8,8 @@
    holds the same values). An item released after the cutoff is read as of its release, with
    the static features it has then (as in the evaluation).
 3. The vectors go into `items_<model version>` (HNSW by default, `serving.index_type`). A
-   model with a popularity prior scores by inner product over vectors off unit length: they
+   model with a popularity prior or the hgnn_knn path (two_tower.hgnn_skip) scores by inner
+   product over vectors off unit length: they
    are indexed through the MIPS-to-cosine transform (`mips_to_cosine`; the manifest says
    `vector_transform`), and queries are padded to match (`user_query`, `item_query`).
 4. Recall@10 of the index against exact search (numpy, brute force over the same vectors) for
@@ -195,7 +196,7 @@ def insert_vectors(client, name: str, item_ids: Sequence[str], item_types: Seque
 
 
 # ---------------------------------------------------------------------------------------------
-# vectors off unit length (a popularity prior): the MIPS-to-cosine transform
+# vectors off unit length (a popularity prior, the hgnn_knn path): the MIPS-to-cosine transform
 
 MIPS_TO_COSINE = "mips_to_cosine"
 
