@@ -32,6 +32,9 @@ sys.path.insert(0, str(REPO))
 RECORDS = "two_tower_variants.jsonl"
 HITS_DIR = "two_tower_variants"
 PEERS = ("als", "ease", "hgnn_knn", "popularity")
+# Two-tower settings added after records were first written, with what a record without them
+# ran (before hgnn_skip, the model had no hgnn_knn path).
+ABSENT_MEANS = {"hgnn_skip": False}
 
 
 def _commit() -> str:
@@ -181,10 +184,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         "per epoch). Δ is the paired difference to the named model, pooled over types and "
         "users, with its 95% bootstrap interval (users resampled; bold: it excludes 0).",
         "",
-        "| variant | settings | early_label_days | epoch | mean HR@10 | " + " | ".join(types)
+        "| variant | settings | off today's defaults | early_label_days | epoch | mean HR@10 | "
+        + " | ".join(types)
         + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | new items "
         "| commit |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|",
     ]
     def delta(name: str, versus: str) -> str:
         if name == versus:
@@ -204,12 +208,20 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     ignored = ("threads", "epochs")  # how fast, and how long (the best epoch is shown)
     defaults = {k: v for k, v in dataclasses.asdict(TwoTowerConfig()).items() if k not in ignored}
 
+    def used(r: dict) -> dict:
+        """The record's two-tower settings; a field added since it ran holds the behaviour
+        before the field existed (ABSENT_MEANS), or else today's default (e.g. device)."""
+        got = {k: v for k, v in (r.get("two_tower") or {}).items() if k not in ignored}
+        return {**{k: v for k, v in ABSENT_MEANS.items() if got}, **got}
+
     def is_default(r: dict) -> bool:
-        """The record's settings are today's defaults (fields added since, e.g. device, are
-        not in older records and were the default then)."""
-        used = {k: v for k, v in (r.get("two_tower") or {}).items() if k not in ignored}
-        return (bool(used) and all(defaults.get(k) == v for k, v in used.items())
+        settings = used(r)
+        return (bool(settings) and all(defaults.get(k) == v for k, v in settings.items())
                 and r["early_label_days"] == default_early)
+
+    def off_defaults(r: dict) -> str:
+        """What of the record's two-tower settings differs from today's defaults."""
+        return ", ".join(f"{k}={v}" for k, v in used(r).items() if defaults.get(k, v) != v) or "–"
 
     for name, r in records.items():
         label = f"`{name}`" + (" **(defaults)**" if r["kind"] == "two_tower" and is_default(r)
@@ -220,7 +232,8 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         cold = "/".join(_f(v) for v in r["cold_users"].values())
         new = "/".join(_f(v) for v in r["new_items"].values())
         early = r["early_label_days"] if r["kind"] == "two_tower" else "–"
-        lines.append(f"| {label} | {settings} | {early} | {r.get('best_epoch', '–')} | "
+        differs = off_defaults(r) if r["kind"] == "two_tower" else "–"
+        lines.append(f"| {label} | {settings} | {differs} | {early} | {r.get('best_epoch', '–')} | "
                      f"{_f(r['mean'])} | "
                      f"{per_type} | {delta(name, baseline)} | {delta(name, versus)} | {cold} | "
                      f"{new} | {r['commit']} |")
