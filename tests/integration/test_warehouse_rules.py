@@ -422,11 +422,11 @@ def test_per_user_protocol_holds_out_each_users_last_items(tmp_path, n_items):
     assert {u for u, _, ts, _ in rows if ts == CUTOFF} == streamers
     # One offset per user: order and spacing within a user are kept.
     offsets = query(workspace, "select user_id, count(distinct event_ts - event_ts_raw) "
-                               "from stg_interactions group by 1")
+                               "from int_interactions_on_timeline group by 1")
     assert all(n == 1 for _, n in offsets)
     # A held-out item (first streamed at the cutoff) has no stream before the cutoff.
     early = query(workspace, """
-        select count(*) from stg_interactions as s
+        select count(*) from int_interactions_on_timeline as s
         inner join int_items_rolled_up as i on s.item_id = i.item_id
         inner join holdout_interactions as h
             on h.user_id = s.user_id and h.item_id = i.top_item_id

@@ -4,7 +4,7 @@ with
 
 interactions as (
 
-    select * from {{ ref('stg_interactions') }}
+    select * from {{ ref('int_interactions_on_timeline') }}
 
 ),
 

@@ -9,7 +9,7 @@ users as (
 
 interactions as (
 
-    select * from {{ ref('stg_interactions') }}
+    select * from {{ ref('int_interactions_on_timeline') }}
     where event_ts < {{ timeline_ts('cutoff') }}
 
 ),
