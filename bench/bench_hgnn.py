@@ -41,7 +41,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdoc import DOC, REPO, checked_child, cpu_name, run_child, write_section  # noqa: E402
+from benchdoc import REPO, checked_child, cpu_name, publish, run_child, save_json  # noqa: E402
 
 GFM = REPO / ".venv" / "bin" / "gfm"
 SECTION = "## HGNN training"
@@ -322,14 +322,8 @@ def main() -> None:
         saved = {"date": dt.date.today().isoformat(), "args": vars(args) | {"json": None,
                  "render_only": None}, "load": (load_before, os.getloadavg()[0]),
                  "rows": rows, "skipped": skipped, "budget": budget}
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(saved, indent=2, default=str) + "\n")
-    text = render(saved)
-    print("\n" + text)
-    if not args.no_write:
-        write_section(SECTION, text)
-        print(f"wrote the section to {DOC}")
+        save_json(args.json, saved)
+    publish(SECTION, render(saved), write=not args.no_write)
 
 
 if __name__ == "__main__":

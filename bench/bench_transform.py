@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdoc import DOC, REPO, checked_child, cpu_name, write_section  # noqa: E402
+from benchdoc import REPO, checked_child, cpu_name, publish, save_json  # noqa: E402
 
 GFM = REPO / ".venv" / "bin" / "gfm"
 SECTION = "## Warehouse (gfm transform)"
@@ -289,14 +289,8 @@ def main() -> None:
         results = [bench_profile(p, args.seed, args.repeats, args.edge_repeats)
                    for p in args.profiles]
         load = (load_before, os.getloadavg()[0])
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"load": load, "results": results}, indent=2) + "\n")
-    text = render(results, load)
-    print("\n" + text)
-    if not args.no_write:
-        write_section(SECTION, text)
-        print(f"wrote the section to {DOC}")
+        save_json(args.json, {"load": load, "results": results})
+    publish(SECTION, render(results, load), write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ child processes measured alone (wall, CPU and peak RSS of that child only)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -21,6 +22,21 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def save_json(path: Path | None, data) -> None:
+    """A benchmark's raw figures (--json), for `--render-only` to render again later."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def publish(heading: str, text: str, write: bool) -> None:
+    """Print a benchmark's section and (unless --no-write) put it into docs/benchmarks.md."""
+    print("\n" + text)
+    if write:
+        write_section(heading, text)
+        print(f"wrote the section to {DOC}")
 
 
 def write_section(heading: str, text: str) -> None:

@@ -29,6 +29,9 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pa
 TypeName = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                             pattern=r"^[A-Za-z0-9_]+$")]
 Strategy = Literal["model", "recent_items", "popularity"]
+ListLength = Annotated[int, Field(ge=1, le=MAX_K, strict=True,
+                                  description=f"how many items: an integer from 1 to {MAX_K}")]
+ItemTypes = Annotated[list[TypeName] | None, Field(min_length=1, max_length=MAX_TYPES)]
 
 
 class _Request(BaseModel):
@@ -38,12 +41,10 @@ class _Request(BaseModel):
 class RecommendRequest(_Request):
     user_id: Id = Field(description=f"the user to recommend for ({ID_HELP})",
                         examples=["u0042"])
-    k: int = Field(10, ge=1, le=MAX_K, strict=True,
-                   description=f"how many items: an integer from 1 to {MAX_K}")
-    item_types: list[TypeName] | None = Field(
-        None, min_length=1, max_length=MAX_TYPES,
-        description="only these top-level item types, e.g. [\"podcast\"] (default: all); an "
-                    "unknown type is a 400 that lists the known ones")
+    k: ListLength = 10
+    item_types: ItemTypes = Field(
+        None, description="only these top-level item types, e.g. [\"podcast\"] (default: all); "
+                          "an unknown type is a 400 that lists the known ones")
     exclude_consumed: bool = Field(
         True, strict=True,
         description="true or false: leave out the items in the user's 90-day history at the "
@@ -58,11 +59,9 @@ class RecommendRequest(_Request):
 class SimilarRequest(_Request):
     item_id: Id = Field(description=f"the query item ({ID_HELP}); never in the answer",
                         examples=["pc0107"])
-    k: int = Field(10, ge=1, le=MAX_K, strict=True,
-                   description=f"how many items: an integer from 1 to {MAX_K}")
-    item_types: list[TypeName] | None = Field(
-        None, min_length=1, max_length=MAX_TYPES,
-        description="only these top-level item types (default: all)")
+    k: ListLength = 10
+    item_types: ItemTypes = Field(None, description="only these top-level item types "
+                                                    "(default: all)")
 
 
 class ScoreRequest(_Request):
@@ -79,9 +78,10 @@ class ScoreRequest(_Request):
 class ScoredItem(BaseModel):
     item_id: str
     item_type: str
-    score: float = Field(description="cosine of user (or query item) and item vectors; with "
-                                     "strategy popularity, streams in the 90 days before the "
-                                     "cutoff")
+    score: float = Field(description="the model's score of the item for the user (or query "
+                                     "item), higher is better (docs/serving.md gives its "
+                                     "scale); with strategy popularity, streams in the 90 days "
+                                     "before the cutoff")
 
 
 class RecommendResponse(BaseModel):

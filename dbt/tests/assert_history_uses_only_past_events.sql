@@ -5,18 +5,6 @@
 -- model's own tests check last_event_ts < snapshot_ts on every row.)
 with
 
-history as (
-
-    select * from {{ ref('user_history_90d') }}
-
-),
-
-interactions as (
-
-    select * from {{ ref('int_interactions_rolled_up') }}
-
-),
-
 boundary_snapshots as (
 
     select {{ timeline_ts('graph_as_of') }} as snapshot_ts
@@ -34,7 +22,7 @@ user_items as (
         interactions.top_item_id as item_id,
         max(interactions.event_ts) as last_event_ts
 
-    from interactions
+    from {{ ref('int_interactions_rolled_up') }} as interactions
     inner join boundary_snapshots
         on interactions.event_ts >= boundary_snapshots.snapshot_ts - {{ timeline_days('history_days') }}
         and interactions.event_ts < boundary_snapshots.snapshot_ts
@@ -59,7 +47,7 @@ recomputed as (
 stored as (
 
     select history.user_id, history.snapshot_ts, history.item_type, history.item_ids
-    from history
+    from {{ ref('user_history_90d') }} as history
     inner join boundary_snapshots
         on history.snapshot_ts = boundary_snapshots.snapshot_ts
 
