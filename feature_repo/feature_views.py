@@ -93,32 +93,33 @@ item_popularity_daily = FeatureView(
 )
 
 
-def _text_view(spec: dict) -> FeatureView:
+def _item_vector_view(spec: dict, feature: str, feature_description: str,
+                      description: str) -> FeatureView:
+    """One version of an item vector view: one vector feature, valid from its timestamp on."""
     return FeatureView(
         name=spec["name"],
         entities=[item],
         ttl=NO_TTL,
-        schema=[Field(name="text_embedding", dtype=Array(Float32),
-                      description=f"Sentence-BERT vector ({spec['dimension']}-d) of the item's text")],
+        schema=[Field(name=feature, dtype=Array(Float32), description=feature_description)],
         source=data_sources.SOURCES[spec["name"]],
         online=True,
-        description=f"Text vectors of every item, version {spec['version']}.",
+        description=description,
         tags=spec["tags"],
     )
+
+
+def _text_view(spec: dict) -> FeatureView:
+    return _item_vector_view(
+        spec, "text_embedding",
+        f"Sentence-BERT vector ({spec['dimension']}-d) of the item's text",
+        f"Text vectors of every item, version {spec['version']}.")
 
 
 def _hgnn_view(spec: dict) -> FeatureView:
-    return FeatureView(
-        name=spec["name"],
-        entities=[item],
-        ttl=NO_TTL,
-        schema=[Field(name="hgnn_embedding", dtype=Array(Float32),
-                      description=f"HGNN vector ({spec['dimension']}-d); episodes inherit their show's")],
-        source=data_sources.SOURCES[spec["name"]],
-        online=True,
-        description=f"HGNN item vectors of run {spec['version']}, stamped at its graph_as_of.",
-        tags=spec["tags"],
-    )
+    return _item_vector_view(
+        spec, "hgnn_embedding",
+        f"HGNN vector ({spec['dimension']}-d); episodes inherit their show's",
+        f"HGNN item vectors of run {spec['version']}, stamped at its graph_as_of.")
 
 
 def _user_avg_view(spec: dict) -> FeatureView:

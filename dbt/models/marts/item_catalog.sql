@@ -32,15 +32,15 @@ own_activity as (
 
 rolled_up_activity as (
 
-    -- events on a top-level item or any of its episodes
+    -- events on a top-level item or any of its episodes: its own and its episodes' activity
     select
-        top_item_id as item_id,
-        min(event_ts) as first_seen_ts,
-        count(*) filter (
-            where event_type in {{ sql_string_list(var('stream_event_types')) }}
-        ) as n_streams
+        items.top_item_id as item_id,
+        min(own_activity.first_seen_ts) as first_seen_ts,
+        cast(sum(own_activity.n_streams) as bigint) as n_streams
 
-    from interactions
+    from own_activity
+    inner join items
+        on own_activity.item_id = items.item_id
     group by 1
 
 ),
