@@ -127,7 +127,7 @@ def apply_features(
     state.tables = {"item_types": types, **context, "history_days": timeline.history_days,
                     "built_at": _ts(dt.datetime.now(dt.UTC).replace(tzinfo=None))}
     for version, lineage in to_build:
-        number = int(lineage_number(state, version))
+        number = hgnn_view_number(state, version)
         user_avg = {
             "path": str(tables.user_avg_path(workspace, version).relative_to(workspace.root)),
             "hgnn_version": version,
@@ -151,11 +151,13 @@ def apply_features(
     state.save()
     result = publish(workspace, config.features, state)
     result.added, result.skipped = added, skipped
-    result.built_user_avg = [view_name(USER_AVG, lineage_number(state, v)) for v, _ in to_build]
+    result.built_user_avg = [view_name(USER_AVG, hgnn_view_number(state, v)) for v, _ in to_build]
     return result
 
 
-def lineage_number(state: FeatureVersions, hgnn_version: str) -> int:
+def hgnn_view_number(state: FeatureVersions, hgnn_version: str) -> int:
+    """N of item_hgnn_embedding_v<N>, the view of this HGNN run (its user averages and its
+    two-tower FeatureService take the same N)."""
     number = state.number_of(HGNN, hgnn_version)
     assert number is not None, hgnn_version  # registered above
     return number

@@ -628,7 +628,7 @@ def train_hgnn(
     (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     lineage = {k: metrics[k] for k in ("version", "graph_as_of", "text_version", "val_auc", "val_mrr")}
     lineage.update({"checkpoint": str(checkpoint_path.relative_to(workspace.root)),
-                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(),
                     "config": dataclasses.asdict(config)})
     (out_dir / f"{version}.json").write_text(json.dumps(lineage, indent=2) + "\n")
     workspace.reports_dir.mkdir(parents=True, exist_ok=True)
