@@ -25,6 +25,13 @@ class TwoTowerConfig:
     # so the tower also learns to score an item from its features alone, as it must for an
     # item released after training (DropoutNet, Volkovs et al. 2017). 0 = off.
     item_id_dropout: float = 0.0
+    # Training only, negatives "catalog": at each step this share of the catalogue is shown as
+    # an item released after training is scored: the unknown id, and for its HGNN vector the
+    # mean HGNN vector of its cold_item_knn nearest items of its type by text (itself left
+    # out), which is what a new item gets (hgnn.inductive_vectors text_knn). The towers then
+    # learn to place an item from what it has on release day. 0 = off.
+    cold_item_rate: float = 0.0
+    cold_item_knn: int = 20
     # User tower: besides the per-type mean HGNN vectors, the per-type weighted mean of the
     # learned id vectors of the history items (user_history_90d at the example's day, latest
     # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
@@ -104,7 +111,8 @@ class TwoTowerConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("item_id_dropout", "history_dropout", "cold_unknown_share"):
+        for name in ("item_id_dropout", "history_dropout", "cold_unknown_share",
+                     "cold_item_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"two_tower.{name} must be in [0, 1), got {getattr(self, name)}")
         if isinstance(self.popularity_prior, bool):  # configs before the prior had kinds
@@ -118,3 +126,6 @@ class TwoTowerConfig:
         if self.negatives not in ("in_batch", "catalog"):
             raise ConfigError(f"two_tower.negatives must be in_batch or catalog, got "
                               f"{self.negatives!r}")
+        if self.cold_item_rate > 0 and self.negatives != "catalog":
+            raise ConfigError("two_tower.cold_item_rate works on the catalogue softmax: set "
+                              "negatives: catalog, or cold_item_rate: 0")
