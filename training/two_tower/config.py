@@ -41,8 +41,9 @@ class TwoTowerConfig:
     # history-item x item term (item-to-item, as FISM, Kabbur et al. 2013) that the MLPs need
     # not learn to pass through.
     id_skip: bool = False
-    # With HGNN inputs: the score gains g(user) * cosine(the mean HGNN vector of the user's
-    # history, the item's HGNN vector), g >= 0 learned from the user's features: hgnn_knn's
+    # With HGNN inputs (use_hgnn; without them it does nothing): the score gains g(user) *
+    # cosine(the mean HGNN vector of the user's history, the item's HGNN vector), g >= 0
+    # learned from the user's features: hgnn_knn's
     # score as a path beside the towers. It needs no id vector, so it carries to an item
     # released after training (its HGNN vector comes from its text alone). Served as more
     # dimensions of the item and user vectors (an inner product, as the popularity prior).
@@ -120,9 +121,6 @@ class TwoTowerConfig:
         if self.popularity_prior not in POPULARITY_PRIORS:
             raise ConfigError(f"two_tower.popularity_prior must be one of "
                               f"{', '.join(POPULARITY_PRIORS)}, got {self.popularity_prior!r}")
-        if self.hgnn_skip and not self.use_hgnn:
-            raise ConfigError("two_tower.hgnn_skip needs use_hgnn: true (it scores with the "
-                              "HGNN vectors)")
         if self.negatives not in ("in_batch", "catalog"):
             raise ConfigError(f"two_tower.negatives must be in_batch or catalog, got "
                               f"{self.negatives!r}")
