@@ -43,10 +43,10 @@ class TwoTowerConfig:
     id_skip: bool = False
     # With HGNN inputs (use_hgnn; without them it does nothing): the score gains g(user) *
     # cosine(the mean HGNN vector of the user's history, the item's HGNN vector), g >= 0
-    # learned from the user's features: hgnn_knn's
-    # score as a path beside the towers. It needs no id vector, so it carries to an item
-    # released after training (its HGNN vector comes from its text alone). Served as more
-    # dimensions of the item and user vectors (an inner product, as the popularity prior).
+    # learned from the user's features: hgnn_knn's score as a path beside the towers. It
+    # needs no id vector, so it carries to an item released after training (its HGNN vector
+    # comes from its text alone). Served as more dimensions of the item and user vectors (an
+    # inner product, as the popularity prior).
     # On: on the small profile's validation split, it kept the mean HR@10 level and made new
     # items reachable on every seed (without it, new podcasts went from 0.31 to 0.01 with the
     # seed; docs/two_tower_variants.md).
