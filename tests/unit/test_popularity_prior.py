@@ -137,5 +137,9 @@ def test_hgnn_skip_adds_the_hgnn_knn_cosine_to_the_score_and_nothing_without_vec
     expected[0, 1] += g[0]  # user 0's history points where item 1 does: cosine 1
     torch.testing.assert_close(score, expected)
     assert not model.unit_vectors
-    with pytest.raises(ConfigError, match="hgnn_skip"):
-        TwoTowerConfig(hgnn_skip=True, use_hgnn=False)
+    # without HGNN inputs (Table 2's ablation) there is no path to add: unit cosine vectors
+    no_gnn = TwoTowerModel(TwoTowerConfig(tower_dims=[8], popularity_prior="none",
+                                          use_hgnn=False, item_id_dim=0),
+                           hgnn_dim=3, text_dim=4, item_types=["podcast"],
+                           item_vocab_sizes={"item_type": 2}, user_vocab_sizes={"country": 2})
+    assert not no_gnn.hgnn_skip and no_gnn.unit_vectors and no_gnn.out_dim == 8

@@ -25,6 +25,13 @@ class TwoTowerConfig:
     # so the tower also learns to score an item from its features alone, as it must for an
     # item released after training (DropoutNet, Volkovs et al. 2017). 0 = off.
     item_id_dropout: float = 0.0
+    # Training only, negatives "catalog": at each step this share of the catalogue is shown as
+    # an item released after training is scored: the unknown id, and for its HGNN vector the
+    # mean HGNN vector of its cold_item_knn nearest items of its type by text (itself left
+    # out), which is what a new item gets (hgnn.inductive_vectors text_knn). The towers then
+    # learn to place an item from what it has on release day. 0 = off.
+    cold_item_rate: float = 0.0
+    cold_item_knn: int = 20
     # User tower: besides the per-type mean HGNN vectors, the per-type weighted mean of the
     # learned id vectors of the history items (user_history_90d at the example's day, latest
     # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
@@ -34,11 +41,12 @@ class TwoTowerConfig:
     # history-item x item term (item-to-item, as FISM, Kabbur et al. 2013) that the MLPs need
     # not learn to pass through.
     id_skip: bool = False
-    # With HGNN inputs: the score gains g(user) * cosine(the mean HGNN vector of the user's
-    # history, the item's HGNN vector), g >= 0 learned from the user's features: hgnn_knn's
-    # score as a path beside the towers. It needs no id vector, so it carries to an item
-    # released after training (its HGNN vector comes from its text alone). Served as more
-    # dimensions of the item and user vectors (an inner product, as the popularity prior).
+    # With HGNN inputs (use_hgnn; without them it does nothing): the score gains g(user) *
+    # cosine(the mean HGNN vector of the user's history, the item's HGNN vector), g >= 0
+    # learned from the user's features: hgnn_knn's score as a path beside the towers. It
+    # needs no id vector, so it carries to an item released after training (its HGNN vector
+    # comes from its text alone). Served as more dimensions of the item and user vectors (an
+    # inner product, as the popularity prior).
     # On: on the small profile's validation split, it kept the mean HR@10 level and made new
     # items reachable on every seed (without it, new podcasts went from 0.31 to 0.01 with the
     # seed; docs/two_tower_variants.md).
@@ -104,7 +112,8 @@ class TwoTowerConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("item_id_dropout", "history_dropout", "cold_unknown_share"):
+        for name in ("item_id_dropout", "history_dropout", "cold_unknown_share",
+                     "cold_item_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"two_tower.{name} must be in [0, 1), got {getattr(self, name)}")
         if isinstance(self.popularity_prior, bool):  # configs before the prior had kinds
@@ -112,9 +121,9 @@ class TwoTowerConfig:
         if self.popularity_prior not in POPULARITY_PRIORS:
             raise ConfigError(f"two_tower.popularity_prior must be one of "
                               f"{', '.join(POPULARITY_PRIORS)}, got {self.popularity_prior!r}")
-        if self.hgnn_skip and not self.use_hgnn:
-            raise ConfigError("two_tower.hgnn_skip needs use_hgnn: true (it scores with the "
-                              "HGNN vectors)")
         if self.negatives not in ("in_batch", "catalog"):
             raise ConfigError(f"two_tower.negatives must be in_batch or catalog, got "
                               f"{self.negatives!r}")
+        if self.cold_item_rate > 0 and self.negatives != "catalog":
+            raise ConfigError("two_tower.cold_item_rate works on the catalogue softmax: set "
+                              "negatives: catalog, or cold_item_rate: 0")

@@ -136,6 +136,27 @@ def popularity_by_day(item_popularity: pd.DataFrame, item_codes: np.ndarray,
     return table, released
 
 
+def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray,
+                           k: int) -> np.ndarray:
+    """(n, hgnn_dim) per item: the normalised mean HGNN vector of the k items of its type
+    (with an HGNN vector, itself left out) whose text vectors are closest by cosine: the
+    vector an item released after the HGNN run gets (hgnn.inductive_vectors text_knn)."""
+    unit = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+    has = np.abs(hgnn).sum(1) > 0
+    out = np.zeros_like(hgnn)
+    for t in np.unique(types):
+        rows = np.flatnonzero(types == t)
+        pool = rows[has[rows]]
+        if len(pool) < 2:
+            continue
+        kk = min(k, len(pool) - 1)
+        sims = unit[rows] @ unit[pool].T  # (rows, pool)
+        sims[rows[:, None] == pool[None, :]] = -np.inf  # not its own neighbour
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        out[rows] = hgnn[pool][top].mean(1)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
     on_epoch=None, item_popularity: pd.DataFrame | None = None,
@@ -236,6 +257,20 @@ def fit_two_tower(
     served_on_device = served_items.to(device)
     bare_on_device = dataclasses.replace(served_on_device,
                                          hgnn=torch.zeros_like(served_on_device.hgnn))
+    # The catalogue as new items would read it (cold_item_rate): text-neighbour HGNN vectors.
+    cold_hgnn = (torch.from_numpy(text_neighbour_vectors(
+        served_items.text.numpy(), served_items.hgnn.numpy(),
+        served_items.codes["item_type"].numpy(), config.cold_item_knn)).to(device)
+        if config.cold_item_rate > 0 else None)
+
+    def catalogue_as_trained() -> ItemInputs:
+        """The served catalogue, with a fresh cold_item_rate share shown as new items."""
+        if cold_hgnn is None or not model.training:
+            return served_on_device
+        cold = torch.rand(len(cold_hgnn), device=device) < config.cold_item_rate  # (n,)
+        return dataclasses.replace(
+            served_on_device, hgnn=torch.where(cold[:, None], cold_hgnn, served_on_device.hgnn),
+            ids=served_on_device.ids.masked_fill(cold, 0))
     catalog_types = served_on_device.codes["item_type"]  # (n_items,)
     catalog_of_id = np.full(len(id_index) + 1, -1, dtype=np.int64)
     catalog_of_id[served_items.ids.numpy()] = np.arange(len(item_codes))
@@ -255,7 +290,7 @@ def fit_two_tower(
         late = has_hgnn_t[index].to(device)  # (b,) the example's items carry HGNN vectors
         positive = item_index_t[index].to(device)
         scores = None
-        for variant, rows in ((served_on_device, late), (bare_on_device, ~late)):
+        for variant, rows in ((catalogue_as_trained(), late), (bare_on_device, ~late)):
             if rows.any():
                 part = zu @ model.items(variant).T  # (b, n_items)
                 scores = part if scores is None else torch.where(rows[:, None], part, scores)
