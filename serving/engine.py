@@ -19,8 +19,8 @@ Per request:
   a large share of the filtered items (EXACT_SHARE) goes to the exact answer directly.
 - scores are inner products in the index's space: the model's own scores, or, for a model
   with vectors off unit length (a popularity prior, the hgnn_knn path; indexed through the
-  MIPS-to-cosine transform), the model's scores
-  divided by the manifest's `mips_max_norm` (the same ranking).
+  MIPS-to-cosine transform), the model's scores divided by the manifest's `mips_max_norm`
+  (the same ranking).
 
 Errors are `RequestError`s with an HTTP status and a message that says what to send instead.
 """

@@ -9,9 +9,9 @@
    the static features it has then (as in the evaluation).
 3. The vectors go into `items_<model version>` (HNSW by default, `serving.index_type`). A
    model with a popularity prior or the hgnn_knn path (two_tower.hgnn_skip) scores by inner
-   product over vectors off unit length: they
-   are indexed through the MIPS-to-cosine transform (`mips_to_cosine`; the manifest says
-   `vector_transform`), and queries are padded to match (`user_query`, `item_query`).
+   product over vectors off unit length: they are indexed through the MIPS-to-cosine
+   transform (`mips_to_cosine`; the manifest says `vector_transform`), and queries are padded
+   to match (`user_query`, `item_query`).
 4. Recall@10 of the index against exact search (numpy, brute force over the same vectors) for
    user vectors of users with history at the cutoff (unfiltered and per item type, as
    /recommend searches) and for item vectors (as /similar searches), written to
