@@ -90,7 +90,7 @@ def load_item_graph(workspace: Workspace, text_path: Path) -> ItemGraph:
             from co_interaction_edges e
             join nodes s on s.item_id = e.src_item_id
             join nodes d on d.item_id = e.dst_item_id
-            order by 1, 2
+            order by 1, 2, 3, 4
         """).fetchnumpy()
     finally:
         con.close()
