@@ -33,6 +33,7 @@ from training.hgnn.config import HGNNConfig
 from training.hgnn.graph import EdgeSplit, ItemGraph, edge_fingerprint, load_item_graph, split_edges
 from training.hgnn.model import HeteroGraphSAGE
 from training.hgnn.sampler import NeighborSampler
+from training.text_neighbours import normalise, text_neighbour_mean
 
 if TYPE_CHECKING:
     from gfm.timeline import Timeline
@@ -446,32 +447,9 @@ def text_knn_vectors(
     """Per node: the normalised mean of the vectors `z` of the k connected nodes of its type
     whose text vectors are closest by cosine. leave_self_out: a connected node does not count
     as its own neighbour (to measure the method on nodes whose vectors are known)."""
-    out = {}
-    for t in graph.node_types:
-        warm = np.flatnonzero(connected[t])
-        n = graph.num_nodes(t)
-        if len(warm) == 0:
-            out[t] = np.zeros_like(z[t])
-            continue
-        text = _normalise(graph.x[t].astype(np.float32))
-        kk = min(k, len(warm) - (1 if leave_self_out else 0)) if len(warm) > 1 else 1
-        position = np.full(n, -1)
-        position[warm] = np.arange(len(warm))
-        vectors = np.zeros((n, z[t].shape[1]), dtype=np.float32)
-        for start in range(0, n, chunk):
-            rows = np.arange(start, min(n, start + chunk))
-            sims = text[rows] @ text[warm].T  # (rows, warm)
-            if leave_self_out:
-                own = position[rows] >= 0
-                sims[np.flatnonzero(own), position[rows][own]] = -np.inf
-            top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]  # (rows, kk)
-            vectors[rows] = z[t][warm][top].mean(1)
-        out[t] = _normalise(vectors)
-    return out
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return {t: text_neighbour_mean(graph.x[t], z[t], np.flatnonzero(connected[t]), k,
+                                   leave_self_out, chunk)
+            for t in graph.node_types}
 
 
 def write_item_vectors(
@@ -488,7 +466,7 @@ def write_item_vectors(
         ids.append(item)
         types.append(item_type)
         vectors.append(z[t][i])
-    matrix = _normalise(np.stack(vectors).astype(np.float32))
+    matrix = normalise(np.stack(vectors).astype(np.float32))
     dim = matrix.shape[1]
     table = pa.table({
         "item_id": pa.array(ids, pa.string()),
@@ -533,7 +511,7 @@ def train_hgnn(
         )
     split = split_edges(graph, config.val_fraction, config.max_val_edges_per_type, config.seed)
     trainer = LinkPredictionTrainer(graph, split, config)
-    text_z = {t: _normalise(v) for t, v in graph.x.items()}
+    text_z = {t: normalise(v) for t, v in graph.x.items()}
     text_metrics = link_metrics(text_z, split.val, trainer.val_negatives)
     log.info("mode %s; text cosine on validation edges: auc %.4f mrr %.4f", trainer.mode,
              text_metrics["auc"], text_metrics["mrr"])

@@ -28,6 +28,7 @@ from gfm.device import device_name, resolve_device
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
+from training.text_neighbours import text_neighbour_mean
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import (
     ITEM_CATEGORICALS,
@@ -140,21 +141,16 @@ def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray
                            k: int) -> np.ndarray:
     """(n, hgnn_dim) per item: the normalised mean HGNN vector of the k items of its type
     (with an HGNN vector, itself left out) whose text vectors are closest by cosine: the
-    vector an item released after the HGNN run gets (hgnn.inductive_vectors text_knn)."""
-    unit = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+    vector an item released after the HGNN run gets (hgnn.inductive_vectors text_knn). Zeros
+    for an item with no other item of its type to learn from."""
     has = np.abs(hgnn).sum(1) > 0
     out = np.zeros_like(hgnn)
     for t in np.unique(types):
         rows = np.flatnonzero(types == t)
-        pool = rows[has[rows]]
-        if len(pool) < 2:
-            continue
-        kk = min(k, len(pool) - 1)
-        sims = unit[rows] @ unit[pool].T  # (rows, pool)
-        sims[rows[:, None] == pool[None, :]] = -np.inf  # not its own neighbour
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        out[rows] = hgnn[pool][top].mean(1)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        pool = np.flatnonzero(has[rows])  # positions within `rows`
+        if len(pool) >= 2:
+            out[rows] = text_neighbour_mean(text[rows], hgnn[rows], pool, k, leave_self_out=True)
+    return out
 
 
 def fit_two_tower(
