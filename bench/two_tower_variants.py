@@ -212,7 +212,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         """The record's two-tower settings; a field added since it ran holds the behaviour
         before the field existed (ABSENT_MEANS), or else today's default (e.g. device)."""
         got = {k: v for k, v in (r.get("two_tower") or {}).items() if k not in ignored}
-        return {**{k: v for k, v in ABSENT_MEANS.items() if got}, **got}
+        return {**ABSENT_MEANS, **got} if got else {}
 
     def is_default(r: dict) -> bool:
         settings = used(r)
