@@ -115,7 +115,6 @@ class ServingConfig:
     workers: int = 1
     torch_threads: int = 1  # per worker; a request is one small forward pass
     access_log: bool = True  # one log line per request (about 1 ms of CPU each on 2 cores)
-    popular_items: int = 1000  # per item type, kept for users without history (cold start)
     recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
     # Largest request body `gfm serve` reads; a larger one is a 413 before it is parsed.
     max_body_bytes: int = 1 << 20

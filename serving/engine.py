@@ -9,8 +9,10 @@ Per request:
   (the views it was trained on) plus `user_history_90d` (what to leave out);
 - a user with a snapshot at the cutoff -> the user tower on those features (strategy "model");
   otherwise, with `recent_item_ids`, the same features computed from those items' HGNN vectors
-  (per-type means and counts, as dbt builds them; strategy "recent_items"); otherwise popular
-  items (strategy "popularity");
+  (per-type means and counts, as dbt builds them; strategy "recent_items"); otherwise the user
+  tower on what the store has (country and age bucket, or nothing for a user it has never
+  seen; strategy "new_user"): the model's own answer for a user without history, the one
+  `gfm evaluate` scores, with the popularity prior in it;
 - Milvus search filtered by item type, over-fetching by the number of items to leave out, so
   that exactly k remain after they are removed. An approximate index may answer a filtered
   search with fewer hits than asked (milvus-lite's HNSW does, for a selective type filter and
@@ -83,13 +85,12 @@ def _dedupe(ids: Iterable[str]) -> list[str]:
 
 @dataclass
 class Catalogue:
-    """Every indexed item's id, type, popularity and vector, in memory, read once per index
-    build from the collection itself (n x dim float32: 3 MB for 5,800 items of 128-d): how
-    many items a filtered request can get, and the exact answer when the index's is short."""
+    """Every indexed item's id, type and vector, in memory, read once per index build from
+    the collection itself (n x dim float32: 3 MB for 5,800 items of 128-d): how many items a
+    filtered request can get, and the exact answer when the index's is short."""
 
     ids: np.ndarray  # (n,) str, sorted
     types: np.ndarray  # (n,) str
-    streams: np.ndarray  # (n,) int64
     vectors: np.ndarray  # (n, d) float32
 
     def __post_init__(self) -> None:
@@ -105,23 +106,20 @@ class Catalogue:
 
     @classmethod
     def read(cls, client, collection: str) -> "Catalogue":
-        ids, types, streams, vectors = [], [], [], []
+        ids, types, vectors = [], [], []
         iterator = client.query_iterator(
             collection, batch_size=CATALOGUE_BATCH, filter="",
-            output_fields=[milvus.ID_FIELD, milvus.TYPE_FIELD, milvus.STREAMS_FIELD,
-                           milvus.VECTOR_FIELD])
+            output_fields=[milvus.ID_FIELD, milvus.TYPE_FIELD, milvus.VECTOR_FIELD])
         try:
             while batch := iterator.next():
                 for row in batch:
                     ids.append(row[milvus.ID_FIELD])
                     types.append(row[milvus.TYPE_FIELD])
-                    streams.append(int(row[milvus.STREAMS_FIELD]))
                     vectors.append(row[milvus.VECTOR_FIELD])
         finally:
             iterator.close()
         order = np.argsort(np.asarray(ids, dtype=str), kind="stable")  # ties: by id
         return cls(np.asarray(ids, dtype=str)[order], np.asarray(types, dtype=str)[order],
-                   np.asarray(streams, dtype=np.int64)[order],
                    np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)[order])
 
     def eligible(self, types: list[str] | None, exclude: set[str]) -> np.ndarray:
@@ -216,8 +214,6 @@ class Engine:
                                      f"{self.bundle.version}: rerun `gfm index`")
             self.manifest = manifest
             self.types = list(manifest["item_types"])
-            self.popular = {t: [(i, int(n)) for i, n in rows]
-                            for t, rows in manifest["popular"].items()}
             self._catalogue = None  # the collection was rebuilt: read again when needed
             self._manifest_mtime = mtime
 
@@ -270,14 +266,13 @@ class Engine:
                    for i in (features.get(ref.split(":", 1)[1], [None])[0] or [])]
         return UserContext(features, has_snapshot, history)
 
-    def _user_vector(self, user: UserContext, recent: list[str]) -> tuple[np.ndarray | None, str]:
-        """(the user's query as the index takes it (serving.index.user_query), or None when
-        the model cannot represent the user; the strategy)."""
+    def _user_vector(self, user: UserContext, recent: list[str]) -> tuple[np.ndarray, str]:
+        """(the user's query as the index takes it (serving.index.user_query), the strategy)."""
         if user.has_snapshot:
             return user_query(self._encode_user(user.features), self.manifest), "model"
         frame = self._features_from_items(recent, user.features) if recent else None
-        if frame is None:
-            return None, "popularity"
+        if frame is None:  # no history: the towers on the user's metadata, if the store has it
+            return user_query(self._encode_user(user.features), self.manifest), "new_user"
         return user_query(self._encode_user(frame), self.manifest), "recent_items"
 
     def _encode_user(self, frame: dict[str, list[Any]]) -> np.ndarray:
@@ -377,23 +372,8 @@ class Engine:
 
     def _items(self, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         rows = self.client.get(self.collection, ids=item_ids,
-                               output_fields=[milvus.TYPE_FIELD, milvus.STREAMS_FIELD,
-                                              milvus.VECTOR_FIELD])
+                               output_fields=[milvus.TYPE_FIELD, milvus.VECTOR_FIELD])
         return {r[milvus.ID_FIELD]: r for r in rows}
-
-    def _popular(self, k: int, types: list[str] | None, exclude: set[str]) -> list[ScoredItem]:
-        chosen = types or self.types
-        pool = [(n, i, t) for t in chosen for i, n in self.popular.get(t, [])]
-        pool.sort(key=lambda x: (-x[0], x[1]))
-        items = [ScoredItem(item_id=i, item_type=t, score=float(n))
-                 for n, i, t in pool if i not in exclude][:k]
-        if len(items) < min(k, self.catalogue().n_eligible(types, exclude)):
-            # The manifest keeps serving.popular_items per type: rank the whole catalogue.
-            catalogue = self.catalogue()
-            rows = catalogue.eligible(types, exclude)
-            order = rows[np.lexsort((catalogue.ids[rows], -catalogue.streams[rows]))][:k]
-            items = [catalogue.item(j, float(catalogue.streams[j])) for j in order]
-        return items
 
     # -- endpoints -----------------------------------------------------------------------------
 
@@ -408,10 +388,7 @@ class Engine:
         user = self._user_context(req.user_id)
         vector, strategy = self._user_vector(user, recent)
         exclude = set(user.history) | set(recent) if req.exclude_consumed else set()
-        if vector is None:
-            items = self._popular(req.k, types, exclude)
-        else:
-            items = self._search(vector, req.k, types, exclude)
+        items = self._search(vector, req.k, types, exclude)
         return RecommendResponse(items=items, strategy=strategy,
                                  unknown_item_ids=self._unknown_items(recent), **self._common())
 
@@ -441,8 +418,6 @@ class Engine:
         vector, strategy = self._user_vector(user, recent)
         if not known:
             scores = np.zeros(0, np.float32)
-        elif vector is None:
-            scores = np.asarray([found[i][milvus.STREAMS_FIELD] for i in known], dtype=np.float64)
         else:
             matrix = np.asarray([found[i][milvus.VECTOR_FIELD] for i in known], dtype=np.float32)
             scores = matrix @ vector  # (n_known,)

@@ -16,8 +16,6 @@
    user vectors of users with history at the cutoff (unfiltered and per item type, as
    /recommend searches) and for item vectors (as /similar searches), written to
    `<workdir>/reports/index_metrics.json`.
-5. Popularity (streams in the history window before the cutoff, as evaluation's popularity
-   baseline counts them) of the top items per type, in the manifest, for cold-start users.
 
 The warehouse is read here, by this offline job, never by the server.
 """
@@ -91,9 +89,8 @@ def servable(item_ids: list[str], item_types: list[str]) -> tuple[list[str], lis
             [t for t, k in zip(item_types, keep, strict=True) if k])
 
 
-def item_popularity(workspace: Workspace, cutoff: dt.datetime) -> dict[str, int]:
-    """Streams per top-level item in [cutoff - history_days, cutoff) (episodes count for their
-    show), from the mart `user_item_streams`: the popularity baseline of `gfm evaluate`."""
+def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
+    """The users with a history snapshot at the cutoff (the recall measurement's queries)."""
     from transforms.warehouse import warehouse_query
 
     built_for = [r[0] for r in warehouse_query(
@@ -101,19 +98,8 @@ def item_popularity(workspace: Workspace, cutoff: dt.datetime) -> dict[str, int]
     if built_for != [cutoff]:
         raise WorkspaceError(
             f"the warehouse was built for cutoff {', '.join(map(str, built_for)) or 'none'}, "
-            f"but the model was trained for cutoff {cutoff}: its popularity window is not in "
+            f"but the model was trained for cutoff {cutoff}: its users' snapshots are not in "
             f"the warehouse; rerun `gfm transform --cutoff {cutoff:%Y-%m-%d}` before `gfm index`")
-    rows = warehouse_query(
-        workspace,
-        "select item_id, sum(n_streams) from user_item_streams where as_of = ? group by 1",
-        [cutoff],
-    )
-    return {r[0]: int(r[1]) for r in rows}
-
-
-def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
-    from transforms.warehouse import warehouse_query
-
     rows = warehouse_query(
         workspace,
         "select distinct user_id from user_history_90d where snapshot_ts = ? order by user_id",
@@ -146,18 +132,6 @@ def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
     return encode_users(bundle, bundle.user_inputs(frame)).astype(np.float32)
 
 
-def popular_by_type(item_ids: Sequence[str], item_types: Sequence[str],
-                    streams: dict[str, int], per_type: int) -> dict[str, list[list[Any]]]:
-    """type -> [[item_id, n_streams], ...]: most streamed first, then by item id (the
-    evaluation's tie order), at most per_type each; unstreamed items fill the list."""
-    out: dict[str, list[list[Any]]] = {}
-    for t in sorted(set(item_types)):
-        of_type = [i for i, it in zip(item_ids, item_types, strict=True) if it == t]
-        ranked = sorted(of_type, key=lambda i: (-streams.get(i, 0), i))[:per_type]
-        out[t] = [[i, streams.get(i, 0)] for i in ranked]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # the collection
 
@@ -173,7 +147,6 @@ def create_collection(client, name: str, dim: int, config: Config) -> None:
     schema.add_field(milvus.ID_FIELD, DataType.VARCHAR, is_primary=True,
                      max_length=milvus.MAX_ID_LENGTH)
     schema.add_field(milvus.TYPE_FIELD, DataType.VARCHAR, max_length=64)
-    schema.add_field(milvus.STREAMS_FIELD, DataType.INT64)
     schema.add_field(milvus.VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
     index = client.prepare_index_params()
     index.add_index(field_name=milvus.VECTOR_FIELD, index_type=config.serving.index_type.upper(),
@@ -183,11 +156,10 @@ def create_collection(client, name: str, dim: int, config: Config) -> None:
 
 
 def insert_vectors(client, name: str, item_ids: Sequence[str], item_types: Sequence[str],
-                   vectors: np.ndarray, streams: dict[str, int]) -> None:
+                   vectors: np.ndarray) -> None:
     starts = range(0, len(item_ids), INSERT_BATCH)
     for s in tqdm(starts, desc="insert", unit="batch", disable=None, leave=False):
-        rows = [{milvus.ID_FIELD: i, milvus.TYPE_FIELD: t, milvus.STREAMS_FIELD: streams.get(i, 0),
-                 milvus.VECTOR_FIELD: v.tolist()}
+        rows = [{milvus.ID_FIELD: i, milvus.TYPE_FIELD: t, milvus.VECTOR_FIELD: v.tolist()}
                 for i, t, v in zip(item_ids[s:s + INSERT_BATCH], item_types[s:s + INSERT_BATCH],
                                    vectors[s:s + INSERT_BATCH], strict=True)]
         client.insert(name, rows)
@@ -371,18 +343,17 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         "item_features": f"offline store as of {cutoff.isoformat()} through "
                          f"{bundle.feature_service}",
     }
-    streams = item_popularity(workspace, cutoff)
+    users = users_with_history(workspace, cutoff)
+    rng = np.random.default_rng(0)
+    if len(users) > serving.recall_queries:
+        users = sorted(rng.choice(users, size=serving.recall_queries, replace=False).tolist())
     client = milvus.connect(uri)
     try:
         t0 = time.perf_counter()
         create_collection(client, name, int(vectors.shape[1]), config)
-        insert_vectors(client, name, item_ids, item_types, vectors, streams)
+        insert_vectors(client, name, item_ids, item_types, vectors)
         load_s = time.perf_counter() - t0
 
-        users = users_with_history(workspace, cutoff)
-        rng = np.random.default_rng(0)
-        if len(users) > serving.recall_queries:
-            users = sorted(rng.choice(users, size=serving.recall_queries, replace=False).tolist())
         user_vectors = (user_query(encode_user_sample(workspace, bundle, users, cutoff), manifest)
                         if users else np.zeros((0, vectors.shape[1]), np.float32))
         recall = measure_recall(client, name, manifest, np.asarray(item_ids, dtype=object),
@@ -391,9 +362,6 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
     finally:
         client.close()
 
-    manifest["popular"] = popular_by_type(item_ids, item_types, streams, serving.popular_items)
-    manifest["popularity_window"] = [
-        (cutoff - dt.timedelta(days=timeline.history_days)).isoformat(), cutoff.isoformat()]
     manifest["recall"] = recall
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     manifest["built_at"] = now.isoformat(timespec="seconds")

@@ -1,12 +1,11 @@
 """The Milvus side of serving: where the item index lives, what it is called, what it holds.
 
 One collection per model version, `items_<model version>`: `item_id` (primary key),
-`item_type` (top-level type, for filtered search), `n_streams` (popularity, for cold-start
-scoring) and `vector` (the item tower's unit-length output; inner product = the model's cosine
-score). Beside it, in the workspace,
-`milvus/<collection>.json` (the manifest) records how it was built: model, feature service,
-index type and parameters, item counts, the popular items kept for cold-start users, and the
-recall measured against exact search. The service reads the manifest and the collection only.
+`item_type` (top-level type, for filtered search) and `vector` (the item tower's output;
+inner product = the model's score, see serving.index for vectors off unit length). Beside it,
+in the workspace, `milvus/<collection>.json` (the manifest) records how it was built: model,
+feature service, index type and parameters, item counts, and the recall measured against
+exact search. The service reads the manifest and the collection only.
 
 Embedded (default): milvus-lite in `<workdir>/milvus/index.db`, opened by one process at a
 time. Scale-out: `python -m milvus_lite server --data-dir <workdir>/milvus/index.db --host
@@ -39,7 +38,6 @@ MILVUS_DIR = "milvus"
 EMBEDDED_DIR = "index.db"  # milvus-lite's data directory (a folder despite the suffix)
 METRIC = "IP"
 ID_FIELD, TYPE_FIELD, VECTOR_FIELD = "item_id", "item_type", "vector"
-STREAMS_FIELD = "n_streams"  # popularity: streams in the history window before the cutoff
 MAX_ID_LENGTH = 512
 MAX_TOP_K = 16384  # Milvus' largest search limit
 # Accepted and really used by milvus-lite (IVF_PQ, DISKANN, SCANN silently fall back to brute
@@ -81,7 +79,7 @@ def check_config(serving: ServingConfig) -> None:
         raise ConfigError(f"serving.index_type {serving.index_type!r}: use one of "
                           f"{', '.join(INDEX_TYPES)}")
     for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef", "ivf_nlist", "ivf_nprobe",
-                 "workers", "torch_threads", "popular_items", "recall_queries",
+                 "workers", "torch_threads", "recall_queries",
                  "max_body_bytes"):
         if getattr(serving, name) < 1:
             raise ConfigError(f"serving.{name} must be at least 1, got {getattr(serving, name)}")

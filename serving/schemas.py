@@ -28,7 +28,7 @@ ID_HELP = "1 to 256 characters; no quotes, backslashes or control characters"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 TypeName = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                             pattern=r"^[A-Za-z0-9_]+$")]
-Strategy = Literal["model", "recent_items", "popularity"]
+Strategy = Literal["model", "recent_items", "new_user"]
 ListLength = Annotated[int, Field(ge=1, le=MAX_K, strict=True,
                                   description=f"how many items: an integer from 1 to {MAX_K}")]
 ItemTypes = Annotated[list[TypeName] | None, Field(min_length=1, max_length=MAX_TYPES)]
@@ -52,8 +52,8 @@ class RecommendRequest(_Request):
     recent_item_ids: list[Id] | None = Field(
         None, max_length=MAX_RECENT_ITEMS, examples=[["pc0107", "ab1159"]],
         description="items the user just consumed (most recent first); a user without history "
-                    "gets a vector built from them, instead of popular items; ids not in the "
-                    "catalogue come back in unknown_item_ids")
+                    "gets a vector built from them, instead of one from their metadata alone; "
+                    "ids not in the catalogue come back in unknown_item_ids")
 
 
 class SimilarRequest(_Request):
@@ -80,15 +80,16 @@ class ScoredItem(BaseModel):
     item_type: str
     score: float = Field(description="the model's score of the item for the user (or query "
                                      "item), higher is better (docs/serving.md gives its "
-                                     "scale); with strategy popularity, streams in the 90 days "
-                                     "before the cutoff")
+                                     "scale)")
 
 
 class RecommendResponse(BaseModel):
     items: list[ScoredItem] = Field(description="best first")
     strategy: Strategy = Field(description="model: the user's features at the cutoff; "
                                            "recent_items: a vector from recent_item_ids; "
-                                           "popularity: neither was available")
+                                           "new_user: neither (no history, no known recent "
+                                           "items): the model on the user's metadata, if any, "
+                                           "and its popularity prior")
     unknown_item_ids: list[str] = Field(
         default_factory=list,
         description="recent_item_ids that are not in the catalogue (ignored; check them)")

@@ -166,7 +166,8 @@ class Recommender:
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     def recommend(self, **params: Any) -> RecommendResponse:
         """The k best items for a user (history left out), from the user's features at the
-        cutoff; a user without history gets items near recent_item_ids, else popular ones."""
+        cutoff; a user without history gets items near recent_item_ids, else the model's answer
+        from the user's metadata and its popularity prior."""
         return self._answer("recommend", RecommendRequest(**params))
 
     @bentoml.api(route="/similar", input_spec=SimilarRequest)

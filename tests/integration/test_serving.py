@@ -10,6 +10,7 @@ service of the module reaches it by URI: several processes share one index, as i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -144,7 +145,8 @@ def engine(service_env):
 
 class Offline:
     """What `gfm evaluate` computes for the served model: the split, and each evaluation
-    user's top 10 per type with history excluded (the primary setting)."""
+    user's top 10 per type with history excluded (the primary setting), users without history
+    (its cold-start ranking) included."""
 
     def __init__(self, workdir: Path):
         from evaluation import metrics as m
@@ -160,9 +162,11 @@ class Offline:
         retriever = build_two_tower(split, self.workspace)
         users = split.eval_users()
         self.users = users[split.has_history[users]]  # evaluation users (the primary setting)
-        scores = self.scores = retriever.score(self.users)  # (n_users, n_items)
-        self.row = {split.user_ids[u]: r for r, u in enumerate(self.users)}
-        history_rows, history_items = split.histories.take(self.users)
+        self.cold_users = users[~split.has_history[users]]  # the cold-start ranking's users
+        ranked = np.concatenate([self.users, self.cold_users])
+        scores = self.scores = retriever.score(ranked)  # (n_users, n_items)
+        self.row = {split.user_ids[u]: r for r, u in enumerate(ranked)}
+        history_rows, history_items = split.histories.take(ranked)
         self.top10: dict[tuple[str, str], list[str]] = {}
         for t in split.types:
             columns = split.type_items[t]
@@ -170,7 +174,7 @@ class Offline:
             of_type = split.item_types[history_items] == t
             masked[history_rows[of_type], split.type_position[history_items[of_type]]] = -np.inf
             for row, top in enumerate(m.top_k(masked, 10)):
-                user = split.user_ids[self.users[row]]
+                user = split.user_ids[ranked[row]]
                 self.top10[(user, t)] = [split.item_ids[columns[j]] for j in top if j != m.PAD]
 
     def same_up_to_ties(self, user_id: str, got: list[str], expected: list[str]) -> bool:
@@ -225,10 +229,6 @@ def test_index_holds_every_top_level_item_and_meets_the_recall_goal(workdir, man
     assert metrics["recall@10_min"] >= 0.99 and metrics["meets_goal"]
     assert set(metrics["recall@10_user_queries"]) == {"all", *manifest["item_types"]}
     assert metrics["n_user_queries"] > 0
-    # popular items: each type's list is sorted by streams, then id
-    for rows in manifest["popular"].values():
-        assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
-        assert rows[0][1] > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,18 +296,33 @@ def test_recommend_returns_exactly_k_after_leaving_history_out(client, offline, 
     assert len(items) == k and not set(items) & offline.history(user)
 
 
-def test_unknown_user_gets_popular_items(client, manifest):
-    response = client.post("/recommend", json={"user_id": "nobody-at-all", "k": 5})
-    assert response.status_code == 200
-    body = response.json()
-    assert body["strategy"] == "popularity" and len(body["items"]) == 5
-    pool = sorted(((n, i) for rows in manifest["popular"].values() for i, n in rows),
-                  key=lambda x: (-x[0], x[1]))
-    assert [i["item_id"] for i in body["items"]] == [i for _, i in pool[:5]]
-    t = manifest["item_types"][-1]
-    typed = client.post("/recommend", json={"user_id": "nobody-at-all", "k": 5,
-                                            "item_types": [t]}).json()
-    assert [i["item_id"] for i in typed["items"]] == [i for i, _ in manifest["popular"][t][:5]]
+def _offline_unknown_user_query(offline, engine) -> np.ndarray:
+    """The query vector of a user id the store has never seen, as the offline evaluation
+    builds it (features read from the offline store at the cutoff, through the model's
+    FeatureService)."""
+    from serving.index import encode_user_sample, user_query
+
+    cutoff = dt.datetime.fromisoformat(engine.manifest["cutoff"])
+    return user_query(encode_user_sample(offline.workspace, engine.bundle, ["nobody-at-all"],
+                                         cutoff), engine.manifest)[0]
+
+
+def test_unknown_user_gets_the_models_answer_for_no_history(client, offline, engine):
+    """An id the store has never seen: the towers on unknown metadata (and the popularity
+    prior), the same query as the offline evaluation's; the list is ranked by it."""
+    body = client.post("/recommend", json={"user_id": "nobody-at-all", "k": 5}).json()
+    assert body["strategy"] == "new_user" and len(body["items"]) == 5
+    served, strategy = engine._user_vector(engine._user_context("nobody-at-all"), [])
+    assert strategy == "new_user"
+    expected = _offline_unknown_user_query(offline, engine)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+    catalogue = engine.catalogue()
+    row = {item_id: j for j, item_id in enumerate(catalogue.ids)}
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in body["items"]:
+        assert item["score"] == pytest.approx(float(catalogue.vectors[row[item["item_id"]]]
+                                                    @ expected), abs=1e-5)
 
 
 def test_unknown_user_with_recent_items_gets_a_vector_from_them(client, offline, engine):
@@ -329,10 +344,10 @@ def test_unknown_user_with_recent_items_gets_a_vector_from_them(client, offline,
     assert body["strategy"] == "recent_items" and len(body["items"]) == 5
     assert not {i["item_id"] for i in body["items"]} & set(recent)
     assert body["unknown_item_ids"] == ["not-an-item"]  # said, not dropped silently
-    # only unknown recent items: popularity, and the ids are named
+    # only unknown recent items: the answer for no history, and the ids are named
     fallback = client.post("/recommend", json={"user_id": "new-user-1", "k": 5,
                                                "recent_item_ids": ["not-an-item"]}).json()
-    assert fallback["strategy"] == "popularity"
+    assert fallback["strategy"] == "new_user"
     assert fallback["unknown_item_ids"] == ["not-an-item"]
     known = client.post("/recommend", json={"user_id": user, "k": 5,
                                             "recent_item_ids": recent}).json()
@@ -373,9 +388,10 @@ def test_exact_k_at_500_for_every_type_filter(client, offline, manifest, engine)
     assert not wrong, wrong[:10]
 
 
-def test_similar_never_returns_the_query_item(client, manifest):
-    for t, rows in manifest["popular"].items():
-        for item_id, _ in rows[:5]:
+def test_similar_never_returns_the_query_item(client, manifest, engine):
+    catalogue = engine.catalogue()
+    for t in manifest["item_types"]:
+        for item_id in catalogue.ids[catalogue.types == t][:5]:
             body = client.post("/similar", json={"item_id": item_id, "k": 10}).json()
             assert body["item_id"] == item_id
             ids = [i["item_id"] for i in body["items"]]
@@ -385,7 +401,7 @@ def test_similar_never_returns_the_query_item(client, manifest):
                                                   "item_types": [other]}).json()
             assert {i["item_type"] for i in typed["items"]} == {other}
     # k larger than the rest of the catalogue: everything but the item itself
-    item_id = manifest["popular"][manifest["item_types"][0]][0][0]
+    item_id = catalogue.ids[0]
     body = client.post("/similar", json={"item_id": item_id, "k": 500}).json()
     assert len(body["items"]) == manifest["n_items"] - 1
 
@@ -412,9 +428,12 @@ def test_score_ranks_candidates_like_recommend(client, offline):
     for item in body["items"]:
         assert item["score"] == pytest.approx(expected[item["item_id"]], abs=1e-5)
     cold = client.post("/score", json={"user_id": "nobody-at-all", "item_ids": candidates}).json()
-    assert cold["strategy"] == "popularity"
-    streams = [i["score"] for i in cold["items"]]
-    assert streams == sorted(streams, reverse=True)
+    assert cold["strategy"] == "new_user"
+    served = client.post("/recommend", json={"user_id": "nobody-at-all", "k": 20}).json()
+    served_scores = {i["item_id"]: i["score"] for i in served["items"]}
+    for item in cold["items"]:  # the same scores as /recommend's, where both have the item
+        if item["item_id"] in served_scores:
+            assert item["score"] == pytest.approx(served_scores[item["item_id"]], abs=1e-5)
 
 
 BAD_REQUESTS = [
@@ -517,12 +536,16 @@ def _parity(client, offline) -> tuple[int, int, float]:
     return identical, up_to_ties, float(np.mean(overlaps))
 
 
-def test_parity_with_offline_top10(client, offline, workdir, milvus_uri, manifest):
+def test_parity_with_offline_top10(client, offline, workdir, milvus_uri, manifest, engine):
     """/recommend's top 10 per type (history left out) against `gfm evaluate`'s, for every
-    evaluation user: identical with a FLAT index (two items whose scores tie to 1e-6 may be
+    evaluation user, those without history (the cold-start ranking, strategy new_user)
+    included: identical with a FLAT index (two items whose scores tie to 1e-6 may be
     exchanged: float noise decides their order, offline too), mean overlap >= 0.95 with HNSW."""
-    assert set(manifest["popular"]) == set(offline.split.types)
+    assert set(manifest["item_types"]) == set(offline.split.types)
     assert manifest["n_items"] == offline.split.n_items  # the same candidates
+    assert len(offline.cold_users) > 0  # the tiny data has users without history
+    cold = offline.split.user_ids[offline.cold_users[0]]
+    assert client.post("/recommend", json={"user_id": cold}).json()["strategy"] == "new_user"
     n = len(offline.top10)
     identical, up_to_ties, overlap = _parity(client, offline)
     print(f"HNSW: {identical}/{n} identical ({up_to_ties} up to float ties), mean overlap "
@@ -538,6 +561,14 @@ def test_parity_with_offline_top10(client, offline, workdir, milvus_uri, manifes
               f"{overlap:.4f}")
         assert up_to_ties == n
         assert identical >= 0.99 * n  # exchanged near-ties are rare
+        # an id the store has never seen: the exact ranking of the offline query, per type
+        query, catalogue = _offline_unknown_user_query(offline, engine), engine.catalogue()
+        for t in offline.split.types:
+            expected = catalogue.top_k(query, 10, [t], set())
+            got = client.post("/recommend", json={"user_id": "nobody-at-all", "k": 10,
+                                                  "item_types": [t]}).json()["items"]
+            assert [i["score"] for i in got] == pytest.approx([i.score for i in expected],
+                                                              abs=1e-5), t
     finally:
         _gfm("index", *flags)  # back to the default (HNSW) for the other tests
 
@@ -689,7 +720,7 @@ def test_real_server(real_server, client, offline, manifest):
         assert all(set(i) == {"item_id", "item_type", "score"} for i in items)
         assert all(i["item_type"] in manifest["item_types"] for i in items)
         unknown = http.post("/recommend", json={"user_id": "brand-new-user", "k": 5}).json()
-        assert len(unknown["items"]) == 5 and unknown["strategy"] == "popularity"
+        assert len(unknown["items"]) == 5 and unknown["strategy"] == "new_user"
         for bad in ({"user_id": user, "k": 0}, {"user_id": user, "k": 501}, {"k": 3}):
             assert http.post("/recommend", json=bad).status_code == 400
         query = items[0]["item_id"]
