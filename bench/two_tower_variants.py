@@ -8,11 +8,26 @@ model's defaults, and the doc that shows it.
 `run` trains one variant on the validation copy that `gfm tune two-tower` uses (validation
 cutoff = cutoff - holdout_days, every feature rebuilt as of it, under <W>/tune/), scores every
 epoch as `gfm evaluate` scores (HR@10, discovery, per item type), and appends the record
-(settings, per-epoch curve, the best epoch's rates, cold-user and new-item rates, commit) to
+(settings, per-epoch curve, the best epoch's rates, cold-user, hidden-history and new-item
+rates, commit) to
 <W>/reports/two_tower_variants.jsonl, with the best epoch's per-user hits in
 <W>/reports/two_tower_variants/NAME.npz for paired comparisons. `peers` does the same for the
 baselines with the workspace's (tuned) settings. `doc` writes the table (mean HR@10, per type,
 the paired difference to the baseline with its 95% bootstrap interval) and a plot of the curves.
+
+Hidden history: the validation split has few users without history (a few dozen per type), too
+few to choose by. So every model is also scored on every validation user with targets as a
+user who signed up after the validation cutoff reads there: no history, unknown country and age
+bucket, every hold-out item a target. On the synthetic data (where new users stream as the
+others do) this measures what users without history get, with thousands of users.
+
+Pretend new: the validation hold-out has few items released inside it (a dozen per type). So a
+fixed tenth of the older catalogue is also scored as it would read on its release day: no
+learned id, for its HGNN vector the mean of its text neighbours' (hgnn.inductive_vectors
+text_knn, itself left out), no listeners yet; HR@10 counts only the hold-out targets among
+those items, ranked against the whole catalogue of their type. The HGNN itself was trained
+with their edges, so this flatters every graph model a little, the two-tower and hgnn_knn
+alike; text_knn reads text, which a new item has.
 """
 
 from __future__ import annotations
@@ -31,10 +46,12 @@ sys.path.insert(0, str(REPO))
 
 RECORDS = "two_tower_variants.jsonl"
 HITS_DIR = "two_tower_variants"
-PEERS = ("als", "ease", "hgnn_knn", "popularity")
+PEERS = ("als", "ease", "hgnn_knn", "text_knn", "popularity")
+PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutoff
 # Two-tower settings added after records were first written, with what a record without them
-# ran (before hgnn_skip, the model had no hgnn_knn path).
-ABSENT_MEANS = {"hgnn_skip": False}
+# ran (before hgnn_skip, the model had no hgnn_knn path; before cold_unknown_share, no example
+# hid demographics).
+ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0}
 
 
 def _commit() -> str:
@@ -73,15 +90,62 @@ def _record(workdir: Path, record: dict, hits: dict, user_ids) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _rates(result: dict) -> dict:
+def _rates(result: dict, hidden: dict, pretend: dict | None) -> dict:
+    """The record's rates from the validation result, the hidden-history one and the
+    pretend-new one (None: not measured for this model)."""
     from evaluation.tune import mean_hit_rate
 
     return {"mean": mean_hit_rate(result), "hr@10": result["hr@10"],
             "cold_users": result["cold_users"]["hr@10"], "new_items": result["new_items"]["hr@10"],
-            "new_items_mrr": result["new_items"]["mrr@100"]}
+            "new_items_mrr": result["new_items"]["mrr@100"],
+            "hidden_history": hidden["cold_users"]["hr@10"],
+            "pretend_new": pretend["new_items"]["hr@10"] if pretend else None}
+
+
+def _pretend_new_split(split):
+    """The split with a fixed PRETEND_NEW_SHARE of the items released before the cutoff marked
+    new (is_new_item), their popularity zero: its new-item rates count those items."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pretend = ~split.is_new_item & (rng.random(split.n_items) < PRETEND_NEW_SHARE)
+    return dataclasses.replace(split, is_new_item=pretend,
+                               item_popularity=np.where(pretend, 0.0, split.item_popularity))
+
+
+def _as_released(text, hgnn, types, pretend, k: int):
+    """`hgnn` (n, d) numpy with the `pretend` rows replaced by the text-neighbour mean a new
+    item gets (training.two_tower.train.text_neighbour_vectors)."""
+    from training.two_tower.train import text_neighbour_vectors
+
+    out = hgnn.copy()
+    out[pretend] = text_neighbour_vectors(text, hgnn, types, k)[pretend]
+    return out
+
+
+def _items_as_released(inputs, pretend, k: int):
+    """Two-tower item inputs with the `pretend` items as on their release day: unknown id,
+    text-neighbour HGNN vector, no listeners (as an item without a popularity snapshot)."""
+    import torch
+
+    keep = torch.from_numpy(~pretend)
+    hgnn = _as_released(inputs.text.numpy(), inputs.hgnn.numpy(),
+                        inputs.codes["item_type"].numpy(), pretend, k)
+    return dataclasses.replace(inputs, hgnn=torch.from_numpy(hgnn), ids=inputs.ids * keep,
+                               popularity=inputs.popularity * keep[:, None].to(torch.float32))
+
+
+def _hidden_history(split):
+    """The split with every history emptied: each user with targets is scored as a user
+    without history, every hold-out item of theirs a target."""
+    from evaluation.split import Ragged
+
+    return dataclasses.replace(split, histories=Ragged.from_lists([[]] * split.n_users))
 
 
 def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
+    import numpy as np
+
     from evaluation.evaluate import evaluate_retriever
     from evaluation.two_tower import TwoTowerRetriever
     from training.two_tower.train import encode_items, encode_users, fit_two_tower
@@ -89,17 +153,32 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     objective, val, config = _objective(workdir, {**settings, "two_tower.epochs": epochs})
     frame, users, items, item_types = objective._load_frames()
     popularity = objective.popularity_snapshots(config.two_tower)
+    hidden_split = _hidden_history(objective.split)
+    pretend_split = _pretend_new_split(objective.split)
     curve, best = [], None
 
     def on_epoch(epoch: int, bundle) -> None:
         nonlocal best
-        retriever = TwoTowerRetriever(objective.split,
-                                      encode_users(bundle, bundle.user_inputs(users)),
-                                      encode_items(bundle, bundle.item_inputs(items)), name)
+        user_inputs = bundle.user_inputs(users)
+        item_inputs = bundle.item_inputs(items)
+        item_vectors = encode_items(bundle, item_inputs)
+        user_vectors = encode_users(bundle, user_inputs)
+        retriever = TwoTowerRetriever(objective.split, user_vectors, item_vectors, name)
         hits: dict = {}
         result = evaluate_retriever(objective.split, retriever, progress=False, name=name,
                                     user_hits=hits)
-        rates = _rates(result)
+        everyone = np.ones(len(user_inputs), dtype=bool)
+        unknown = user_inputs.without_history(everyone).without_demographics(everyone)
+        hidden = evaluate_retriever(
+            hidden_split, TwoTowerRetriever(hidden_split, encode_users(bundle, unknown),
+                                            item_vectors, name),
+            progress=False, name=name)
+        released = encode_items(bundle, _items_as_released(
+            item_inputs, pretend_split.is_new_item, config.hgnn.inductive_knn))
+        pretend = evaluate_retriever(
+            pretend_split, TwoTowerRetriever(pretend_split, user_vectors, released, name),
+            progress=False, name=name)
+        rates = _rates(result, hidden, pretend)
         curve.append(round(rates["mean"], 4))
         print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}",
               flush=True)
@@ -120,16 +199,39 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
 
 
 def run_peers(workdir: Path) -> None:
+    import numpy as np
+
     from evaluation.evaluate import MODELS, evaluate_retriever
+    from evaluation.retrievers import PopularityRetriever, VectorKNNRetriever
 
     objective, val, config = _objective(workdir, {})
+    # Every peer serves a user without history or training streams by popularity (ALS and EASE
+    # would still see the hidden users' training streams: scoring them there would not hide).
+    hidden_split = _hidden_history(objective.split)
+    hidden = evaluate_retriever(hidden_split, MODELS["popularity"](hidden_split, objective.copy,
+                                                                   config),
+                                progress=False, name="popularity")
+    # Pretend new: hgnn_knn with those items' text-neighbour vectors, text_knn as it is (a new
+    # item has its text), popularity with no streams for them; ALS and EASE would still see
+    # their training streams, so they are not measured.
+    split = objective.split
+    pretend_split = _pretend_new_split(split)
+    text = MODELS["text_knn"](split, objective.copy, config).vectors
+    hgnn = MODELS["hgnn_knn"](split, objective.copy, config).vectors
+    codes = np.unique(split.item_types, return_inverse=True)[1]
+    pretend_retrievers = {
+        "hgnn_knn": VectorKNNRetriever(pretend_split, _as_released(
+            text, hgnn, codes, pretend_split.is_new_item, config.hgnn.inductive_knn)),
+        "text_knn": VectorKNNRetriever(pretend_split, text),
+        "popularity": PopularityRetriever(pretend_split)}
     for name in PEERS:
         hits: dict = {}
-        result = evaluate_retriever(objective.split, MODELS[name](objective.split, objective.copy,
-                                                                  config),
+        result = evaluate_retriever(split, MODELS[name](split, objective.copy, config),
                                     progress=False, name=name, user_hits=hits)
+        pretend = (evaluate_retriever(pretend_split, pretend_retrievers[name], progress=False,
+                                      name=name) if name in pretend_retrievers else None)
         record = {"name": name, "kind": "peer", "settings": result.get("settings") or {},
-                  **_rates(result), "validation_cutoff": val.cutoff.isoformat(),
+                  **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
                   "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
         _record(workdir, record, hits, objective.split.user_ids)
         print(f"{name}: validation HR@10 {record['mean']:.4f} {record['hr@10']}", flush=True)
@@ -186,9 +288,9 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         "",
         "| variant | settings | off today's defaults | early_label_days | epoch | mean HR@10 | "
         + " | ".join(types)
-        + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | new items "
-        "| commit |",
-        "|---|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|",
+        + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | history hidden "
+        "| new items | pretend new | commit |",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|---|",
     ]
     def delta(name: str, versus: str) -> str:
         if name == versus:
@@ -230,16 +332,27 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
                              if k != "two_tower.threads") or "defaults"
         per_type = " | ".join(_f(r["hr@10"].get(t)) for t in types)
         cold = "/".join(_f(v) for v in r["cold_users"].values())
+        hidden = "/".join(_f(r["hidden_history"].get(t)) for t in types) if (
+            "hidden_history" in r) else "–"
         new = "/".join(_f(v) for v in r["new_items"].values())
+        pretend = "/".join(_f(r["pretend_new"].get(t)) for t in types) if (
+            r.get("pretend_new")) else "–"
         early = r["early_label_days"] if r["kind"] == "two_tower" else "–"
         differs = off_defaults(r) if r["kind"] == "two_tower" else "–"
         lines.append(f"| {label} | {settings} | {differs} | {early} | {r.get('best_epoch', '–')} | "
                      f"{_f(r['mean'])} | "
                      f"{per_type} | {delta(name, baseline)} | {delta(name, versus)} | {cold} | "
-                     f"{new} | {r['commit']} |")
-    lines += ["", "Cold users and new items: HR@10 per type (" + "/".join(types) + "), few "
-              "users each on the validation split, so wide. ![validation curves]"
-              "(img/two_tower_variants.png)", ""]
+                     f"{hidden} | {new} | {pretend} | {r['commit']} |")
+    lines += ["", "Cold users, history hidden, new items and pretend new: HR@10 per type ("
+              + "/".join(types) + "). Cold users and new items have few users each on the "
+              "validation split, so they are wide. History hidden: every validation user with "
+              "targets scored as a user without history and with unknown demographics (a user "
+              "who signed up after the cutoff), every hold-out item a target. Pretend new: a "
+              f"fixed {PRETEND_NEW_SHARE:.0%} of the older catalogue scored as on its release "
+              "day (no id, text-neighbour HGNN vector, no listeners), only hold-out targets "
+              "among them counted. Both have thousands of users; '–': not measured (a record "
+              "from before the measure, or a peer that would still see the items' or users' "
+              "training streams). ![validation curves](img/two_tower_variants.png)", ""]
     out.write_text("\n".join(lines))
     _plot(records, out.parent / "img" / "two_tower_variants.png")
     print(f"wrote {out}")
