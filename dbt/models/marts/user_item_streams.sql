@@ -1,7 +1,6 @@
 -- Popularity, one source for every reader: streams per user and top-level item in the history
 -- window [cutoff - history_days, cutoff) (episodes count for their show). Evaluation's
--- popularity baseline and the ALS/EASE counts read it per user; the served cold-start list
--- (`gfm index`) sums it per item.
+-- popularity baseline and the ALS/EASE counts read it.
 with
 
 interactions as (
