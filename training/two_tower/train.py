@@ -366,6 +366,7 @@ def fit_two_tower(
             loss.backward()
             optimizer.step()
             total, steps = total + loss.item(), steps + 1
+        step_seconds = time.monotonic() - t0  # the training steps alone, without validation
         model.eval()
         with torch.no_grad():
             val_loss = float(np.mean([batch_loss(val_rows[s:s + config.batch_size]).item()
@@ -375,7 +376,8 @@ def fit_two_tower(
         seconds = time.monotonic() - t0
         epochs.append({"epoch": epoch, "loss": total / max(steps, 1), "val_loss": val_loss,
                        "val_recall@10": recall, "epoch_time_s": round(seconds, 3),
-                       "examples_per_s": round(len(train_rows) / seconds, 1)})
+                       "examples_per_s": round(len(train_rows) / seconds, 1),
+                       "step_examples_per_s": round(len(train_rows) / step_seconds, 1)})
         print(f"epoch {epoch:03d}  loss {total / max(steps, 1):.4f}  val_loss {val_loss:.4f}  "
               f"val_recall@10 {recall:.4f}  time {seconds:.1f}s", flush=True)
         if on_epoch is not None:
@@ -397,6 +399,8 @@ def fit_two_tower(
         "n_item_ids": int(len(id_index)),
         "mean_epoch_time_s": float(np.mean([e["epoch_time_s"] for e in epochs])),
         "train_examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])),
+        # the training steps alone (epoch time less the per-epoch validation)
+        "step_examples_per_s": float(np.mean([e["step_examples_per_s"] for e in epochs])),
         "device": device,
         "device_name": device_name(device),
     }
