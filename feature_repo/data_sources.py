@@ -1,7 +1,8 @@
 """Parquet files under the workspace's features/ directory, read by the DuckDB offline store.
 
 One source per file: a versioned feature view reads its own file, so a new text or HGNN run
-never changes what an older view (and the models trained on it) reads.
+never changes what an older view (and the models trained on it) reads. The versioned sources
+are declared in registered.py, one per version.
 """
 
 from feast import FileSource
@@ -38,24 +39,23 @@ item_popularity_daily_source = _source(
     "dbt model item_popularity_daily: daily snapshots of each item's recent listeners.",
 )
 
-# Versioned sources, one per file; each is also a module attribute named like itself.
-SOURCES: dict[str, FileSource] = {}
-for _spec in SPEC["item_text_embedding"]:
-    SOURCES[_spec["name"]] = _source(
-        f"{_spec['name']}_source", _spec["path"],
-        f"Sentence-BERT text vectors, version {_spec['version']} (gfm embed).",
-        _spec["tags"], field_mapping={"embedding": "text_embedding"},
-    )
-for _spec in SPEC["item_hgnn_embedding"]:
-    SOURCES[_spec["name"]] = _source(
-        f"{_spec['name']}_source", _spec["path"],
-        f"HGNN item vectors, version {_spec['version']} (gfm train hgnn).",
-        _spec["tags"], field_mapping={"embedding": "hgnn_embedding"},
-    )
-for _spec in SPEC["user_avg_hgnn_90d"]:
-    SOURCES[_spec["name"]] = _source(
-        f"{_spec['name']}_source", _spec["path"],
-        f"dbt model user_avg_hgnn_90d over HGNN version {_spec['hgnn_version']}.",
-        _spec["tags"],
-    )
-globals().update({source.name: source for source in SOURCES.values()})
+# Versioned sources, one per file: registered.py (written by `gfm features apply`) calls these
+# once per version, with its entry of feature_repo.json.
+
+
+def text_source(spec: dict) -> FileSource:
+    return _source(f"{spec['name']}_source", spec["path"],
+                   f"Sentence-BERT text vectors, version {spec['version']} (gfm embed).",
+                   spec["tags"], field_mapping={"embedding": "text_embedding"})
+
+
+def hgnn_source(spec: dict) -> FileSource:
+    return _source(f"{spec['name']}_source", spec["path"],
+                   f"HGNN item vectors, version {spec['version']} (gfm train hgnn).",
+                   spec["tags"], field_mapping={"embedding": "hgnn_embedding"})
+
+
+def user_avg_source(spec: dict) -> FileSource:
+    return _source(f"{spec['name']}_source", spec["path"],
+                   f"dbt model user_avg_hgnn_90d over HGNN version {spec['hgnn_version']}.",
+                   spec["tags"])

@@ -9,13 +9,16 @@
                                daily snapshot (the two-tower's "recent" popularity prior)
     item_metadata, user_metadata
 
+The versioned views are declared in registered.py (written by `gfm features apply`), one
+assignment per version, from the builders here.
+
 A daily snapshot is valid for one day (ttl): an example at time t joins the snapshot of t's
 day, built only from events before that midnight, and never an older one.
 """
 
 from datetime import timedelta
 
-from feast import FeatureView, Field
+from feast import FeatureView, Field, FileSource
 from feast.types import Array, Bool, Float32, Int64, String
 
 import data_sources
@@ -93,7 +96,7 @@ item_popularity_daily = FeatureView(
 )
 
 
-def _item_vector_view(spec: dict, feature: str, feature_description: str,
+def _item_vector_view(spec: dict, source: FileSource, feature: str, feature_description: str,
                       description: str) -> FeatureView:
     """One version of an item vector view: one vector feature, valid from its timestamp on."""
     return FeatureView(
@@ -101,28 +104,28 @@ def _item_vector_view(spec: dict, feature: str, feature_description: str,
         entities=[item],
         ttl=NO_TTL,
         schema=[Field(name=feature, dtype=Array(Float32), description=feature_description)],
-        source=data_sources.SOURCES[spec["name"]],
+        source=source,
         online=True,
         description=description,
         tags=spec["tags"],
     )
 
 
-def _text_view(spec: dict) -> FeatureView:
+def text_view(spec: dict, source: FileSource) -> FeatureView:
     return _item_vector_view(
-        spec, "text_embedding",
+        spec, source, "text_embedding",
         f"Sentence-BERT vector ({spec['dimension']}-d) of the item's text",
         f"Text vectors of every item, version {spec['version']}.")
 
 
-def _hgnn_view(spec: dict) -> FeatureView:
+def hgnn_view(spec: dict, source: FileSource) -> FeatureView:
     return _item_vector_view(
-        spec, "hgnn_embedding",
+        spec, source, "hgnn_embedding",
         f"HGNN vector ({spec['dimension']}-d); episodes inherit their show's",
         f"HGNN item vectors of run {spec['version']}, stamped at its graph_as_of.")
 
 
-def _user_avg_view(spec: dict) -> FeatureView:
+def user_avg_view(spec: dict, source: FileSource) -> FeatureView:
     schema = [
         Field(name="avg_hgnn_all", dtype=Array(Float32),
               description="mean HGNN vector of the whole 90-day history"),
@@ -139,18 +142,8 @@ def _user_avg_view(spec: dict) -> FeatureView:
         entities=[user],
         ttl=SNAPSHOT_TTL,
         schema=schema,
-        source=data_sources.SOURCES[spec["name"]],
+        source=source,
         online=True,
         description=f"User average HGNN vectors over {spec['hgnn_view']}, one snapshot a day.",
         tags=spec["tags"],
     )
-
-
-VIEWS: dict[str, FeatureView] = {
-    view.name: view for view in (item_metadata, user_metadata, user_history_90d,
-                                 item_popularity_daily)
-}
-VIEWS.update({s["name"]: _text_view(s) for s in SPEC["item_text_embedding"]})
-VIEWS.update({s["name"]: _hgnn_view(s) for s in SPEC["item_hgnn_embedding"]})
-VIEWS.update({s["name"]: _user_avg_view(s) for s in SPEC["user_avg_hgnn_90d"]})
-globals().update({name: view for name, view in VIEWS.items()})

@@ -31,3 +31,11 @@ def load_spec() -> dict:
 
 
 SPEC = load_spec()
+
+
+def entry(kind: str, name: str) -> dict:
+    """The feature_repo.json entry of one versioned view or service (registered.py's input)."""
+    for found in SPEC[kind]:
+        if found["name"] == name:
+            return found
+    raise KeyError(f"{name} is not in {SPEC_FILE} under {kind}: rerun `gfm features apply`")
