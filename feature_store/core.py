@@ -20,6 +20,7 @@ import duckdb
 
 from feature_store import tables
 from feature_store.repo import (
+    UNVERSIONED_VIEWS,
     feast_apply,
     load_spec,
     online_store_unreachable,
@@ -46,9 +47,6 @@ from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
-
-UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history_90d",
-                     "item_popularity_daily")
 
 
 @dataclass

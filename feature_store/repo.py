@@ -54,6 +54,9 @@ REPO_MODULES = ("repo_spec.py", "entities.py", "data_sources.py", "feature_views
                 "feature_services.py")
 REGISTERED_MODULE = "registered.py"
 SPEC_FILE = "feature_repo.json"
+# The views of feature_views.py itself: one each, never versioned.
+UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history_90d",
+                     "item_popularity_daily")
 # feature_repo.json kind -> (source builder, view builder), both in the template modules.
 VERSIONED_BUILDERS = {"item_text_embedding": ("text_source", "text_view"),
                       "item_hgnn_embedding": ("hgnn_source", "hgnn_view"),
@@ -99,7 +102,6 @@ def feature_store_yaml(config: FeatureStoreConfig) -> str:
 def registered_module(spec: dict[str, Any]) -> str:
     """registered.py: one assignment per versioned source, view and service of `spec`
     (feature_repo.json), so that the repository's files name everything it registers."""
-    static = ("item_metadata", "user_metadata", "user_history_90d", "item_popularity_daily")
     lines = ['"""Every versioned source, view and service of this feature repository, one '
              'assignment each.',
              "",
@@ -111,7 +113,7 @@ def registered_module(spec: dict[str, Any]) -> str:
              "from feature_services import feature_service",
              "from feature_views import (",
              *[f"    {name}," for name in sorted(
-                 [b[1] for b in VERSIONED_BUILDERS.values()] + list(static))],
+                 [b[1] for b in VERSIONED_BUILDERS.values()] + list(UNVERSIONED_VIEWS))],
              ")",
              "from repo_spec import entry"]
     for kind, (source_builder, view_builder) in VERSIONED_BUILDERS.items():

@@ -7,9 +7,7 @@ from __future__ import annotations
 import sys
 import types
 
-from feature_store.repo import VERSIONED_BUILDERS, registered_module
-
-STATIC = ("item_metadata", "user_metadata", "user_history_90d", "item_popularity_daily")
+from feature_store.repo import UNVERSIONED_VIEWS, VERSIONED_BUILDERS, registered_module
 
 
 def _spec() -> dict:
@@ -60,7 +58,7 @@ def test_every_version_and_service_is_one_assignment(monkeypatch):
         "repo_spec": {"entry": entry},
         "data_sources": {s: _source_builder(s) for s, _ in VERSIONED_BUILDERS.values()},
         "feature_views": {**{v: _view_builder(v) for _, v in VERSIONED_BUILDERS.values()},
-                          **{name: _View("static", name) for name in STATIC}},
+                          **{name: _View("static", name) for name in UNVERSIONED_VIEWS}},
         "feature_services": {"feature_service": lambda entry, views: ("service", entry["name"],
                                                                       views)},
     }
