@@ -216,9 +216,9 @@ def run_peers(workdir: Path) -> None:
     # item has its text), popularity with no streams for them; ALS and EASE would still see
     # their training streams, so they are not measured.
     split = objective.split
+    retrievers = {name: MODELS[name](split, objective.copy, config) for name in PEERS}
     pretend_split = _pretend_new_split(split)
-    text = MODELS["text_knn"](split, objective.copy, config).vectors
-    hgnn = MODELS["hgnn_knn"](split, objective.copy, config).vectors
+    text, hgnn = retrievers["text_knn"].vectors, retrievers["hgnn_knn"].vectors
     codes = np.unique(split.item_types, return_inverse=True)[1]
     pretend_retrievers = {
         "hgnn_knn": VectorKNNRetriever(pretend_split, _as_released(
@@ -227,8 +227,8 @@ def run_peers(workdir: Path) -> None:
         "popularity": PopularityRetriever(pretend_split)}
     for name in PEERS:
         hits: dict = {}
-        result = evaluate_retriever(split, MODELS[name](split, objective.copy, config),
-                                    progress=False, name=name, user_hits=hits)
+        result = evaluate_retriever(split, retrievers[name], progress=False, name=name,
+                                    user_hits=hits)
         pretend = (evaluate_retriever(pretend_split, pretend_retrievers[name], progress=False,
                                       name=name) if name in pretend_retrievers else None)
         record = {"name": name, "kind": "peer", "settings": result.get("settings") or {},
@@ -351,11 +351,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               "who signed up after the cutoff), every hold-out item a target. Pretend new: a "
               f"fixed {PRETEND_NEW_SHARE:.0%} of the older catalogue scored as on its release "
               "day (no id, text-neighbour HGNN vector, no listeners), only hold-out targets "
-              "among them counted (a few hundred users, several times the real new items' count). "
-              "History hidden counts every validation user with targets (thousands). "
-              "'–': not measured (a record "
-              "from before the measure, or a peer that would still see the items' or users' "
-              "training streams). ![validation curves](img/two_tower_variants.png)", ""]
+              "among them counted (a few hundred users, several times the real new items' "
+              "count). History hidden counts every validation user with targets (thousands). "
+              "'–': not measured (a record from before the measure, or a peer that would still "
+              "see the items' or users' training streams). ![validation curves]"
+              "(img/two_tower_variants.png)", ""]
     out.write_text("\n".join(lines))
     _plot(records, out.parent / "img" / "two_tower_variants.png")
     print(f"wrote {out}")
