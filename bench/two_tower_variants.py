@@ -66,7 +66,6 @@ def _commit() -> str:
 def _objective(workdir: Path, settings: dict):
     """(objective, validation timeline, config) on the two-tower validation copy."""
     from evaluation import tune
-    from evaluation.rolling import build_copy
     from evaluation.split import load_split
     from gfm.config import load_config
     from gfm.timeline import resolve_timeline
@@ -74,9 +73,8 @@ def _objective(workdir: Path, settings: dict):
 
     workspace = Workspace.at(workdir)
     config = load_config(workspace.root)
-    val = tune.validation_timeline(resolve_timeline(config.timeline, workspace))
-    root = build_copy(workspace, val.cutoff, [], [], print, parent=tune.TUNE_DIR,
-                      plan=tune._stages("two-tower"), config_key=tune._stage_config_key(config))
+    val, root = tune.validation_copy(workspace, config,
+                                     resolve_timeline(config.timeline, workspace), "two-tower", [])
     copy = Workspace.at(root)
     config = tune.with_params(config, settings)
     return tune.Objective("two-tower", copy, config, val, load_split(copy, val)), val, config

@@ -6,7 +6,9 @@ feature is rebuilt as of that timeline in a workspace copy, <workdir>/tune/cutof
 (raw data hard-linked, the stages the model needs run with --cutoff cutoff'; reused while the
 raw data and the settings those stages read are unchanged). Each trial trains on the copy and
 is scored like `gfm evaluate` scores: HR@10 (discovery) per item type on the validation
-hold-out; the objective is their mean, so every type counts alike.
+hold-out; the objective is their mean, so every type counts alike. Under timeline.protocol
+per_user (leave-last-N-out) the copy also drops each user's last N items (the evaluation's
+hold-out, timeline.per_user_skip_items) and holds out the N before them.
 
 Search: Optuna's TPE sampler, seeded, its trials stored in <workdir>/tune/<model>.db (SQLite), so
 an interrupted search resumes where it stopped (`--trials N` counts the finished ones). The two-
@@ -100,9 +102,32 @@ TUNABLE = tuple(SPACES)
 
 
 def validation_timeline(timeline: Timeline) -> Timeline:
-    """The same timeline one hold-out earlier: its hold-out ends at the cutoff."""
+    """The same timeline one hold-out earlier: its hold-out ends at the cutoff. Under protocol
+    per_user, each user's hold-out items are also dropped (per_user_skip_items), so the
+    validation hold-out is every user's items just before the evaluation's."""
+    skip = timeline.per_user_holdout_items if timeline.protocol == "per_user" else 0
     return dataclasses.replace(timeline,
-                               cutoff=timeline.cutoff - dt.timedelta(days=timeline.holdout_days))
+                               cutoff=timeline.cutoff - dt.timedelta(days=timeline.holdout_days),
+                               per_user_skip_items=skip)
+
+
+def validation_copy(workspace: Workspace, config: Config, timeline: Timeline, model: str,
+                    common: list[str], log: Callable[[str], None] = print) -> tuple[Timeline, Path]:
+    """The validation timeline and the workspace copy built as of it for `model` (the stages it
+    needs, reused while their inputs are unchanged): what `gfm tune` and
+    bench/two_tower_variants.py train and score on."""
+    from evaluation.rolling import build_copy
+
+    if timeline.per_user_skip_items:
+        raise ConfigError("this workspace is already a validation copy (timeline."
+                          "per_user_skip_items is set): tune the workspace it was copied from")
+    val = validation_timeline(timeline)
+    flags = list(common)
+    if val.per_user_skip_items:  # the copy's stages read the timeline from its config and flags
+        flags += ["--set", f"timeline.per_user_skip_items={val.per_user_skip_items}"]
+    root = build_copy(workspace, val.cutoff, [], flags, log, parent=TUNE_DIR,
+                      plan=_stages(model), config_key=_stage_config_key(config))
+    return val, root
 
 
 def _stages(model: str) -> list[list[str]]:
@@ -252,19 +277,17 @@ def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, t
         raise ConfigError(f"gfm tune: unknown model {model!r}; tunable: {', '.join(TUNABLE)}")
     if trials < 1:
         raise ConfigError("--trials must be at least 1")
-    if timeline.protocol != "global":
-        raise ConfigError("gfm tune needs timeline.protocol global: under per_user every "
-                          "validation split would hold the same users' last items")
-    from evaluation.rolling import build_copy
-
-    val = validation_timeline(timeline)
     base = config
     if model == "two-tower":  # each trial runs up to max_epochs and keeps its best epoch
         base = with_params(config, {"two_tower.epochs": max_epochs or MAX_EPOCHS})
-    log(f"tune {model}: validation cutoff {val.cutoff:%Y-%m-%d}, hold-out "
-        f"[{val.cutoff:%Y-%m-%d}, {val.holdout_end:%Y-%m-%d}) (ends at the cutoff)")
-    root = build_copy(workspace, val.cutoff, [], list(common or []), log, parent=TUNE_DIR,
-                      plan=_stages(model), config_key=_stage_config_key(config))
+    val = validation_timeline(timeline)
+    if val.per_user_skip_items:
+        log(f"tune {model}: per-user validation: each user's last {val.per_user_skip_items} "
+            "item(s) (the evaluation's hold-out) dropped, the item(s) before them held out")
+    else:
+        log(f"tune {model}: validation cutoff {val.cutoff:%Y-%m-%d}, hold-out "
+            f"[{val.cutoff:%Y-%m-%d}, {val.holdout_end:%Y-%m-%d}) (ends at the cutoff)")
+    val, root = validation_copy(workspace, config, timeline, model, list(common or []), log)
     copy = Workspace.at(root)
     split = load_split(copy, val)
     objective = Objective(model, copy, base, val, split)

@@ -61,6 +61,10 @@ class TimelineConfig:
     # different times over years (MovieLens). An evaluation protocol: do not serve from it.
     protocol: str = "global"
     per_user_holdout_items: int = 1
+    # per_user only: drop each user's last K distinct items before the protocol applies, so the
+    # hold-out is the K items before the evaluation's. Set by `gfm tune` on its validation copy
+    # (K = per_user_holdout_items); 0 for an evaluation.
+    per_user_skip_items: int = 0
 
 
 @dataclass
@@ -246,6 +250,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("timeline.per_user_holdout_items must be at least 1 (the items each "
                           "user holds out under protocol per_user), got "
                           f"{t.per_user_holdout_items}")
+    if t.per_user_skip_items < 0 or (t.per_user_skip_items and t.protocol != "per_user"):
+        raise ConfigError("timeline.per_user_skip_items must be 0, or at least 1 with protocol "
+                          f"per_user (gfm tune's validation copy), got {t.per_user_skip_items} "
+                          f"with protocol {t.protocol}")
     if config.warehouse.min_edge_support < 1:
         raise ConfigError("warehouse.min_edge_support must be at least 1")
     if config.warehouse.max_items_per_user < 2:

@@ -24,6 +24,7 @@ class Timeline:
     protocol: str = "global"  # or "per_user": see TimelineConfig
     per_user_holdout_items: int = 1
     early_label_days: int = 0  # two-tower examples also from [examples_start, graph_as_of)
+    per_user_skip_items: int = 0  # per_user: each user's last K items dropped (validation)
 
     @property
     def graph_as_of(self) -> dt.datetime:
@@ -59,6 +60,7 @@ class Timeline:
             "holdout_protocol": self.protocol,
             "per_user_holdout_items": self.per_user_holdout_items,
             "early_label_days": self.early_label_days,
+            "per_user_skip_items": self.per_user_skip_items,
         }
 
 
@@ -89,4 +91,5 @@ def resolve_timeline(config: TimelineConfig, workspace: Workspace) -> Timeline:
         last_day = dt.datetime.combine(last_event_ts(workspace).date(), dt.time())
         cutoff = last_day - dt.timedelta(days=config.holdout_days)
     return Timeline(cutoff, config.history_days, config.label_days, config.holdout_days,
-                    config.protocol, config.per_user_holdout_items, config.early_label_days)
+                    config.protocol, config.per_user_holdout_items, config.early_label_days,
+                    config.per_user_skip_items)

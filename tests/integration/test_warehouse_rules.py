@@ -116,7 +116,7 @@ TYPE_OF = {item_id: item_type for item_id, item_type, _ in ITEMS}
 TOP_OF = {item_id: parent or item_id for item_id, _, parent in ITEMS}
 
 
-def write_raw(workspace: Workspace) -> None:
+def write_raw(workspace: Workspace, interactions_rows: list[tuple] = INTERACTIONS) -> None:
     workspace.raw_dir.mkdir(parents=True, exist_ok=True)
     items = [
         {
@@ -137,7 +137,7 @@ def write_raw(workspace: Workspace) -> None:
     ]
     interactions = [
         {"user_id": u, "item_id": i, "event_ts": ts, "event_type": e, "played_ms": 1000}
-        for u, i, ts, e in INTERACTIONS
+        for u, i, ts, e in interactions_rows
     ]
     for name, rows in (("items", items), ("users", users), ("interactions", interactions)):
         pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(name)), workspace.raw_path(name))
@@ -405,6 +405,41 @@ def _per_user_reference(n_items: int) -> dict[tuple[str, str], tuple[dt.datetime
             ts0, n = holdout.get(key, (shifted, 0))
             holdout[key] = (min(ts0, shifted), n + 1)
     return holdout
+
+
+def _last_items_start(rows: list[tuple], n_items: int) -> dict[str, dt.datetime]:
+    """Per user, the first stream of their n-th most recent distinct top-level item."""
+    first: dict[str, dict[str, dt.datetime]] = defaultdict(dict)
+    for user, item, ts, event in rows:
+        top = TOP_OF[item]
+        if event == "stream" and (top not in first[user] or ts < first[user][top]):
+            first[user][top] = ts
+    return {user: min(sorted(items.values(), reverse=True)[:n_items])
+            for user, items in first.items()}
+
+
+@pytest.mark.parametrize("n_items", [1, 2])
+def test_per_user_validation_is_the_protocol_on_data_without_the_holdout(tmp_path, n_items):
+    """gfm tune's validation copy (per_user_skip_items = N) equals the plain protocol run on
+    raw data from which every user's last N items (the evaluation's hold-out) are deleted:
+    tuning under per_user never reads the evaluation's hold-out."""
+    timeline = dataclasses.replace(TIMELINE, protocol="per_user", per_user_holdout_items=n_items)
+    skipped = Workspace.at(tmp_path / "skipped")
+    write_raw(skipped)
+    run_dbt(skipped, CONFIG, dataclasses.replace(timeline, per_user_skip_items=n_items))
+    starts = _last_items_start(INTERACTIONS, n_items)
+    without = [row for row in INTERACTIONS if row[0] not in starts or row[2] < starts[row[0]]]
+    assert len(without) < len(INTERACTIONS)
+    deleted = Workspace.at(tmp_path / "deleted")
+    write_raw(deleted, without)
+    run_dbt(deleted, CONFIG, timeline)
+    sql = ("select user_id, item_id, event_ts, event_type, event_ts_raw "
+           "from int_interactions_on_timeline order by all")
+    assert query(skipped, sql) == query(deleted, sql)
+    assert query(skipped, "select * from holdout_interactions order by all") == query(
+        deleted, "select * from holdout_interactions order by all")
+    # No event of an evaluation hold-out item, at its raw instant, is in the copy.
+    assert not [row for row in query(skipped, sql) if row[4] >= starts.get(row[0], row[4] + D(1))]
 
 
 @pytest.mark.parametrize("n_items", [1, 2])

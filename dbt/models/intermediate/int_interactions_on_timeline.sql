@@ -4,15 +4,19 @@
 -- falls exactly at the cutoff: their last N items become the hold-out, everything before them
 -- their history, and each user keeps their own order and spacing. The raw files are
 -- untouched; event_ts_raw keeps the original instant.
+--
+-- per_user_skip_items K > 0 (the validation split of `gfm tune` under per_user): each user's
+-- events from the first stream of their K-th most recent item on are dropped first, so the
+-- protocol then holds out the N items just before the evaluation's hold-out, which is never read.
 with
 
-interactions as (
+{% if var('holdout_protocol', 'global') == 'per_user' %}
+
+all_interactions as (
 
     select * from {{ ref('stg_interactions') }}
 
 ),
-
-{% if var('holdout_protocol', 'global') == 'per_user' %}
 
 items as (
 
@@ -20,31 +24,37 @@ items as (
 
 ),
 
-first_streams as (
+{% if var('per_user_skip_items', 0) | int > 0 %}
 
-    -- Each user's distinct top-level items, by the instant of their first stream.
-    select interactions.user_id, items.top_item_id, min(interactions.event_ts) as first_stream_ts
-    from interactions
-    inner join items on interactions.item_id = items.item_id
-    where interactions.event_type in {{ sql_string_list(var('stream_event_types')) }}
-    group by 1, 2
+skipped_starts as (
+
+    {{ per_user_last_items_start('all_interactions', var('per_user_skip_items')) }}
 
 ),
 
+interactions as (
+
+    -- A user without any stream keeps all their events.
+    select all_interactions.*
+    from all_interactions
+    left join skipped_starts on all_interactions.user_id = skipped_starts.user_id
+    where skipped_starts.start_ts is null or all_interactions.event_ts < skipped_starts.start_ts
+
+),
+
+{% else %}
+
+interactions as (
+
+    select * from all_interactions
+
+),
+
+{% endif %}
+
 holdout_starts as (
 
-    select user_id, min(first_stream_ts) as holdout_start_ts
-    from (
-        select
-            user_id,
-            first_stream_ts,
-            row_number() over (
-                partition by user_id order by first_stream_ts desc, top_item_id desc
-            ) as recency_rank
-        from first_streams
-    )
-    where recency_rank <= {{ var('per_user_holdout_items') | int }}
-    group by 1
+    {{ per_user_last_items_start('interactions', var('per_user_holdout_items')) }}
 
 ),
 
@@ -55,7 +65,7 @@ on_timeline as (
         interactions.user_id,
         interactions.item_id,
         interactions.event_ts + coalesce(
-            timestamp '{{ var("cutoff") }}' - holdout_starts.holdout_start_ts, interval 0 second
+            timestamp '{{ var("cutoff") }}' - holdout_starts.start_ts, interval 0 second
         ) as event_ts,
         interactions.event_type,
         interactions.played_ms,
@@ -66,6 +76,12 @@ on_timeline as (
 )
 
 {% else %}
+
+interactions as (
+
+    select * from {{ ref('stg_interactions') }}
+
+),
 
 on_timeline as (
 
