@@ -13,7 +13,9 @@ The versioned views are declared in registered.py (written by `gfm features appl
 assignment per version, from the builders here.
 
 A daily snapshot is valid for one day (ttl): an example at time t joins the snapshot of t's
-day, built only from events before that midnight, and never an older one.
+day, built only from events before that midnight, and never an older one. With
+warehouse.history_at_events the user views also hold a snapshot at each example's own instant
+(built from the events before it), which the join then takes.
 """
 
 from datetime import timedelta

@@ -10,8 +10,10 @@ rolled up to its top-level item (an episode counts for its show), stamped with i
 `event_timestamp`. They are positives only; negatives are the trainer's (in-batch or sampled),
 because what a user did not stream is not known per instant.
 
-Features come from Feast's point-in-time join through the FeatureService: each example gets the user snapshot of its day (built only from events before that
-midnight; a snapshot is valid for one day) and the item vectors stamped at or before it (HGNN:
+Features come from Feast's point-in-time join through the FeatureService: each example gets the
+user snapshot of its day (built only from events before that midnight; a snapshot is valid for
+one day), or with warehouse.history_at_events the one at its own instant (events before it),
+and the item vectors stamped at or before it (HGNN:
 graph_as_of; text: the item's release). Feast returns rows in another order than it was given
 (STACK.md): rows are put back in the examples' order by an example_id column.
 """

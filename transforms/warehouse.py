@@ -51,6 +51,7 @@ def dbt_vars(workspace: Workspace, config: Config, timeline: Timeline) -> dict[s
         "max_items_per_user": warehouse.max_items_per_user,
         "edge_event_types": list(warehouse.edge_event_types),
         "history_event_types": list(warehouse.history_event_types),
+        "history_at_events": warehouse.history_at_events,
     }
 
 

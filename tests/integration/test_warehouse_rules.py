@@ -226,21 +226,31 @@ def test_min_edge_support_and_heavy_user_bound(built):
     assert rows == [(0,)]
 
 
-def expected_history(timeline: Timeline = TIMELINE,
-                     ) -> dict[tuple[str, dt.datetime, str], tuple[list[str], dt.datetime]]:
+def expected_history(timeline: Timeline = TIMELINE, at_events: bool = False,
+                     rows: list[tuple] = INTERACTIONS) -> dict[tuple[str, dt.datetime, str], tuple[list[str], dt.datetime]]:
     """A naive reference: for each snapshot d, the items with a history event in [d - 90 d, d),
-    most recent first, and the most recent event among them."""
+    most recent first, and the most recent event among them. `at_events`: also a snapshot at
+    every stream instant t in [examples_start, cutoff) but midnight, from [day(t) - 90 d, t)."""
     history_types = set(CONFIG.warehouse.history_event_types)
+    instants = [(None, day, day) for day in timeline.snapshot_days()]
+    if at_events:
+        instants += sorted({
+            (user, ts, dt.datetime.combine(ts.date(), dt.time()))
+            for user, _, ts, event_type in rows
+            if event_type == "stream" and timeline.examples_start <= ts < timeline.cutoff
+            and ts.time() != dt.time()})
     out = {}
-    for day in timeline.snapshot_days():
+    for only_user, instant, day in instants:
         last_seen: dict[tuple[str, str], dt.datetime] = {}
-        for user, item, ts, event_type in INTERACTIONS:
-            if event_type in history_types and day - D(days=90) <= ts < day:
+        for user, item, ts, event_type in rows:
+            if only_user not in (None, user):
+                continue
+            if event_type in history_types and day - D(days=90) <= ts < instant:
                 key = (user, TOP_OF[item])
                 last_seen[key] = max(ts, last_seen.get(key, ts))
         by_user_type = defaultdict(list)
         for (user, item), ts in last_seen.items():
-            by_user_type[(user, day, TYPE_OF[item])].append((ts, item))
+            by_user_type[(user, instant, TYPE_OF[item])].append((ts, item))
         for key, entries in by_user_type.items():
             entries.sort(key=lambda e: (-e[0].timestamp(), e[1]))
             out[key] = ([item for _, item in entries], entries[0][0])
@@ -275,6 +285,36 @@ def test_early_label_days_add_earlier_snapshots_that_match_the_reference(tmp_pat
     days = sorted({r[1] for r in rows})
     assert days[0] == timeline.graph_as_of - D(days=20) and days[-1] == timeline.cutoff
     assert len(got) > len(expected_history())  # the earlier days hold snapshots too
+
+
+def test_history_at_events_adds_a_snapshot_at_each_example_instant(tmp_path):
+    """warehouse.history_at_events: besides the daily snapshots, one at every stream instant of
+    the example window (but midnight), holding that day's earlier events too."""
+    config = Config(warehouse=WarehouseConfig(min_edge_support=2, max_items_per_user=3,
+                                              history_at_events=True))
+    day = T0 + D(days=2)
+    session = [  # one user's session within a day: each stream sees the earlier ones
+        ("u8", "podA", day + D(hours=9), "stream"),
+        ("u8", "podB", day + D(hours=10), "stream"),
+        ("u8", "book1", day + D(hours=11), "stream"),
+        ("u8", "podA", day + D(hours=12), "stream"),
+    ]
+    interactions = [*INTERACTIONS, *session]
+    workspace = Workspace.at(tmp_path)
+    write_raw(workspace, interactions)
+    run_dbt(workspace, config, TIMELINE)
+    rows = query(workspace, "select user_id, snapshot_ts, item_type, item_ids, last_event_ts "
+                            "from user_history_90d")
+    got = {(r[0], r[1], r[2]): (list(r[3]), r[4]) for r in rows}
+    assert got == expected_history(at_events=True, rows=interactions)
+    at_events = {k: v for k, v in got.items() if k[1] not in TIMELINE.snapshot_days()}
+    assert all(k[1].time() != dt.time() for k in at_events)
+    assert got[("u8", day + D(hours=12), "podcast")] == (["podB", "podA"], day + D(hours=10))
+    assert got[("u8", day + D(hours=12), "audiobook")] == (["book1", "book2"], day + D(hours=11))
+    assert got[("u8", day + D(hours=9), "podcast")] == (["podA"], T0 - D(days=6))
+    # The daily snapshots are the same as without the setting.
+    assert {k: v for k, v in got.items() if k not in at_events} == expected_history(
+        rows=interactions)
 
 
 def test_user_history_hand_checked_cases(built):
