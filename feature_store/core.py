@@ -106,6 +106,12 @@ def apply_features(
     _check_files(workspace, state)
 
     types = tables.item_types(workspace)
+    # What the user averages are computed from: a version built from other snapshots (another
+    # cutoff, window or history_at_events) is rebuilt.
+    user_history = {"cutoff": _ts(timeline.cutoff), "history_days": timeline.history_days,
+                    "early_label_days": timeline.early_label_days,
+                    "history_event_types": list(config.warehouse.history_event_types),
+                    "history_at_events": config.warehouse.history_at_events}
     to_build = []
     for version, entry in state.entries(HGNN):
         number, lineage = entry["number"], entry["lineage"]
@@ -113,7 +119,8 @@ def apply_features(
         if existing is not None and existing["status"] == RETIRED:
             continue
         out = tables.user_avg_path(workspace, version)
-        if out.exists() and existing is not None and not rebuild:
+        if (out.exists() and existing is not None and not rebuild
+                and existing["lineage"].get("user_history") == user_history):
             continue
         as_of = dt.datetime.fromisoformat(lineage["graph_as_of"])
         if as_of > timeline.cutoff:
@@ -134,6 +141,7 @@ def apply_features(
             "dimension": lineage["dimension"],
             "item_types": types,
             "history_days": timeline.history_days,
+            "user_history": user_history,
             **context,
         }
         if version in state.views[USER_AVG]:
