@@ -34,3 +34,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         counts = import_movielens(ctx.workspace, args.directory, args.overwrite)
     print(f"imported into {ctx.workspace.raw_dir}: "
           + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+    if args.kind == "movielens" and not ctx.config.warehouse.history_at_events:
+        # Rating sessions: most of a user's ratings share one day, so daily snapshots leave
+        # most two-tower examples without history (docs/configuration.md).
+        print("MovieLens users rate in sessions: set warehouse.history_at_events: true in "
+              f"{ctx.workspace.root / 'gfm.yaml'} so that each example sees the ratings before it")
