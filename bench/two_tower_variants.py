@@ -53,6 +53,9 @@ PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutof
 # ran (before hgnn_skip, the model had no hgnn_knn path; before cold_unknown_share, no example
 # hid demographics).
 ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0}
+# Settings of the workspace (its data and features, not the two-tower) shown beside each
+# variant: `doc --also` joins workspaces that differ in them.
+WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")
 
 
 def _commit() -> str:
@@ -253,8 +256,8 @@ def _f(x) -> str:
 
 def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               versus: str = "ease") -> None:
-    """`also`: workspaces of the same data and validation cutoff with other timeline settings
-    (early_label_days), whose variants join the table."""
+    """`also`: workspaces of the same data and validation cutoff with other data settings
+    (WORKSPACE_SETTINGS), whose variants join the table."""
     import numpy as np
 
     from evaluation.stats import paired_comparison
@@ -263,9 +266,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
 
     records, hits = {}, {}
     for directory in [workdir, *also]:
-        early = load_config(directory).timeline.early_label_days
+        config = load_config(directory)
+        data = {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1])
+                for key in WORKSPACE_SETTINGS}
         for name, record in _latest(directory).items():
-            records[name] = {**record, "early_label_days": early}
+            records[name] = {**record, "data_settings": data}
             hits.update(load_user_hits(directory / "reports" / HITS_DIR / f"{name}.npz"))
     for name in (baseline, versus):
         if name not in records:
@@ -277,7 +282,10 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     lines = [
         "# Two-tower variants on the validation split",
         "",
-        f"Written by `python bench/two_tower_variants.py doc --workdir {workdir.name}` from the "
+        f"Written by `python bench/two_tower_variants.py doc --workdir {workdir.name}"
+        + "".join(f" --also {a.name}" for a in also)
+        + (f" --baseline {baseline}" if baseline != "in_batch" else "")
+        + f" --out {out.name}` from the "
         "records of its `run` and `peers` commands. Validation cutoff "
         f"{records[baseline]['validation_cutoff'][:10]}: its hold-out ends at the workspace's "
         "cutoff, so nothing here reads the hold-out. HR@10 is discovery (history items left "
@@ -285,11 +293,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         "per epoch). Δ is the paired difference to the named model, pooled over types and "
         "users, with its 95% bootstrap interval (users resampled; bold: it excludes 0).",
         "",
-        "| variant | settings | off today's defaults | early_label_days | epoch | mean HR@10 | "
+        "| variant | settings | off today's defaults | data settings | epoch | mean HR@10 | "
         + " | ".join(types)
         + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | history hidden "
         "| new items | pretend new | commit |",
-        "|---|---|---|---:|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|---|",
+        "|---|---|---|---|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|---|",
     ]
     def delta(name: str, versus: str) -> str:
         if name == versus:
@@ -302,10 +310,11 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         text = f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]"
         return f"**{text}**" if p["significant"] else text
 
-    from gfm.config import TimelineConfig
+    from gfm.config import Config
     from training.two_tower.config import TwoTowerConfig
 
-    default_early = TimelineConfig().early_label_days
+    default_data = {key: getattr(getattr(Config(), key.split(".")[0]), key.split(".")[1])
+                    for key in WORKSPACE_SETTINGS}
     ignored = ("threads", "epochs")  # how fast, and how long (the best epoch is shown)
     defaults = {k: v for k, v in dataclasses.asdict(TwoTowerConfig()).items() if k not in ignored}
 
@@ -318,7 +327,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     def is_default(r: dict) -> bool:
         settings = used(r)
         return (bool(settings) and all(defaults.get(k) == v for k, v in settings.items())
-                and r["early_label_days"] == default_early)
+                and r["data_settings"] == default_data)
 
     def off_defaults(r: dict) -> str:
         """What of the record's two-tower settings differs from today's defaults."""
@@ -336,9 +345,10 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         new = "/".join(_f(v) for v in r["new_items"].values())
         pretend = "/".join(_f(r["pretend_new"].get(t)) for t in types) if (
             r.get("pretend_new")) else "–"
-        early = r["early_label_days"] if r["kind"] == "two_tower" else "–"
+        data = (", ".join(f"{k.split('.')[1]}={v}" for k, v in r["data_settings"].items())
+                if r["kind"] == "two_tower" else "–")
         differs = off_defaults(r) if r["kind"] == "two_tower" else "–"
-        lines.append(f"| {label} | {settings} | {differs} | {early} | {r.get('best_epoch', '–')} | "
+        lines.append(f"| {label} | {settings} | {differs} | {data} | {r.get('best_epoch', '–')} | "
                      f"{_f(r['mean'])} | "
                      f"{per_type} | {delta(name, baseline)} | {delta(name, versus)} | {cold} | "
                      f"{hidden} | {new} | {pretend} | {r['commit']} |")
@@ -353,9 +363,9 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               "count). History hidden counts every validation user with targets (thousands). "
               "'–': not measured (a record from before the measure, or a peer that would still "
               "see the items' or users' training streams). ![validation curves]"
-              "(img/two_tower_variants.png)", ""]
+              f"(img/{out.stem}.png)", ""]
     out.write_text("\n".join(lines))
-    _plot(records, out.parent / "img" / "two_tower_variants.png")
+    _plot(records, out.parent / "img" / f"{out.stem}.png")
     print(f"wrote {out}")
 
 
