@@ -80,13 +80,11 @@ def main() -> None:
     m = run.metrics
 
     from feature_store import core as feature_store
-    from feature_store.training_set import build_training_examples, two_tower_frame
+    from training.two_tower.train import training_frame
 
     cfg = config.two_tower
     service = feature_store.latest_feature_service(ws)
-    examples = build_training_examples(ws, timeline, max_examples=cfg.max_examples or None,
-                                       seed=cfg.seed)
-    frame = two_tower_frame(ws, service, examples, run.bundle.item_types)
+    frame = training_frame(ws, timeline, service, run.bundle.item_types, cfg)
     frame = frame[frame["text_embedding"].notna()].reset_index(drop=True)
     bare = bare_examples_per_s(run.bundle, frame, m["n_train_examples"], cfg.batch_size, cfg.lr,
                                cfg.temperature)

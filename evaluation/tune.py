@@ -195,15 +195,12 @@ class Objective:
 
             from evaluation.two_tower import item_features, user_features
             from feature_store import core as feature_store
-            from feature_store.training_set import build_training_examples, two_tower_frame
+            from training.two_tower.train import training_frame
 
             service = feature_store.latest_feature_service(self.copy)
             item_types = feature_store.service_spec(self.copy, service)["item_types"]
-            cfg = self.config.two_tower
-            examples = build_training_examples(self.copy, self.timeline,
-                                               max_examples=cfg.max_examples or None,
-                                               seed=cfg.seed)
-            frame = two_tower_frame(self.copy, service, examples, item_types)
+            frame = training_frame(self.copy, self.timeline, service, item_types,
+                                   self.config.two_tower)
             at = self.timeline.cutoff  # what `gfm evaluate` reads (evaluation.two_tower)
             users = user_features(self.copy, service, item_types, self.split.user_ids, at)
             items = item_features(self.copy, service, self.split.item_ids, at)

@@ -109,6 +109,12 @@ class TwoTowerConfig:
     # Training examples: streams in [graph_as_of, cutoff) on top-level items, at most this many
     # (the most recent first is NOT used: a uniform sample keeps every day); 0 = all.
     max_examples: int = 0
+    # Also one example per item each user streamed in the history window before the cutoff,
+    # stamped at the cutoff, with the user's features there less that item (leave one out, as
+    # ALS and EASE learn from the whole window): every item is predicted from all the others,
+    # not only from what came before it. For data where the order inside a window says little
+    # (MovieLens' rating sessions). No later instant is read: the hold-out stays unseen.
+    history_set_examples: bool = False
     val_fraction: float = 0.05  # of users, held out for the per-epoch validation recall
     time_budget_s: float = 900.0
     seed: int = 0

@@ -61,6 +61,50 @@ def stack_vectors(values, dim: int) -> np.ndarray:
     return out
 
 
+def leave_one_out(frame: pd.DataFrame, item_types: list[str]) -> pd.DataFrame:
+    """Each row's user features without the row's own item: it leaves the history list of its
+    type, the counts, and the HGNN means (n * mean - vector) / (n - 1); a mean over nothing is
+    missing, as for a user without history. For examples whose item is in the user's snapshot
+    (training.two_tower history_set_examples), so that no row sees its own target."""
+    out = frame.copy()
+    target_vectors = out["hgnn_embedding"]
+    for t in item_types:
+        ids_column, n_column, avg_column = f"item_ids_{t}", f"n_items_{t}", f"avg_hgnn_{t}"
+        of_type = (out["item_type"] == t).to_numpy()
+        if ids_column in out:
+            out[ids_column] = [
+                [i for i in ids if i != item] if (hit and ids is not None) else ids
+                for ids, item, hit in zip(out[ids_column], out["item_id"], of_type)]
+        if n_column in out and avg_column in out:
+            out[n_column], out[avg_column] = _without(out[n_column], out[avg_column],
+                                                      target_vectors, of_type)
+    if "n_items_all" in out and "avg_hgnn_all" in out:
+        every = np.ones(len(out), dtype=bool)
+        out["n_items_all"], out["avg_hgnn_all"] = _without(out["n_items_all"],
+                                                           out["avg_hgnn_all"], target_vectors,
+                                                           every, empty_is_missing=True)
+    return out
+
+
+def _without(counts: pd.Series, means: pd.Series, vectors: pd.Series, rows: np.ndarray,
+             empty_is_missing: bool = False) -> tuple[list, list]:
+    """(counts, means) with `vectors` taken out of the means of `rows` (where both exist)."""
+    new_counts, new_means = list(counts), list(means)
+    for r in np.flatnonzero(rows):
+        n, mean, vector = new_counts[r], new_means[r], vectors.iloc[r]
+        if not _is_list(mean) or not _is_list(vector) or not n or pd.isna(n) or n < 1:
+            continue
+        n = int(n)
+        new_counts[r] = n - 1
+        if n == 1:
+            new_means[r] = None if empty_is_missing else np.zeros_like(
+                np.asarray(mean, dtype=np.float32))
+        else:
+            new_means[r] = ((n * np.asarray(mean, dtype=np.float32)
+                             - np.asarray(vector, dtype=np.float32)) / (n - 1))
+    return new_counts, new_means
+
+
 @dataclass
 class IdLists:
     """Per item type, CSR lists of item-id indices (0 = unknown): row r's type-j ids are

@@ -38,6 +38,7 @@ from training.two_tower.data import (
     UserInputs,
     Vocabulary,
     item_inputs,
+    leave_one_out,
     popularity_inputs,
     user_inputs,
 )
@@ -417,26 +418,41 @@ def popularity_snapshots(workspace: Workspace, timeline: Timeline,
                                      timeline.snapshot_days(), POPULARITY_FEATURES)
 
 
+def training_frame(workspace: Workspace, timeline: Timeline, service: str,
+                   item_types: list[str], config: TwoTowerConfig) -> pd.DataFrame:
+    """What the two-tower trains on through `service`: the label window's examples with their
+    point-in-time features, and with `history_set_examples` one more per item of each user's
+    history at the cutoff, its user features there less that item."""
+    from feature_store.training_set import (
+        build_training_examples,
+        history_set_examples,
+        two_tower_frame,
+    )
+
+    examples = build_training_examples(workspace, timeline,
+                                       max_examples=config.max_examples or None,
+                                       seed=config.seed)
+    frame = two_tower_frame(workspace, service, examples, item_types)
+    if not config.history_set_examples:
+        return frame
+    at_cutoff = two_tower_frame(workspace, service, history_set_examples(workspace, timeline),
+                                item_types)
+    return pd.concat([frame, leave_one_out(at_cutoff, item_types)], ignore_index=True)
+
+
 def train_two_tower(
     workspace: Workspace, config: Config, timeline: Timeline, *, name: str = SERVED_MODEL_NAME,
     item_type_filter: list[str] | None = None, serve: bool = True,
 ) -> TwoTowerRun:
     """Train, save to the model store, register the model's FeatureService in Feast."""
     from feature_store import core as feature_store
-    from feature_store.training_set import (
-        HISTORY_VIEW,
-        POPULARITY_VIEW,
-        build_training_examples,
-        two_tower_frame,
-    )
+    from feature_store.training_set import HISTORY_VIEW, POPULARITY_VIEW
 
     cfg = config.two_tower
     input_service = feature_store.latest_feature_service(workspace)
     spec = feature_store.service_spec(workspace, input_service)
-    examples = build_training_examples(workspace, timeline, max_examples=cfg.max_examples or None,
-                                       seed=cfg.seed)
     item_types = spec["item_types"]
-    frame = two_tower_frame(workspace, input_service, examples, item_types)
+    frame = training_frame(workspace, timeline, input_service, item_types, cfg)
     if item_type_filter:
         frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
     log.info("training on %d examples through %s", len(frame), input_service)
