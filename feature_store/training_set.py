@@ -78,27 +78,16 @@ def build_training_examples(
     return frame[EXAMPLE_COLUMNS]
 
 
-def history_set_examples(workspace: Workspace, timeline: Timeline,
-                         event_types: Sequence[str] = ("stream",)) -> pd.DataFrame:
-    """One positive example (user_id, item_id, event_timestamp = cutoff, label=1) per
-    top-level item each user streamed in the history window [cutoff - history_days, cutoff):
-    the items of the user's history snapshot at the cutoff. The trainer takes each item out of
-    its own row's user features (training.two_tower.data.leave_one_out)."""
+def history_set_examples(workspace: Workspace, timeline: Timeline) -> pd.DataFrame:
+    """One positive example (user_id, item_id, event_timestamp = cutoff, label=1) per row of
+    the mart user_item_streams: each top-level item a user streamed in the history window
+    [cutoff - history_days, cutoff), i.e. the items of their history snapshot at the cutoff.
+    The trainer takes each item out of its own row's user features
+    (training.two_tower.data.leave_one_out)."""
     from transforms.warehouse import warehouse_query
 
-    placeholders = ", ".join("?" for _ in event_types)
-    rows = warehouse_query(
-        workspace,
-        f"""
-        select distinct user_id, top_item_id as item_id
-        from int_interactions_rolled_up
-        where event_type in ({placeholders})
-            and event_ts >= ? and event_ts < ?
-        order by user_id, item_id
-        """,
-        [*event_types, timeline.cutoff - dt.timedelta(days=timeline.history_days),
-         timeline.cutoff],
-    )
+    rows = warehouse_query(workspace,
+                           "select user_id, item_id from user_item_streams order by user_id, item_id")
     frame = pd.DataFrame(rows, columns=["user_id", "item_id"])
     frame["event_timestamp"] = pd.Timestamp(timeline.cutoff)
     frame["label"] = np.ones(len(frame), dtype=np.int8)
