@@ -15,7 +15,7 @@ W is a workspace after `gfm pipeline` (its last stage, `gfm index`, included). W
    the cutoff (the full path: Feast read, user tower, Milvus search). Errors: non-200 answers,
    timeouts and refused connections.
 3. The server stopped, the same engine in this process (`serving.engine.Engine`): the bare
-   Feast online read it does (the model's user features + user_history_90d, one user), the
+   Feast online read it does (the model's user features + user_history, one user), the
    bare Milvus search it does (limit k + history length, the index's search parameters), and
    `Engine.recommend` without HTTP, for the same users, one at a time.
 4. Prints a markdown section for docs/benchmarks.md and writes <W>/reports/bench_serving.json.
@@ -88,7 +88,7 @@ def sample_users(workdir: Path, n: int, seed: int) -> list[str]:
 
     cutoff = load_bundle(Workspace.at(workdir)).metadata["cutoff"]
     rows = warehouse_query(Workspace.at(workdir),
-                           "select distinct user_id from user_history_90d where snapshot_ts = ? "
+                           "select distinct user_id from user_history where snapshot_ts = ? "
                            "order by 1", [cutoff])
     users = [r[0] for r in rows]
     rng = np.random.default_rng(seed)

@@ -258,7 +258,7 @@ def render(results: list[dict], load: tuple[float, float]) -> str:
                   f"{results[0]['profile']} to {results[-1]['profile']}: the larger profiles' users "
                   "have longer histories (more pairs per interaction), not a superlinear join. "
                   "Inside `dbt build` the model takes longer than alone because it runs beside "
-                  "user_history_90d on the same 2 cores (dbt threads: 2), and the wall figures "
+                  "user_history on the same 2 cores (dbt threads: 2), and the wall figures "
                   "depend on the other load of the machine."]
     lines.append("")
     top = results[-1]

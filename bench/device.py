@@ -444,6 +444,13 @@ def _agreement(cos, threshold: float) -> dict:
             "threshold": threshold, "ok": bool(cos.min() >= threshold)}
 
 
+def _pair_agreement(vectors: dict, threshold: float) -> dict:
+    """_agreement of the two devices' vectors, row by row over the rows both have."""
+    a, b = vectors.values()
+    n = min(len(a), len(b))
+    return _agreement(_row_cosine(a[:n], b[:n]), threshold)
+
+
 def bench_embed(inputs: Path, devices: list[str], manifest: dict, args) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
@@ -475,27 +482,26 @@ def bench_embed(inputs: Path, devices: list[str], manifest: dict, args) -> dict:
                     break
             seconds = time.perf_counter() - t0
             vectors[device] = np.concatenate(parts)
-            out["devices"][device] = {
-                "device_name": _device_name(device), "load_s": round(load_s, 2),
-                "texts": done, "seconds": round(seconds, 3),
+            out["devices"][device] = _device_record(device, {
+                "load_s": round(load_s, 2), "texts": done, "seconds": round(seconds, 3),
                 "texts_per_s": round(done / seconds, 1),
                 "all_texts_s": round(len(texts) * seconds / done, 2),
-                "complete": done == len(texts), "peak_gpu_mib": _peak_gpu_mib(device)}
+                "complete": done == len(texts)})
             print(f"embed {device}: {done:,} texts in {seconds:.1f} s "
                   f"({done / seconds:,.0f}/s)", flush=True)
             del model
             _free(device)
     if len(vectors) == 2:
-        a, b = vectors.values()
-        n = min(len(a), len(b))
-        out["agreement"] = _agreement(_row_cosine(a[:n], b[:n]), AGREE["embed_cosine_min"])
+        out["agreement"] = _pair_agreement(vectors, AGREE["embed_cosine_min"])
     return out
 
 
-def _device_name(device: str) -> str:
+def _device_record(device: str, figures: dict) -> dict:
+    """One device's figures with its name and its peak GPU memory since the last reset."""
     from gfm.device import device_name
 
-    return device_name(device)
+    return {"device_name": device_name(device), **figures,
+            "peak_gpu_mib": _peak_gpu_mib(device)}
 
 
 def _hgnn_steps_per_epoch(trainer) -> int:
@@ -606,14 +612,12 @@ def bench_hgnn(inputs: Path, devices: list[str], manifest: dict, mode: str, args
         infer_s = time.perf_counter() - t0
         val = trainer.validate(z)
         s_per_step = train_s / max(steps, 1)
-        out["devices"][device] = {
-            "device_name": _device_name(device), "setup_s": round(setup_s, 2),
-            "timed_steps": steps, "steps_per_epoch": steps_per_epoch,
+        out["devices"][device] = _device_record(device, {
+            "setup_s": round(setup_s, 2), "timed_steps": steps, "steps_per_epoch": steps_per_epoch,
             "s_per_step": round(s_per_step, 4), "batches_s": round(batches_s, 3),
             "epoch_s": round(batches_s + s_per_step * steps_per_epoch, 2),
             "epoch_measured": steps >= steps_per_epoch, "inference_s": round(infer_s, 3),
-            "loss": round(float(loss), 5), "val_auc": round(val["auc"], 4),
-            "peak_gpu_mib": _peak_gpu_mib(device)}
+            "loss": round(float(loss), 5), "val_auc": round(val["auc"], 4)})
         print(f"hgnn {mode} {device}: {steps} steps, {s_per_step:.3f} s/step, epoch "
               f"~{batches_s + s_per_step * steps_per_epoch:.1f} s, inference {infer_s:.2f} s",
               flush=True)
@@ -687,22 +691,21 @@ def bench_two_tower(inputs: Path, devices: list[str], manifest: dict, args) -> d
         total_s = time.perf_counter() - t0
         epochs = metrics["epochs"]
         steady = epochs[-1]
-        out["devices"][device] = {
-            "device_name": _device_name(device), "fit_s": round(total_s, 2),
+        out["devices"][device] = _device_record(device, {
+            "fit_s": round(total_s, 2),
             "epoch_s": [e["epoch_time_s"] for e in epochs],
             "steady_epoch_s": steady["epoch_time_s"],
             "examples_per_s": steady["examples_per_s"],
             "setup_s": round(total_s - sum(e["epoch_time_s"] for e in epochs), 2),
             "val_recall@10": metrics["val_recall@10"],
-            "loss": [round(e["loss"], 5) for e in epochs], "device_used": metrics.get("device"),
-            "peak_gpu_mib": _peak_gpu_mib(device)}
+            "loss": [round(e["loss"], 5) for e in epochs],
+            "device_used": metrics.get("device")})
         print(f"two-tower {device}: epochs {[e['epoch_time_s'] for e in epochs]} s, "
               f"{steady['examples_per_s']:,.0f} examples/s", flush=True)
         del bundle
         _free(device)
     if len(agree_vectors) == 2:
-        a, b = agree_vectors.values()
-        out["agreement"] = {**_agreement(_row_cosine(a, b), AGREE["two_tower_cosine_min"]),
+        out["agreement"] = {**_pair_agreement(agree_vectors, AGREE["two_tower_cosine_min"]),
                             "fit_rows": len(small)}
     return out
 

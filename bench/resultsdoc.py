@@ -392,12 +392,10 @@ def render_paper(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> st
 
 
 def render_rolling(metrics: Mapping[str, Any]) -> str:
-    rolling = metrics.get("rolling")
-    if not rolling:
+    if not metrics.get("rolling"):
         return ""
-    k = metrics["settings"]["k"]
-    hr = f"hr@{k}"
-    pooled = rolling["pooled"]
+    rolling, k = metrics["rolling"], metrics["settings"]["k"]
+    hr, pooled = f"hr@{k}", rolling["pooled"]
     types = sorted({t for r in pooled.values() for t in r[hr]})
     rows = [[m, *(with_ci(r[hr].get(t), r[f"{hr}_ci"].get(t)) for t in types),
              *(f"{r['units'].get(t, 0):,}" for t in types)] for m, r in pooled.items()]
@@ -417,28 +415,28 @@ def render_rolling(metrics: Mapping[str, Any]) -> str:
     ]) + "\n"
 
 
+def _hgnn_line(h: Mapping[str, Any]) -> str:
+    return (f"HGNN `{h.get('version', '?')}` ({h.get('batch_mode', '?')} batch): "
+            f"{len(h.get('epochs') or [])} epoch(s), best {h.get('best_epoch', '?')}, "
+            f"{duration(h.get('train_time_s'))} of training; validation AUC "
+            f"{f3(h.get('val_auc'))} (text cosine {f3(h.get('text_cosine_auc'))}), MRR "
+            f"{f3(h.get('val_mrr'))} (text cosine {f3(h.get('text_cosine_mrr'))}).")
+
+
+def _two_tower_line(t: Mapping[str, Any]) -> str:
+    examples = (f"{t.get('n_examples', 0):,} examples ({t.get('n_train_examples', 0):,} train, "
+                f"{t.get('n_val_examples', 0):,} validation)")
+    recall = f"validation recall@10 (discovery, last epoch) {f3(t.get('val_recall@10'))}"
+    return (f"Two-tower `{t.get('tag', '?')}`: {examples}, {len(t.get('epochs') or [])} "
+            f"epoch(s), {recall}, {t.get('train_examples_per_s', 0):,.0f} examples/s.")
+
+
 def render_training(training: Mapping[str, Any] | None) -> str:
     """One line each from reports/hgnn_metrics.json and two_tower_metrics_unified_2t.json."""
     training = training or {}
-    lines = []
-    h = training.get("hgnn")
-    if h:
-        epochs = len(h.get("epochs") or [])
-        lines.append(
-            f"HGNN `{h.get('version', '?')}` ({h.get('batch_mode', '?')} batch): {epochs} "
-            f"epoch(s), best {h.get('best_epoch', '?')}, {duration(h.get('train_time_s'))} of "
-            f"training; validation AUC {f3(h.get('val_auc'))} (text cosine "
-            f"{f3(h.get('text_cosine_auc'))}), MRR {f3(h.get('val_mrr'))} (text cosine "
-            f"{f3(h.get('text_cosine_mrr'))}).")
-    t = training.get("two_tower")
-    if t:
-        epochs = len(t.get("epochs") or [])
-        lines.append(
-            f"Two-tower `{t.get('tag', '?')}`: {t.get('n_examples', 0):,} examples "
-            f"({t.get('n_train_examples', 0):,} train, {t.get('n_val_examples', 0):,} "
-            f"validation), {epochs} epoch(s), validation recall@10 (discovery, last epoch) "
-            f"{f3(t.get('val_recall@10'))}, {t.get('train_examples_per_s', 0):,.0f} "
-            "examples/s.")
+    lines = [line(training[key]) for key, line in (("hgnn", _hgnn_line),
+                                                   ("two_tower", _two_tower_line))
+             if training.get(key)]
     return "\n\n".join(lines) + "\n" if lines else ""
 
 

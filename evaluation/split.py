@@ -6,7 +6,7 @@ episode counts for its show (the marts already roll them up).
 
 - candidates: every top-level item of `item_catalog` released before the hold-out ends (an item
   released inside the hold-out can be streamed there, so it must be rankable); all types.
-- histories: `user_history_90d` at snapshot_ts = cutoff, all types (the exclusion set).
+- histories: `user_history` at snapshot_ts = cutoff, all types (the exclusion set).
 - targets: `holdout_interactions`, per user (the type of a target is its item's type).
 - training streams: `user_item_streams`, user x top-level item stream counts in
   [cutoff - history_days, cutoff), for popularity, ALS and EASE (the mart serving reads too).
@@ -240,7 +240,7 @@ def load_split(workspace: Workspace, timeline: Timeline) -> EvalSplit:
     histories = _query(
         workspace,
         """
-        select user_id, item_ids from user_history_90d
+        select user_id, item_ids from user_history
         where snapshot_ts = ?
         order by user_id, item_type
         """,
@@ -248,7 +248,7 @@ def load_split(workspace: Workspace, timeline: Timeline) -> EvalSplit:
     )
     if not histories:
         raise WorkspaceError(
-            f"user_history_90d has no snapshot at the cutoff {cutoff}: rerun `gfm transform`"
+            f"user_history has no snapshot at the cutoff {cutoff}: rerun `gfm transform`"
         )
     targets = _query(
         workspace,

@@ -22,22 +22,23 @@ def _source(name: str, path: str, description: str, tags: dict | None = None,
     )
 
 
-item_metadata_source = _source(
-    "item_metadata_source", SPEC["tables"]["item_metadata"],
-    "dbt model item_metadata: static item attributes, stamped with the release (created_at).",
-)
-user_metadata_source = _source(
-    "user_metadata_source", SPEC["tables"]["user_metadata"],
-    "dbt model user_metadata: static user attributes, stamped with the account's first trace.",
-)
-user_history_90d_source = _source(
-    "user_history_90d_source", SPEC["tables"]["user_history_90d"],
-    "dbt model user_history_90d_wide: daily snapshots of each user's 90-day history.",
-)
-item_popularity_daily_source = _source(
-    "item_popularity_daily_source", SPEC["tables"]["item_popularity_daily"],
-    "dbt model item_popularity_daily: daily snapshots of each item's recent listeners.",
-)
+def _table_source(table: str, description: str) -> FileSource:
+    """The source of an unversioned view: the parquet file of the dbt model `table`."""
+    return _source(f"{table}_source", SPEC["tables"][table], description)
+
+
+item_metadata_source = _table_source(
+    "item_metadata",
+    "dbt model item_metadata: static item attributes, stamped with the release (created_at).")
+user_metadata_source = _table_source(
+    "user_metadata",
+    "dbt model user_metadata: static user attributes, stamped with the account's first trace.")
+user_history_source = _table_source(
+    "user_history",
+    "dbt model user_history_wide: daily snapshots of each user's history window.")
+item_popularity_daily_source = _table_source(
+    "item_popularity_daily",
+    "dbt model item_popularity_daily: daily snapshots of each item's recent listeners.")
 
 # Versioned sources, one per file: registered.py (written by `gfm features apply`) calls these
 # once per version, with its entry of feature_repo.json.
@@ -57,5 +58,5 @@ def hgnn_source(spec: dict) -> FileSource:
 
 def user_avg_source(spec: dict) -> FileSource:
     return _source(f"{spec['name']}_source", spec["path"],
-                   f"dbt model user_avg_hgnn_90d over HGNN version {spec['hgnn_version']}.",
+                   f"dbt model user_avg_hgnn over HGNN version {spec['hgnn_version']}.",
                    spec["tags"])

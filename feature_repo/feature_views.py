@@ -2,9 +2,9 @@
 
     item_text_embedding_v<N>   text_embedding (Sentence-BERT), valid from the item's release
     item_hgnn_embedding_v<N>   hgnn_embedding, stamped graph_as_of of HGNN run N
-    user_avg_hgnn_90d_v<N>     avg_hgnn_all, avg_hgnn_<type>, n_items_<type> per daily snapshot,
+    user_avg_hgnn_v<N>     avg_hgnn_all, avg_hgnn_<type>, n_items_<type> per daily snapshot,
                                from the vectors of item_hgnn_embedding_v<N>
-    user_history_90d           item_ids_<type> per daily snapshot (what serving leaves out)
+    user_history           item_ids_<type> per daily snapshot (what serving leaves out)
     item_popularity_daily      listener_days_7d, listener_days_28d, days_since_release per
                                daily snapshot (the two-tower's "recent" popularity prior)
     item_metadata, user_metadata
@@ -20,7 +20,7 @@ warehouse.history_at_events the user views also hold a snapshot at each example'
 
 from datetime import timedelta
 
-from feast import FeatureView, Field, FileSource
+from feast import Entity, FeatureView, Field, FileSource
 from feast.types import Array, Bool, Float32, Int64, String
 
 import data_sources
@@ -31,58 +31,50 @@ SNAPSHOT_TTL = timedelta(days=1)
 NO_TTL = timedelta(0)  # valid from its timestamp on
 ITEM_TYPES = SPEC["item_types"]
 
-item_metadata = FeatureView(
-    name="item_metadata",
-    entities=[item],
-    ttl=NO_TTL,
-    schema=[
+
+def _table_view(name: str, entity: Entity, ttl: timedelta, source: FileSource,
+                schema: list[Field], description: str) -> FeatureView:
+    """An unversioned view: one dbt model's parquet file, served online."""
+    return FeatureView(name=name, entities=[entity], ttl=ttl, schema=schema, source=source,
+                       online=True, description=description, tags=SPEC["tags"]["tables"])
+
+
+item_metadata = _table_view(
+    "item_metadata", item, NO_TTL, data_sources.item_metadata_source,
+    [
         Field(name="item_type", dtype=String, description="podcast | episode | audiobook | ..."),
         Field(name="top_item_type", dtype=String, description="type it is recommended as"),
         Field(name="is_top_level", dtype=Bool, description="recommendable (not an episode)"),
         Field(name="language", dtype=String, description="ISO 639-1, empty when unknown"),
         Field(name="genre", dtype=String, description="editorial genre, empty when unknown"),
     ],
-    source=data_sources.item_metadata_source,
-    online=True,
-    description="Minimal item metadata for the item tower.",
-    tags=SPEC["tags"]["tables"],
+    "Minimal item metadata for the item tower.",
 )
 
-user_metadata = FeatureView(
-    name="user_metadata",
-    entities=[user],
-    ttl=NO_TTL,
-    schema=[
+user_metadata = _table_view(
+    "user_metadata", user, NO_TTL, data_sources.user_metadata_source,
+    [
         Field(name="country", dtype=String, description="ISO 3166-1 alpha-2"),
         Field(name="age_bucket", dtype=String, description="e.g. 18-24"),
     ],
-    source=data_sources.user_metadata_source,
-    online=True,
-    description="Minimal user metadata for the user tower.",
-    tags=SPEC["tags"]["tables"],
+    "Minimal user metadata for the user tower.",
 )
 
-user_history_90d = FeatureView(
-    name="user_history_90d",
-    entities=[user],
-    ttl=SNAPSHOT_TTL,
-    schema=[
+user_history = _table_view(
+    "user_history", user, SNAPSHOT_TTL, data_sources.user_history_source,
+    [
         Field(name=f"item_ids_{t}", dtype=Array(String),
-              description=f"{t} ids consumed in the 90 days before the snapshot, latest first")
+              description=f"{t} ids consumed in the history window before the snapshot, "
+                          "latest first")
         for t in ITEM_TYPES
     ],
-    source=data_sources.user_history_90d_source,
-    online=True,
-    description="Each user's 90-day history per item type, one snapshot a day; online: the "
-                "cutoff snapshot (serving leaves these items out).",
-    tags=SPEC["tags"]["tables"],
+    "Each user's history window per item type, one snapshot a day; online: the cutoff "
+    "snapshot (serving leaves these items out).",
 )
 
-item_popularity_daily = FeatureView(
-    name="item_popularity_daily",
-    entities=[item],
-    ttl=SNAPSHOT_TTL,
-    schema=[
+item_popularity_daily = _table_view(
+    "item_popularity_daily", item, SNAPSHOT_TTL, data_sources.item_popularity_daily_source,
+    [
         Field(name="listener_days_7d", dtype=Int64,
               description="sum over the 7 days before the snapshot of each day's distinct "
                           "listeners"),
@@ -90,11 +82,8 @@ item_popularity_daily = FeatureView(
         Field(name="days_since_release", dtype=Int64,
               description="whole days from the item's release to the snapshot"),
     ],
-    source=data_sources.item_popularity_daily_source,
-    online=True,
-    description="Each top-level item's recent popularity, one snapshot a day; online: the "
-                "cutoff snapshot (an item released since has no row: no listeners yet).",
-    tags=SPEC["tags"]["tables"],
+    "Each top-level item's recent popularity, one snapshot a day; online: the cutoff snapshot "
+    "(an item released since has no row: no listeners yet).",
 )
 
 
@@ -130,7 +119,7 @@ def hgnn_view(spec: dict, source: FileSource) -> FeatureView:
 def user_avg_view(spec: dict, source: FileSource) -> FeatureView:
     schema = [
         Field(name="avg_hgnn_all", dtype=Array(Float32),
-              description="mean HGNN vector of the whole 90-day history"),
+              description="mean HGNN vector of the whole history window"),
         Field(name="n_items_all", dtype=Int64, description="items behind avg_hgnn_all"),
     ]
     for t in spec["item_types"]:

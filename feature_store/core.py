@@ -305,7 +305,7 @@ def _windows(spec: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """view -> (parquet path, entity key, kind) of every view in the spec."""
     views = {"item_metadata": (spec["tables"]["item_metadata"], "item_id", "item"),
              "user_metadata": (spec["tables"]["user_metadata"], "user_id", "user"),
-             "user_history_90d": (spec["tables"]["user_history_90d"], "user_id", "snapshot"),
+             "user_history": (spec["tables"]["user_history"], "user_id", "snapshot"),
              "item_popularity_daily": (spec["tables"]["item_popularity_daily"], "item_id",
                                        "snapshot")}
     for entry in spec[TEXT] + spec[HGNN]:

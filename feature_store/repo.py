@@ -42,6 +42,7 @@ import yaml
 from gfm.config import FeatureStoreConfig
 from gfm.errors import GfmError, WorkspaceError
 from gfm.files import atomic_write_bytes, atomic_write_text
+from gfm.paths import project_dir
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -49,18 +50,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 REPO_MODULES = ("repo_spec.py", "entities.py", "data_sources.py", "feature_views.py",
                 "feature_services.py")
 REGISTERED_MODULE = "registered.py"
 SPEC_FILE = "feature_repo.json"
 # The views of feature_views.py itself: one each, never versioned.
-UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history_90d",
+UNVERSIONED_VIEWS = ("item_metadata", "user_metadata", "user_history",
                      "item_popularity_daily")
 # feature_repo.json kind -> (source builder, view builder), both in the template modules.
 VERSIONED_BUILDERS = {"item_text_embedding": ("text_source", "text_view"),
                       "item_hgnn_embedding": ("hgnn_source", "hgnn_view"),
-                      "user_avg_hgnn_90d": ("user_avg_source", "user_avg_view")}
+                      "user_avg_hgnn": ("user_avg_source", "user_avg_view")}
 REPO_DIR_NAME = "feature_repo"
 LOCK_FILE = "data/.gfm-apply.lock"
 
@@ -87,7 +87,7 @@ def load_spec(workspace: Workspace) -> dict[str, Any]:
 
 
 def feature_store_yaml(config: FeatureStoreConfig) -> str:
-    data = yaml.safe_load((TEMPLATE_DIR / "feature_store.yaml").read_text())
+    data = yaml.safe_load((project_dir("feature_repo") / "feature_store.yaml").read_text())
     data["project"] = config.project
     if config.online_store == "redis":
         data["online_store"] = {"type": "redis",
@@ -135,7 +135,7 @@ def registered_module(spec: dict[str, Any]) -> str:
 def _copy_modules(directory: Path) -> None:
     """The template modules, and registered.py from the directory's feature_repo.json."""
     for name in REPO_MODULES:
-        shutil.copyfile(TEMPLATE_DIR / name, directory / name)
+        shutil.copyfile(project_dir("feature_repo") / name, directory / name)
     spec = json.loads((directory / SPEC_FILE).read_text())
     atomic_write_text(directory / REGISTERED_MODULE, registered_module(spec))
 

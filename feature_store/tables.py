@@ -2,9 +2,9 @@
 
     features/item_metadata.parquet                 item_metadata (static item attributes)
     features/user_metadata.parquet                 user_metadata (static user attributes)
-    features/user_history_90d.parquet              user_history_90d, one item-id list per type
+    features/user_history.parquet              user_history, one item-id list per type
     features/item_popularity_daily.parquet         item_popularity_daily, per item and snapshot
-    features/user_avg_hgnn_90d/<hgnn version>.parquet   user average HGNN vectors per snapshot
+    features/user_avg_hgnn/<hgnn version>.parquet   user average HGNN vectors per snapshot
 
 Those models are disabled unless their vars are given (so `gfm transform` alone never needs
 HGNN output); they are run here as `dbt build --select ...` with the warehouse's own vars
@@ -30,11 +30,11 @@ from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
-USER_AVG_DIR = "user_avg_hgnn_90d"
+USER_AVG_DIR = "user_avg_hgnn"
 TABLES = {
     "item_metadata": "item_metadata.parquet",
     "user_metadata": "user_metadata.parquet",
-    "user_history_90d": "user_history_90d.parquet",
+    "user_history": "user_history.parquet",
     "item_popularity_daily": "item_popularity_daily.parquet",
 }
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -133,7 +133,7 @@ def build_tables(
     first = True
     while first or pending:
         feature_vars = dict(base)
-        select = ["path:models/features"] if first else ["user_avg_hgnn_90d"]
+        select = ["path:models/features"] if first else ["user_avg_hgnn"]
         if pending:
             version, lineage = pending.pop(0)
             out = user_avg_path(workspace, version)

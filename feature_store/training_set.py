@@ -206,7 +206,7 @@ def entity_features(
     return frame
 
 
-HISTORY_VIEW = "user_history_90d"
+HISTORY_VIEW = "user_history"
 
 
 def history_refs(item_types: Sequence[str]) -> list[str]:
@@ -216,7 +216,7 @@ def history_refs(item_types: Sequence[str]) -> list[str]:
 
 def user_history_frame(workspace: Workspace, user_ids: Sequence[str], timestamps,
                        item_types: Sequence[str]) -> pd.DataFrame:
-    """item_ids_<type> (latest first; None where no snapshot was valid) of `user_history_90d`,
+    """item_ids_<type> (latest first; None where no snapshot was valid) of `user_history`,
     point-in-time at each (user, timestamp), in the given order."""
     from feature_store import open_store
 

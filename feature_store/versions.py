@@ -7,7 +7,7 @@ numbers, the lineage captured when a version was first registered, and retiremen
 `<workdir>/features/feature_versions.json` (the only state of the feature store besides Feast's
 registry and online store, which are rebuilt from it by `gfm features apply`).
 
-`user_avg_hgnn_90d_v<N>` is derived from `item_hgnn_embedding_v<N>` and shares its number, and
+`user_avg_hgnn_v<N>` is derived from `item_hgnn_embedding_v<N>` and shares its number, and
 so does the FeatureService `two_tower_features_v<N>` registered for it: everything named `vN`
 goes back to HGNN run N.
 
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from gfm.errors import GfmError, WorkspaceError
-from gfm.files import atomic_write_text
+from gfm.files import atomic_write_text, version_files
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 TEXT = "item_text_embedding"
 HGNN = "item_hgnn_embedding"
-USER_AVG = "user_avg_hgnn_90d"
+USER_AVG = "user_avg_hgnn"
 VERSIONED_KINDS = (TEXT, HGNN, USER_AVG)
 SERVICE_PREFIX = "two_tower_features"
 STATE_FILE = "feature_versions.json"
@@ -146,24 +146,6 @@ class FeatureVersions:
 # Discovering what the stages wrote
 
 
-def _sidecars(directory: Path) -> list[tuple[dict[str, Any], Path]]:
-    """(sidecar json, parquet path) of every complete version file in a feature directory."""
-    found = []
-    for meta_path in sorted(directory.glob("*.json")) if directory.exists() else []:
-        if meta_path.name.startswith(("_", ".")):
-            continue
-        parquet = meta_path.with_suffix(".parquet")
-        if not parquet.exists():
-            continue
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            logger.warning("skipping %s: not readable JSON", meta_path)
-            continue
-        found.append((meta, parquet))
-    return sorted(found, key=lambda row: (str(row[0].get("created_at", "")), row[1].stem))
-
-
 def _discover(workspace: Workspace, kind: str,
               fields: dict[str, tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """(version id, lineage) of every version file of a kind, oldest first; lineage: its path
@@ -172,7 +154,7 @@ def _discover(workspace: Workspace, kind: str,
     return [(meta.get("version", parquet.stem),
              {"path": str(parquet.relative_to(workspace.root)),
               **{name: meta.get(key, default) for name, (key, default) in fields.items()}})
-            for meta, parquet in _sidecars(workspace.features_dir / kind)]
+            for meta, parquet in version_files(workspace.features_dir / kind)]
 
 
 def discover_text_versions(workspace: Workspace) -> list[tuple[str, dict[str, Any]]]:

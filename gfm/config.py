@@ -77,7 +77,7 @@ class WarehouseConfig:
     edge_event_types: list[str] = field(default_factory=lambda: ["stream"])
     # 2T-HGNN: weak signals (follows, previews) help user histories.
     history_event_types: list[str] = field(default_factory=lambda: ["stream", "follow", "preview"])
-    # user_history_90d also at every stream instant of the two-tower's example window (besides
+    # user_history also at every stream instant of the two-tower's example window (besides
     # the daily snapshots), holding that day's earlier events too: each example then sees all
     # of the user's history before it, not only what came before its midnight. For data whose
     # users act in bursts within a day (MovieLens' rating sessions); more rows to build.

@@ -6,7 +6,7 @@ the model's Milvus collection with its manifest (`gfm index`).
 
 Per request:
 - user features: ONE online read of the user-keyed features of the model's FeatureService
-  (the views it was trained on) plus `user_history_90d` (what to leave out);
+  (the views it was trained on) plus `user_history` (what to leave out);
 - a user with a snapshot at the cutoff -> the user tower on those features (strategy "model");
   otherwise, with `recent_item_ids`, the same features computed from those items' HGNN vectors
   (per-type means and counts, as dbt builds them; strategy "recent_items"); otherwise the user
@@ -58,7 +58,7 @@ from serving.schemas import (
 
 logger = logging.getLogger(__name__)
 
-HISTORY_VIEW = "user_history_90d"
+HISTORY_VIEW = "user_history"
 CATALOGUE_BATCH = 4096
 # A search whose limit is at least this share of the items of its types is answered exactly in
 # memory without asking Milvus: an approximate search that must return most of a filtered set

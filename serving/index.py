@@ -102,7 +102,7 @@ def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
             f"the warehouse; rerun `gfm transform --cutoff {cutoff:%Y-%m-%d}` before `gfm index`")
     rows = warehouse_query(
         workspace,
-        "select distinct user_id from user_history_90d where snapshot_ts = ? order by user_id",
+        "select distinct user_id from user_history where snapshot_ts = ? order by user_id",
         [cutoff],
     )
     return [r[0] for r in rows]

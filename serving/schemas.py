@@ -47,7 +47,7 @@ class RecommendRequest(_Request):
                           "an unknown type is a 400 that lists the known ones")
     exclude_consumed: bool = Field(
         True, strict=True,
-        description="true or false: leave out the items in the user's 90-day history at the "
+        description="true or false: leave out the items in the user's history window at the "
                     "cutoff (and recent_item_ids)")
     recent_item_ids: list[Id] | None = Field(
         None, max_length=MAX_RECENT_ITEMS, examples=[["pc0107", "ab1159"]],

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from gfm.config import Config
 from gfm.device import device_name, resolve_device
 from gfm.errors import ConfigError, GfmError, WorkspaceError
-from gfm.files import atomic_write, atomic_write_text
+from gfm.files import atomic_write, atomic_write_text, version_files
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -450,17 +450,8 @@ def latest_text_embedding(workspace: Workspace) -> Path:
     """The `<version>.parquet` that `gfm embed` last wrote or confirmed (its json's last_run_at,
     then created_at): the one that matches the items of the last run."""
     directory = feature_dir(workspace)
-    candidates = []
-    for meta_path in directory.glob("*.json") if directory.exists() else []:
-        path = meta_path.with_suffix(".parquet")
-        if not path.exists():
-            continue
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        created = meta.get("created_at", "")
-        candidates.append((meta.get("last_run_at", created), created, path))
+    candidates = [(meta.get("last_run_at", meta.get("created_at", "")),
+                   meta.get("created_at", ""), path) for meta, path in version_files(directory)]
     if not candidates:
         raise GfmError(f"no text embeddings under {directory}: run `gfm embed` first")
     return max(candidates)[2]

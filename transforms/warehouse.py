@@ -30,12 +30,12 @@ import duckdb
 
 from gfm.config import Config
 from gfm.errors import GfmError, WorkspaceError
+from gfm.paths import project_dir
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 LOCK_MESSAGE = "Could not set lock"
 _FAILED = {"error", "fail", "runtime error"}
 
@@ -65,8 +65,8 @@ def dbt_args(
     variables = {**dbt_vars(workspace, config, timeline), **(extra_vars or {})}
     return [
         *command,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--project-dir", str(project_dir("dbt")),
+        "--profiles-dir", str(project_dir("dbt")),
         "--target-path", str(workspace.dbt_dir / target),
         "--log-path", str(workspace.dbt_dir / "logs"),
         # Console output goes through this module's logger (see _forward_event); the file log

@@ -47,7 +47,7 @@ recomputed as (
 stored as (
 
     select history.user_id, history.snapshot_ts, history.item_type, history.item_ids
-    from {{ ref('user_history_90d') }} as history
+    from {{ ref('user_history') }} as history
     inner join boundary_snapshots
         on history.snapshot_ts = boundary_snapshots.snapshot_ts
 

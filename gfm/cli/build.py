@@ -26,9 +26,9 @@ import yaml
 
 from gfm.cli.common import Context
 from gfm.errors import GfmError
+from gfm.paths import source_checkout
 from serving.http import MAX_BODY_ENV
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "serving.service:Recommender"
 PACKAGES = ("gfm", "ingest", "transforms", "feature_store", "training", "evaluation", "serving")
 
@@ -41,9 +41,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
 
 
+def _checkout() -> Path:
+    """The source checkout a Bento is built from (it packages the code as files)."""
+    root = source_checkout()
+    if root is None:
+        raise GfmError("gfm build packages the source code of a checkout, and this gfm is an "
+                       "installed wheel: run it from a clone installed with `pip install -e .`")
+    return root
+
+
 def bentofile(ctx: Context, tag: str, feature_service: str) -> dict:
     """The build options (bentofile.yaml) for the served model `tag`."""
-    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+    dependencies = tomllib.loads((_checkout() / "pyproject.toml").read_text())["project"][
         "dependencies"]
     return {
         "service": SERVICE,
@@ -81,6 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     from serving import milvus
     from training.two_tower.store import served_tag
 
+    checkout = _checkout()
     tag = served_tag(ctx.workspace)  # fails with the fix if nothing was trained yet
     milvus.read_manifest(ctx.workspace, milvus.collection_name(tag.split(":", 1)[1]))
     served = [row for row in model_rows(ctx) if row["tag"] == tag]
@@ -95,10 +105,10 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     env = {**os.environ, "BENTOML_HOME": str(ctx.workspace.root / "bentoml"),
            "BENTOML_DO_NOT_TRACK": "True", "DO_NOT_TRACK": "1",
            "GFM_WORKDIR": str(ctx.workspace.root)}
-    command = [str(Path(sys.executable).with_name("bentoml")), "build", str(REPO_ROOT),
+    command = [str(Path(sys.executable).with_name("bentoml")), "build", str(checkout),
                "-f", str(options), "--output", "tag"]
     print(f"building a Bento of {tag} (build options: {options})", flush=True)
-    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    result = subprocess.run(command, env=env, cwd=checkout, capture_output=True, text=True)
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
         raise GfmError(f"bentoml build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

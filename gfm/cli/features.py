@@ -21,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     apply = actions.add_parser(
         "apply",
         help="register every text/HGNN version as its own feature views (item_text_embedding_vN, "
-             "item_hgnn_embedding_vN, user_avg_hgnn_90d_vN), build the user average vectors and "
+             "item_hgnn_embedding_vN, user_avg_hgnn_vN), build the user average vectors and "
              "metadata tables (dbt), one two_tower_features_vN service per HGNN run, then "
              "`feast apply` the workspace's repository",
     )

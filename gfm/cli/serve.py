@@ -97,9 +97,13 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
     tag = served_tag(ctx.workspace)  # fails with the fix if nothing was trained yet
     collection = milvus.collection_name(tag.split(":", 1)[1])
     milvus.read_manifest(ctx.workspace, collection)  # fails with the fix if never indexed
-    repo_root = Path(__file__).resolve().parents[2]
+    # BentoML imports SERVICE from --working-dir: the folder that holds the `serving` package
+    # (the checkout, or site-packages for an installed wheel).
+    import serving
+
+    packages_root = Path(serving.__file__).resolve().parents[1]
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host,
-               "--port", str(args.port), "--working-dir", str(repo_root)]
+               "--port", str(args.port), "--working-dir", str(packages_root)]
     print(f"serving {tag} from {ctx.workspace.root} on http://{args.host}:{args.port} "
           f"({workers} worker{'s' if workers > 1 else ''}); readiness: /readyz, "
           f"OpenAPI: /docs.json", flush=True)

@@ -22,7 +22,7 @@ from gfm.workspace import Workspace
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
-VERSIONED = ("item_text_embedding_v1", "item_hgnn_embedding_v1", "user_avg_hgnn_90d_v1")
+VERSIONED = ("item_text_embedding_v1", "item_hgnn_embedding_v1", "user_avg_hgnn_v1")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ class Store:
 
         spec = load_spec(self.workspace)
         entries = [e for kind in ("item_text_embedding", "item_hgnn_embedding",
-                                  "user_avg_hgnn_90d") for e in spec[kind]]
+                                  "user_avg_hgnn") for e in spec[kind]]
         return pd.read_parquet(next(e["path"] for e in entries if e["name"] == view))
 
 
@@ -88,7 +88,7 @@ def online_store(request, built, tmp_path_factory) -> Store:
 
 
 def _user_avg(store: Store) -> pd.DataFrame:
-    return store.view_file("user_avg_hgnn_90d_v1")
+    return store.view_file("user_avg_hgnn_v1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,14 +106,14 @@ def test_plain_feast_cli_lists_the_versioned_views(sqlite_store, tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     names = {line.split()[0] for line in listed.splitlines()[1:] if line.strip()}
     assert set(VERSIONED) <= names
-    assert {"item_metadata", "user_metadata", "user_history_90d"} <= names
+    assert {"item_metadata", "user_metadata", "user_history"} <= names
 
 
 def test_views_and_service_carry_lineage_tags(sqlite_store):
     store = sqlite_store.open()
     hgnn = store.get_feature_view("item_hgnn_embedding_v1")
     text = store.get_feature_view("item_text_embedding_v1")
-    user = store.get_feature_view("user_avg_hgnn_90d_v1")
+    user = store.get_feature_view("user_avg_hgnn_v1")
     assert hgnn.tags["version"].startswith("hgnn_")
     assert hgnn.tags["hgnn_checkpoint"].endswith("checkpoint.pt")
     assert hgnn.tags["text_version"] == text.tags["version"]
@@ -138,7 +138,7 @@ def test_user_averages_are_the_mean_of_the_history(sqlite_store):
     con = duckdb.connect(str(s.workspace.warehouse_path), read_only=True)
     try:
         history = con.execute("select user_id, snapshot_ts, item_type, item_ids "
-                              "from user_history_90d").df()
+                              "from user_history").df()
     finally:
         con.close()
     assert len(averages) == history.groupby(["user_id", "snapshot_ts"]).ngroups
@@ -178,7 +178,7 @@ def test_online_store_holds_the_cutoff_snapshot(online_store):
     silent = sorted(all_users - set(at_cutoff.user_id))[:3]  # no history in the last 90 days
     assert users
     response = store.get_online_features(
-        features=["user_avg_hgnn_90d_v1:avg_hgnn_all", "user_avg_hgnn_90d_v1:n_items_all",
+        features=["user_avg_hgnn_v1:avg_hgnn_all", "user_avg_hgnn_v1:n_items_all",
                   "user_metadata:country"],
         entity_rows=[{"user_id": u} for u in users + silent],
     ).to_dict()
@@ -192,7 +192,7 @@ def test_online_store_holds_the_cutoff_snapshot(online_store):
         assert response["avg_hgnn_all"][i] is None
     # a user with history also has its item lists online, and every item its vectors
     history = store.get_online_features(
-        features=[f"user_history_90d:item_ids_{t}" for t in ("audiobook", "podcast")],
+        features=[f"user_history:item_ids_{t}" for t in ("audiobook", "podcast")],
         entity_rows=[{"user_id": users[0]}]).to_dict()
     assert history["item_ids_audiobook"][0] or history["item_ids_podcast"][0]
     hgnn = s.view_file("item_hgnn_embedding_v1")
@@ -292,7 +292,7 @@ def test_history_at_events_gives_each_example_its_history_before_its_instant(bui
     assert main(["transform", "--workdir", workdir]) == 0
     capsys.readouterr()
     assert main(["features", "apply", "--workdir", workdir]) == 0
-    assert "user_avg_hgnn_90d_v1" in capsys.readouterr().out  # rebuilt: other snapshots
+    assert "user_avg_hgnn_v1" in capsys.readouterr().out  # rebuilt: other snapshots
     s = Store(s.workspace.root)
     examples = build_training_examples(s.workspace, s.timeline)
     events = warehouse_query(
@@ -336,7 +336,7 @@ def test_two_hgnn_versions_coexist_and_one_can_be_retired(sqlite_store, capsys):
     store = s.open()
     views = {v.name for v in store.list_feature_views()}
     assert {"item_hgnn_embedding_v1", "item_hgnn_embedding_v2",
-            "user_avg_hgnn_90d_v1", "user_avg_hgnn_90d_v2"} <= views
+            "user_avg_hgnn_v1", "user_avg_hgnn_v2"} <= views
     assert {"two_tower_features_v1", "two_tower_features_v2"} <= {
         f.name for f in store.list_feature_services()}
     assert "item_text_embedding_v2" not in views  # same text: one text view serves both

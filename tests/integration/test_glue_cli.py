@@ -12,7 +12,7 @@ from gfm.cli.main import main
 pytestmark = pytest.mark.integration
 
 MARTS = ("co_interaction_edges", "holdout_interactions", "item_catalog", "user_catalog",
-         "user_history_90d")
+         "user_history")
 
 
 @pytest.fixture(scope="module")

@@ -262,7 +262,7 @@ def test_user_history_snapshots_match_a_naive_reference(built):
     rows = query(
         workspace,
         "select user_id, snapshot_ts, item_type, item_ids, n_items, last_event_ts "
-        "from user_history_90d",
+        "from user_history",
     )
     got = {(r[0], r[1], r[2]): (list(r[3]), r[5]) for r in rows}
     assert all(r[4] == len(r[3]) for r in rows)
@@ -279,7 +279,7 @@ def test_early_label_days_add_earlier_snapshots_that_match_the_reference(tmp_pat
     write_raw(workspace)
     run_dbt(workspace, CONFIG, timeline)
     rows = query(workspace, "select user_id, snapshot_ts, item_type, item_ids, last_event_ts "
-                            "from user_history_90d")
+                            "from user_history")
     got = {(r[0], r[1], r[2]): (list(r[3]), r[4]) for r in rows}
     assert got == expected_history(timeline)
     days = sorted({r[1] for r in rows})
@@ -304,7 +304,7 @@ def test_history_at_events_adds_a_snapshot_at_each_example_instant(tmp_path):
     write_raw(workspace, interactions)
     run_dbt(workspace, config, TIMELINE)
     rows = query(workspace, "select user_id, snapshot_ts, item_type, item_ids, last_event_ts "
-                            "from user_history_90d")
+                            "from user_history")
     got = {(r[0], r[1], r[2]): (list(r[3]), r[4]) for r in rows}
     assert got == expected_history(at_events=True, rows=interactions)
     at_events = {k: v for k, v in got.items() if k[1] not in TIMELINE.snapshot_days()}
@@ -323,7 +323,7 @@ def test_user_history_hand_checked_cases(built):
     def items(user, day, item_type):
         rows = query(
             workspace,
-            f"select item_ids from user_history_90d where user_id = '{user}' "
+            f"select item_ids from user_history where user_id = '{user}' "
             f"and snapshot_ts = timestamp '{day:%Y-%m-%d %H:%M:%S}' and item_type = '{item_type}'",
         )
         return list(rows[0][0]) if rows else None
@@ -344,11 +344,11 @@ def test_user_history_hand_checked_cases(built):
     # the cutoff snapshot never sees the hold-out: u1's podA is still from T0 - 10 d
     last = query(
         workspace,
-        "select last_event_ts from user_history_90d where user_id = 'u1' "
+        "select last_event_ts from user_history where user_id = 'u1' "
         f"and snapshot_ts = timestamp '{CUTOFF:%Y-%m-%d}' and item_type = 'podcast'",
     )
     assert last == [(T0 - D(days=10),)]
-    assert query(workspace, "select count(*) from user_history_90d where last_event_ts >= snapshot_ts") == [(0,)]
+    assert query(workspace, "select count(*) from user_history where last_event_ts >= snapshot_ts") == [(0,)]
 
 
 def test_holdout_is_rolled_up_streams_in_the_holdout_window(built):

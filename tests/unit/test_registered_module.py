@@ -17,7 +17,7 @@ def _spec() -> dict:
     return {
         "item_text_embedding": versions("item_text_embedding", 2),
         "item_hgnn_embedding": versions("item_hgnn_embedding", 1),
-        "user_avg_hgnn_90d": versions("user_avg_hgnn_90d", 1),
+        "user_avg_hgnn": versions("user_avg_hgnn", 1),
         "feature_services": [{"name": "two_tower_features_v1", "views": [
             {"view": "item_text_embedding_v2", "features": None},
             {"view": "item_hgnn_embedding_v1", "features": ["hgnn_embedding"]},
@@ -73,7 +73,7 @@ def test_every_version_and_service_is_one_assignment(monkeypatch):
     assert text2.made_by == ("text_view", "item_text_embedding_v2",
                              ("source", "text_source", "item_text_embedding_v2"))
     assert namespace["item_text_embedding_v1"].made_by[1] == "item_text_embedding_v1"
-    assert namespace["user_avg_hgnn_90d_v1"].made_by[0] == "user_avg_view"
+    assert namespace["user_avg_hgnn_v1"].made_by[0] == "user_avg_view"
     assert namespace["item_hgnn_embedding_v1_source"] == ("source", "hgnn_source",
                                                           "item_hgnn_embedding_v1")
     kind, name, views = namespace["two_tower_features_v1"]

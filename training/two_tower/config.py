@@ -33,7 +33,7 @@ class TwoTowerConfig:
     cold_item_rate: float = 0.0
     cold_item_knn: int = 20
     # User tower: besides the per-type mean HGNN vectors, the per-type weighted mean of the
-    # learned id vectors of the history items (user_history_90d at the example's day, latest
+    # learned id vectors of the history items (user_history at the example's day, latest
     # first); the i-th most recent item weighs history_decay**i (1.0 = a plain mean).
     history_decay: float = 1.0
     # With id vectors: linear paths from an item's id vector, and from the user's pooled history

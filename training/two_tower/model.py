@@ -2,9 +2,10 @@
 
 Item tower: HGNN vector + text vector + item type, language, genre, and (optionally) a learned
 item-id vector (type-agnostic: the type is one input among others, not a separate tower).
-User tower: the per-type means of the HGNN vectors of the 90-day history, their counts, the mean
-over all types, country and age bucket, and (with id vectors) the per-type recency-weighted
-means of the history items' learned id vectors, which the item tower shares.
+User tower: the per-type means of the HGNN vectors of the history window
+(timeline.history_days), their counts, the mean over all types, country and age bucket, and
+(with id vectors) the per-type recency-weighted means of the history items' learned id
+vectors, which the item tower shares.
 """
 
 from __future__ import annotations

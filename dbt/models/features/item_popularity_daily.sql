@@ -5,7 +5,7 @@
 ) }}
 
 -- The feature view item_popularity_daily: for each daily snapshot d in
--- [graph_as_of - early_label_days, cutoff] (the days of user_history_90d) and each top-level
+-- [graph_as_of - early_label_days, cutoff] (the days of user_history) and each top-level
 -- item released before d, how much it was streamed just before d, and its age.
 --   listener_days_7d / _28d  the sum over the 7 / 28 days before d of the distinct users who
 --                            streamed it that day (an episode counts for its show); a user

@@ -1,18 +1,18 @@
 {#- Enabled only when `gfm features apply` passes var features_dir (the workspace's features/). -#}
 {{ config(
     enabled=var('features_dir', '') != '',
-    location=var('features_dir', '') ~ '/user_history_90d.parquet',
+    location=var('features_dir', '') ~ '/user_history.parquet',
 ) }}
 {%- set item_types = var('feature_item_types', []) -%}
 
--- user_history_90d pivoted for the feature view user_history_90d: one row per user and
+-- user_history pivoted for the feature view user_history: one row per user and
 -- snapshot, one list of item ids per top-level type (empty when none), so serving can leave
 -- out what the user already consumed.
 with
 
 history as (
 
-    select * from {{ ref('user_history_90d') }}
+    select * from {{ ref('user_history') }}
 
 ),
 

@@ -4,7 +4,7 @@
     hgnn_as_of           the instant its vectors are stamped (graph_as_of of that run)
     hgnn_dim             the vector width
     hgnn_version         its version id (written beside the vectors, for lineage)
-    user_avg_hgnn_path   where this model writes (features/user_avg_hgnn_90d/<version>.parquet)
+    user_avg_hgnn_path   where this model writes (features/user_avg_hgnn/<version>.parquet)
     feature_item_types   the top-level item types, one avg_hgnn_<type> column each
   so a plain `dbt build` (gfm transform) works before any HGNN output exists.
 -#}
@@ -15,10 +15,11 @@
 {%- set dim = var('hgnn_dim', 0) | int -%}
 {%- set item_types = var('feature_item_types', []) -%}
 
--- The user tower's input (DESIGN.md): at every snapshot of user_history_90d, the mean HGNN
--- vector of the items in the user's 90-day history, over all types and per item type. A type
--- the user has none of gets a zero vector and a count of 0; a user with no history at a
--- snapshot has no row (features are null there, as before the first snapshot).
+-- The user tower's input (DESIGN.md): at every snapshot of user_history, the mean HGNN
+-- vector of the items in the user's history window (timeline.history_days), over all types
+-- and per item type. A type the user has none of gets a zero vector and a count of 0; a
+-- user with no history at a snapshot has no row (features are null there, as before the
+-- first snapshot).
 --
 -- Snapshots stamped before the vectors' own instant (hgnn_as_of) are left out: a vector is
 -- never joined to a time before it existed.
@@ -29,7 +30,7 @@ with
 
 history as (
 
-    select * from {{ ref('user_history_90d') }}
+    select * from {{ ref('user_history') }}
     where snapshot_ts >= timestamp '{{ var("hgnn_as_of", "1970-01-01 00:00:00") }}'
 
 ),
