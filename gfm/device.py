@@ -8,6 +8,9 @@ device is resolved, so the config can be read without it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from gfm.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -52,3 +55,22 @@ def device_name(device: str) -> str:
 
         return torch.cuda.get_device_name(torch.device(device))
     return "cpu"
+
+
+@contextlib.contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Deterministic torch kernels inside (also a decorator): the same inputs and seed train the
+    same model, run after run. Without it the HGNN's CPU training differs in the 6th digit of
+    its first loss from one run to the next (a kernel that sums in a thread-dependent order),
+    and early stopping turns that into a different model. On CUDA an op without a
+    deterministic kernel warns instead of failing (warn_only). The previous setting is
+    restored on exit."""
+    import torch
+
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)

@@ -177,3 +177,30 @@ def test_pooled_ids_follow_the_model_device():
     assert model.device.type == "cpu"
     meta = model.to("meta")
     assert meta._pooled_ids(history, 2).device.type == "meta"
+
+
+def test_training_runs_with_deterministic_kernels_and_restores_the_setting():
+    """train_hgnn and fit_two_tower run under deterministic_torch (the HGNN's CPU training
+    otherwise differs from run to run); the caller's setting is back afterwards, also after an
+    error."""
+    import pytest
+    import torch
+
+    from gfm.device import deterministic_torch
+    from training.hgnn.train import train_hgnn
+    from training.two_tower.train import fit_two_tower
+
+    seen = []
+
+    @deterministic_torch()
+    def probe():
+        seen.append((torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled()))
+        raise RuntimeError("stop")
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError):
+        probe()
+    assert seen == [(True, True)] and not torch.are_deterministic_algorithms_enabled()
+    for trainer in (train_hgnn, fit_two_tower):  # wrapped by the decorator
+        assert getattr(trainer, "__wrapped__", None) is not None, trainer

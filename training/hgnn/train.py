@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from gfm.device import device_name, resolve_device
+from gfm.device import deterministic_torch, device_name, resolve_device
 from gfm.errors import GfmError
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
@@ -482,6 +482,7 @@ def write_item_vectors(
     return len(ids)
 
 
+@deterministic_torch()
 def train_hgnn(
     workspace: Workspace, config: HGNNConfig, timeline: Timeline, text_path: Path,
     force: bool = False,

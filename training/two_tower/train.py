@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from gfm.config import Config
-from gfm.device import device_name, resolve_device
+from gfm.device import deterministic_torch, device_name, resolve_device
 from gfm.errors import GfmError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
@@ -154,6 +154,7 @@ def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray
     return out
 
 
+@deterministic_torch()
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
     on_epoch=None, item_popularity: pd.DataFrame | None = None,
