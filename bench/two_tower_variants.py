@@ -364,9 +364,50 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               "'–': not measured (a record from before the measure, or a peer that would still "
               "see the items' or users' training streams). ![validation curves]"
               f"(img/{out.stem}.png)", ""]
+    lines += _seed_groups(records, types, defaults, used, off_defaults, is_default)
     out.write_text("\n".join(lines))
     _plot(records, out.parent / "img" / f"{out.stem}.png")
     print(f"wrote {out}")
+
+
+def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defaults,
+                 is_default) -> list[str]:
+    """Markdown: the variants run with several seeds, each measure averaged over the seeds (a
+    default is chosen from these, not from one seed's row)."""
+    groups: dict[str, list[dict]] = {}
+    for r in records.values():
+        if r["kind"] != "two_tower" or not used(r):
+            continue
+        settings = {**defaults, **used(r)}  # a field added since the run: today's default
+        key = json.dumps([{k: v for k, v in settings.items() if k != "seed"},
+                          r["data_settings"]], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    groups = {k: g for k, g in groups.items() if len({used(r)["seed"] for r in g}) > 1}
+    if not groups:
+        return []
+
+    def mean(values) -> str:
+        values = [v for v in values if v is not None]
+        return _f(sum(values) / len(values)) if values else "–"
+
+    def per_type(group: list[dict], measure: str) -> str:
+        return "/".join(mean([(r.get(measure) or {}).get(t) for r in group]) for t in types)
+
+    lines = ["## Over seeds", "",
+             "The variants run with more than one seed (two_tower.seed), each measure the mean "
+             "over its seeds' rows above.", "",
+             "| variant (off today's defaults, seed aside) | seeds | runs | mean HR@10 | "
+             "history hidden | pretend new |", "|---|---|---:|---:|---|---|"]
+    for group in groups.values():
+        first = group[0]
+        differs = ", ".join(p for p in off_defaults(first).split(", ")
+                            if not p.startswith("seed=")) or "–"
+        label = differs + (" **(defaults)**" if any(is_default({**r, "two_tower": {
+            **r["two_tower"], "seed": 0}}) for r in group) else "")
+        seeds = ", ".join(str(s) for s in sorted({used(r)["seed"] for r in group}))
+        lines.append(f"| {label} | {seeds} | {len(group)} | {mean([r['mean'] for r in group])} "
+                     f"| {per_type(group, 'hidden_history')} | {per_type(group, 'pretend_new')} |")
+    return lines + [""]
 
 
 def _aligned(hits, a: str, b: str, t: str):
