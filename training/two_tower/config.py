@@ -69,6 +69,11 @@ class TwoTowerConfig:
     # warm users' mean moved within the run-to-run spread (0.368, 0.374 against 0.382, 0.373).
     cold_unknown_share: float = 0.5
     temperature: float = 0.1  # softmax temperature on cosine scores
+    # A learned per-user weight s(user) >= 0 on the towers' cosine (softplus, 1 at the start):
+    # score = s(user) * cosine [+ hgnn path] + prior. A user the model knows little about (no
+    # history, unknown demographics) can then rank by the popularity prior alone, which is
+    # estimated from every stream, instead of through a cosine learned for known users.
+    user_scale: bool = False
     # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
     # in-batch item, so popular items are not over-penalised as negatives.
     logq_correction: bool = True
