@@ -143,3 +143,34 @@ def test_hgnn_skip_adds_the_hgnn_knn_cosine_to_the_score_and_nothing_without_vec
                            hgnn_dim=3, text_dim=4, item_types=["podcast"],
                            item_vocab_sizes={"item_type": 2}, user_vocab_sizes={"country": 2})
     assert not no_gnn.hgnn_skip and no_gnn.unit_vectors and no_gnn.out_dim == 8
+
+
+def test_user_scale_weighs_the_tower_cosine_per_user_and_starts_at_one():
+    """score = s(user) * cosine + prior; s = 1 before training, so switching user_scale on
+    changes no score until the model learns; a user with s = 0 is ranked by the prior."""
+    from training.two_tower.data import IdLists, ItemInputs, UserInputs
+    from training.two_tower.model import TwoTowerModel
+
+    def model(user_scale: bool) -> TwoTowerModel:
+        torch.manual_seed(0)
+        config = TwoTowerConfig(tower_dims=[8], popularity_prior="recent", hgnn_skip=False,
+                                item_id_dim=0, user_scale=user_scale, device="cpu")
+        return TwoTowerModel(config, hgnn_dim=3, text_dim=4, item_types=["podcast"],
+                             item_vocab_sizes={"item_type": 2},
+                             user_vocab_sizes={"country": 3}).eval()
+
+    items = ItemInputs(torch.randn(4, 3), torch.randn(4, 4),
+                       {"item_type": torch.ones(4, dtype=torch.long)},
+                       torch.zeros(4, dtype=torch.long), torch.rand(4, len(POPULARITY_FEATURES)))
+    users = UserInputs(torch.randn(2, 1, 3), torch.tensor([[2.0], [0.0]]), torch.randn(2, 3),
+                       {"country": torch.tensor([1, 2])}, IdLists.empty(2, 1))
+    plain, scaled = model(False), model(True)
+    assert not scaled.unit_vectors
+    with torch.no_grad():
+        torch.testing.assert_close(scaled.user_vectors(users) @ scaled.item_vectors(items).T,
+                                   plain.user_vectors(users) @ plain.item_vectors(items).T)
+        scaled.user_scale_net.bias.fill_(-50.0)  # s ~ 0 for every user
+        score = scaled.user_vectors(users) @ scaled.item_vectors(items).T
+        _, weight = scaled.users_with_prior(users)
+        prior = weight[:, None] * scaled.temperature * scaled.item_prior(items)[None, :]
+    torch.testing.assert_close(score, prior, atol=1e-6, rtol=0)

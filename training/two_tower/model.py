@@ -10,6 +10,8 @@ vectors, which the item tower shares.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,6 +93,12 @@ class TwoTowerModel(nn.Module):
             out = config.tower_dims[-1]
             self.item_id_skip = nn.Linear(self.id_dim, out, bias=False)
             self.user_id_skip = nn.Linear(self.id_dim, out, bias=False)
+        # The user's weight on the towers' cosine, from the same inputs (softplus: >= 0), 1 at
+        # the start (zero weights, bias softplus^-1(1)).
+        self.user_scale_net = nn.Linear(user_in, 1) if config.user_scale else None
+        if self.user_scale_net is not None:
+            nn.init.zeros_(self.user_scale_net.weight)
+            nn.init.constant_(self.user_scale_net.bias, math.log(math.e - 1.0))
         # The hgnn_knn path: the user's weight on it, from the same inputs (softplus: >= 0).
         self.hgnn_skip_net = (nn.Linear(user_in, 1) if config.hgnn_skip and self.use_hgnn
                               else None)
@@ -112,7 +120,7 @@ class TwoTowerModel(nn.Module):
     @property
     def unit_vectors(self) -> bool:
         """Whether item and user vectors are unit length (a plain cosine model)."""
-        return not (self.has_prior or self.hgnn_skip)
+        return not (self.has_prior or self.hgnn_skip or self.user_scale_net is not None)
 
     def items(self, v: ItemInputs) -> torch.Tensor:
         """(b, out_dim): the unit tower output, then (hgnn_skip) the unit HGNN vector."""
@@ -173,13 +181,15 @@ class TwoTowerModel(nn.Module):
         return self.users_with_prior(u)[0]
 
     def users_with_prior(self, u: UserInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """((b, out_dim) user vectors: unit tower output, then the hgnn_knn path's dims; (b,)
-        weights on the popularity prior or None)."""
+        """((b, out_dim) user vectors: the unit tower output (times s(user) with user_scale), then
+        the hgnn_knn path's dims; (b,) weights on the popularity prior or None)."""
         x, pooled = self._user_input(u)
         out = self.user_net(x)
         if self.id_skip:
             out = out + self.user_id_skip(pooled)
         z = F.normalize(out, dim=-1)
+        if self.user_scale_net is not None:  # s(user) times the unit tower output
+            z = F.softplus(self.user_scale_net(x)) * z
         if self.hgnn_skip:  # g(user) times the unit mean of the history's HGNN vectors
             g = F.softplus(self.hgnn_skip_net(x))  # (b, 1)
             z = torch.cat([z, g * F.normalize(u.avg_all, dim=-1)], dim=-1)
