@@ -751,10 +751,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     started = time.monotonic()
 
     def save() -> None:
+        from gfm.files import atomic_write_text
+
         result["elapsed_s"] = round(time.monotonic() - started, 1)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     save()
