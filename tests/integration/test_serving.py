@@ -68,18 +68,25 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def _start_server(workdir: Path, log: Path, *flags: str) -> tuple[str, subprocess.Popen]:
-    port = _free_port()
-    handle = log.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gfm.cli.main", "serve", "--workdir", str(workdir), "--port",
-         str(port), *flags], stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
-    except BaseException:
-        stop_process(process)
-        raise
-    return url, process
+    """`gfm serve` on a free port. A port found free can be taken before the server binds it
+    (other tests' milvus-lite and Redis processes open ports too): then a new port, at most
+    three times."""
+    for attempt in range(3):
+        port = _free_port()
+        with log.open("w") as handle:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gfm.cli.main", "serve", "--workdir", str(workdir),
+                 "--port", str(port), *flags], stdout=handle, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, process, log)
+        except BaseException:
+            stop_process(process)
+            if attempt < 2 and f"Could not bind 127.0.0.1:{port}" in log.read_text():
+                continue
+            raise
+        return url, process
+    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------------------------
