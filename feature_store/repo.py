@@ -134,8 +134,9 @@ def registered_module(spec: dict[str, Any]) -> str:
 
 def _copy_modules(directory: Path) -> None:
     """The template modules, and registered.py from the directory's feature_repo.json."""
+    templates = project_dir("feature_repo")
     for name in REPO_MODULES:
-        shutil.copyfile(project_dir("feature_repo") / name, directory / name)
+        shutil.copyfile(templates / name, directory / name)
     spec = json.loads((directory / SPEC_FILE).read_text())
     atomic_write_text(directory / REGISTERED_MODULE, registered_module(spec))
 

@@ -63,10 +63,11 @@ def dbt_args(
     (the timeline and warehouse settings, then `extra_vars`)."""
     command = list(args) if args else ["build"]
     variables = {**dbt_vars(workspace, config, timeline), **(extra_vars or {})}
+    project = str(project_dir("dbt"))  # its profiles.yml lives beside dbt_project.yml
     return [
         *command,
-        "--project-dir", str(project_dir("dbt")),
-        "--profiles-dir", str(project_dir("dbt")),
+        "--project-dir", project,
+        "--profiles-dir", project,
         "--target-path", str(workspace.dbt_dir / target),
         "--log-path", str(workspace.dbt_dir / "logs"),
         # Console output goes through this module's logger (see _forward_event); the file log
