@@ -73,9 +73,10 @@ class TwoTowerConfig:
     # score = s(user) * cosine [+ hgnn path] + prior. A user the model knows little about (no
     # history, unknown demographics) can then rank by the popularity prior alone, which is
     # estimated from every stream, instead of through a cosine learned for known users.
-    # Off: on the small profile's validation split (seeds 0, 1) it gave mean HR@10 0.376 vs
-    # 0.375, history hidden 0.340/0.380 vs 0.332/0.374 (popularity 0.328/0.356), but pretend
-    # new 0.122/0.220 vs 0.146/0.243: users without history gain less than new items lose.
+    # Off: on the small profile's validation split (seeds 0, 1;
+    # docs/two_tower_variants_user_scale.md) it gave mean HR@10 0.376 vs 0.375, history hidden
+    # 0.340/0.380 vs 0.332/0.373 (popularity 0.328/0.356), but pretend new 0.122/0.220 vs
+    # 0.146/0.244: users without history gain less than new items lose.
     user_scale: bool = False
     # negatives "in_batch" only (Yi et al. 2019): subtract log(sampling probability) of each
     # in-batch item, so popular items are not over-penalised as negatives.
