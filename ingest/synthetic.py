@@ -58,24 +58,27 @@ class Profile:
     niches_per_topic: int = 4
     n_personas: int = 24
     users_per_chunk: int = 20_000
-    # Users who sign up in the period's last RECENT_SIGNUP_DAYS days (a growth campaign): with
-    # the default cutoff (the last event's day minus 14 days) they have no history at the
-    # cutoff and stream during the hold-out, so cold-user metrics have enough users to carry an
-    # interval. Generated after the other users, from their own seeds: the other users and
-    # their events do not change with this number.
+    # Users who sign up in the period's last RECENT_SIGNUP_DAYS days (a growth campaign). With
+    # the default cutoff (the last event's day minus 14 days) about half join after it: they
+    # have no history at the cutoff and stream during the hold-out, so cold-user metrics have
+    # enough users to carry an interval. The other half join in the 14 days before it: users
+    # without history at the validation cutoff (cutoff - holdout_days, `gfm tune`), and real
+    # new users in the training window, so cold-user choices are made on real new users.
+    # Generated after the other users, from their own seeds: the other users and their events
+    # do not change with this number.
     recent_signups: int = 0
 
 
 PROFILES = {
     # ~150k interactions, ~7k items: the whole pipeline in minutes on 2 cores.
     "small": Profile(n_users=3_000, n_shows=600, mean_episodes_per_show=6, n_audiobooks=900,
-                     mean_events_per_user=48, recent_signups=450),
+                     mean_events_per_user=48, recent_signups=900),
     # ~1.5M interactions, ~35k items.
     "medium": Profile(n_users=25_000, n_shows=4_000, mean_episodes_per_show=6,
-                      n_audiobooks=5_000, mean_events_per_user=60, recent_signups=400),
+                      n_audiobooks=5_000, mean_events_per_user=60, recent_signups=800),
     # ~11M interactions over ~95k items.
     "large": Profile(n_users=200_000, n_shows=12_000, mean_episodes_per_show=5,
-                     n_audiobooks=22_000, mean_events_per_user=55, recent_signups=4_000),
+                     n_audiobooks=22_000, mean_events_per_user=55, recent_signups=8_000),
     # A few hundred users with strong shared tastes: for tests only.
     "tiny": Profile(n_users=500, n_shows=150, mean_episodes_per_show=2, n_audiobooks=200,
                     mean_events_per_user=50, niches_per_topic=2, n_personas=5),
@@ -85,9 +88,9 @@ TOPIC_KEYS = list(TOPICS)
 N_TOPICS = len(TOPIC_KEYS)
 NEW_ITEM_SHARE = 0.12  # released during the period: cold-start items
 LATE_SIGNUP_SHARE = 0.12  # users who join during the period
-# Profile.recent_signups join in [period end - RECENT_SIGNUP_DAYS, period end - 1 day): after the
-# default cutoff, early enough in the hold-out to stream in it.
-RECENT_SIGNUP_DAYS = 14
+# Profile.recent_signups join in [period end - RECENT_SIGNUP_DAYS, period end - 1 day): the
+# default hold-out (the last 14 days) and the validation hold-out before it (14 days more).
+RECENT_SIGNUP_DAYS = 28
 CORE_EVENT_SHARE = 0.5  # events on a user's habitual items
 NICHE_LOYALTY = 0.8  # chance an exploration stays in the user's niche of the topic
 PERSONA_SHARE = 0.75  # weight of the shared persona in a user's topic taste

@@ -1,3 +1,4 @@
+import datetime as dt
 import hashlib
 
 import duckdb
@@ -79,10 +80,12 @@ def test_world_has_the_properties_the_paper_needs(tiny):
     assert top_share > 0.3
 
 
-def test_recent_signups_are_cold_at_the_default_cutoff_and_leave_other_users_unchanged(
+def test_recent_signups_are_cold_at_the_default_and_validation_cutoffs_and_leave_other_users_unchanged(
         tiny, tmp_path, monkeypatch):
-    """A recent-signup cohort joins after the default cutoff (last event's day - 14 days) and
-    streams in the hold-out; users and events of the regular users stay exactly the same."""
+    """A recent-signup cohort joins in the last 28 days: about half after the default cutoff
+    (last event's day - 14 days), the rest in the 14 days before it (the validation hold-out of
+    `gfm tune`). Each half streams in its own hold-out; users and events of the regular users
+    stay exactly the same."""
     import dataclasses
 
     import ingest.synthetic as synthetic
@@ -90,7 +93,7 @@ def test_recent_signups_are_cold_at_the_default_cutoff_and_leave_other_users_unc
     out, counts = tiny
     base = synthetic.PROFILES["tiny"]
     assert base.recent_signups == 0  # the integration tests' data does not move
-    monkeypatch.setitem(synthetic.PROFILES, "tiny", dataclasses.replace(base, recent_signups=120))
+    monkeypatch.setitem(synthetic.PROFILES, "tiny", dataclasses.replace(base, recent_signups=240))
     generate("tiny", 11, tmp_path)
     con = duckdb.connect()
     old = {n: f"read_parquet('{out}/{n}.parquet')" for n in ("users", "interactions")}
@@ -103,21 +106,26 @@ def test_recent_signups_are_cold_at_the_default_cutoff_and_leave_other_users_unc
             f"select count(*) from {new[name]} where user_id < 'u500'").fetchall()[0]
         (before,) = con.execute(f"select count(*) from {old[name]}").fetchall()[0]
         assert changed == 0 and kept == before, name
-    (n_users, first_signup) = con.execute(
-        f"select count(*), min(signup_at) from {new['users']} where user_id >= 'u500'"
-    ).fetchall()[0]
-    assert n_users == 120
-    # Default cutoff: midnight of the last event's day minus 14 days.
+    # Default cutoff: midnight of the last event's day minus 14 days; validation cutoff 14 more.
     (cutoff,) = con.execute(
         f"select date_trunc('day', max(event_ts)) - interval 14 day from {new['interactions']}"
     ).fetchall()[0]
-    assert first_signup >= cutoff
-    (cold_streamers,) = con.execute(f"""
-        select count(distinct user_id) from {new['interactions']}
-        where user_id >= 'u500' and event_type = 'stream'
-          and event_ts >= timestamp '{cutoff}' and event_ts < timestamp '{cutoff}' + interval 14 day
-    """).fetchall()[0]
-    assert cold_streamers > 100
+    (n_users, first_signup, after_cutoff) = con.execute(
+        f"select count(*), min(signup_at), count(*) filter (where signup_at >= timestamp "
+        f"'{cutoff}') from {new['users']} where user_id >= 'u500'").fetchall()[0]
+    assert n_users == 240
+    assert first_signup >= cutoff - dt.timedelta(days=14)
+    assert 0.35 * n_users < after_cutoff < 0.65 * n_users
+    for start in (cutoff - dt.timedelta(days=14), cutoff):  # validation, then evaluation hold-out
+        (cold_streamers,) = con.execute(f"""
+            select count(distinct e.user_id) from {new['interactions']} e
+            join {new['users']} u using (user_id)
+            where e.user_id >= 'u500' and e.event_type = 'stream'
+              and u.signup_at >= timestamp '{start}'
+              and e.event_ts >= timestamp '{start}'
+              and e.event_ts < timestamp '{start}' + interval 14 day
+        """).fetchall()[0]
+        assert cold_streamers > 80, start
     (before_signup,) = con.execute(f"""
         select count(*) from {new['interactions']} e join {new['users']} u using (user_id)
         where e.event_ts < u.signup_at
