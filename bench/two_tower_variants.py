@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 RECORDS = "two_tower_variants.jsonl"
 HITS_DIR = "two_tower_variants"
+COLD = ".cold"  # <name>.cold in a record's hits file: the per-user hits of users without history
 PEERS = ("als", "ease", "hgnn_knn", "text_knn", "popularity")
 PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutoff
 # Two-tower settings added after records were first written, with what a record without them
@@ -83,11 +84,13 @@ def _objective(workdir: Path, settings: dict):
     return tune.Objective("two-tower", copy, config, val, load_split(copy, val)), val, config
 
 
-def _record(workdir: Path, record: dict, hits: dict, user_ids) -> None:
+def _record(workdir: Path, record: dict, hits: dict, cold_hits: dict, user_ids) -> None:
     from evaluation.user_hits import save_user_hits
 
     reports = workdir / "reports"
-    save_user_hits(reports / HITS_DIR / f"{record['name']}.npz", {record["name"]: hits}, user_ids)
+    name = record["name"]
+    save_user_hits(reports / HITS_DIR / f"{name}.npz", {name: hits, name + COLD: cold_hits},
+                   user_ids)
     with open(reports / RECORDS, "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -98,7 +101,10 @@ def _rates(result: dict, hidden: dict, pretend: dict | None) -> dict:
     from evaluation.tune import mean_hit_rate
 
     return {"mean": mean_hit_rate(result), "hr@10": result["hr@10"],
-            "cold_users": result["cold_users"]["hr@10"], "new_items": result["new_items"]["hr@10"],
+            "cold_users": result["cold_users"]["hr@10"],
+            "cold_users_n": {t: r["n_users"] for t, r in
+                             result["cold_start"]["cold_users"].items()},
+            "new_items": result["new_items"]["hr@10"],
             "new_items_mrr": result["new_items"]["mrr@100"],
             "hidden_history": hidden["cold_users"]["hr@10"],
             "pretend_new": pretend["new_items"]["hr@10"] if pretend else None}
@@ -167,8 +173,9 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
         user_vectors = encode_users(bundle, user_inputs)
         retriever = TwoTowerRetriever(objective.split, user_vectors, item_vectors, name)
         hits: dict = {}
+        cold_hits: dict = {}
         result = evaluate_retriever(objective.split, retriever, progress=False, name=name,
-                                    user_hits=hits)
+                                    user_hits=hits, cold_user_hits=cold_hits)
         everyone = np.ones(len(user_inputs), dtype=bool)
         unknown = user_inputs.without_history(everyone).without_demographics(everyone)
         hidden = evaluate_retriever(
@@ -185,18 +192,18 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
         print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}",
               flush=True)
         if best is None or rates["mean"] > best[1]["mean"]:
-            best = (epoch, rates, hits)
+            best = (epoch, rates, hits, cold_hits)
 
     t0 = time.perf_counter()
     fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch,
                   item_popularity=popularity)
-    epoch, rates, hits = best
+    epoch, rates, hits, cold_hits = best
     record = {"name": name, "kind": "two_tower", "settings": settings,
               "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,
               **rates, "curve": curve, "seconds": round(time.perf_counter() - t0),
               "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-    _record(workdir, record, hits, objective.split.user_ids)
+    _record(workdir, record, hits, cold_hits, objective.split.user_ids)
     return record
 
 
@@ -228,14 +235,15 @@ def run_peers(workdir: Path) -> None:
         "popularity": PopularityRetriever(pretend_split)}
     for name in PEERS:
         hits: dict = {}
+        cold_hits: dict = {}
         result = evaluate_retriever(split, retrievers[name], progress=False, name=name,
-                                    user_hits=hits)
+                                    user_hits=hits, cold_user_hits=cold_hits)
         pretend = (evaluate_retriever(pretend_split, pretend_retrievers[name], progress=False,
                                       name=name) if name in pretend_retrievers else None)
         record = {"name": name, "kind": "peer", "settings": result.get("settings") or {},
                   **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
                   "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-        _record(workdir, record, hits, objective.split.user_ids)
+        _record(workdir, record, hits, cold_hits, objective.split.user_ids)
         print(f"{name}: validation HR@10 {record['mean']:.4f} {record['hr@10']}", flush=True)
 
 
@@ -295,12 +303,14 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         "",
         "| variant | settings | off today's defaults | data settings | epoch | mean HR@10 | "
         + " | ".join(types)
-        + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users | history hidden "
-        "| new items | pretend new | commit |",
-        "|---|---|---|---|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|---|",
+        + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users "
+        "| cold users Δ vs popularity [95% CI] | history hidden | new items | pretend new "
+        "| commit |",
+        "|---|---|---|---|---:|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|---|---|",
     ]
+
     def delta(name: str, versus: str) -> str:
-        if name == versus:
+        if name == versus or not all(n in hits for n in (name, versus)):
             return "–"
         pairs = [_aligned(hits, name, versus, t) for t in types]
         p = paired_comparison(np.concatenate([a for a, _ in pairs]),
@@ -351,9 +361,16 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         lines.append(f"| {label} | {settings} | {differs} | {data} | {r.get('best_epoch', '–')} | "
                      f"{_f(r['mean'])} | "
                      f"{per_type} | {delta(name, baseline)} | {delta(name, versus)} | {cold} | "
+                     f"{delta(name + COLD, 'popularity' + COLD)} | "
                      f"{hidden} | {new} | {pretend} | {r['commit']} |")
+    cold_n = next((r["cold_users_n"] for r in records.values() if r.get("cold_users_n")), None)
     lines += ["", "Cold users, history hidden, new items and pretend new: HR@10 per type ("
-              + "/".join(types) + "). Cold users and new items have few users each on the "
+              + "/".join(types) + "). Cold users: the validation users without history at the "
+              "validation cutoff"
+              + (" (" + ", ".join(f"{t} {n:,}" for t, n in cold_n.items()) + ")" if cold_n
+                 else "")
+              + "; their Δ vs popularity is paired and pooled over types ('–' for records from "
+              "before it was kept). New items have few users on the "
               "validation split, so they are wide. History hidden: every validation user with "
               "targets scored as a user without history and with unknown demographics (a user "
               "who signed up after the cutoff), every hold-out item a target. Pretend new: a "

@@ -264,7 +264,8 @@ def _tally_type(
 
     scores: (batch, n_type) of the type's candidates; targets: (rows, cols, is_new) of the
     batch's hold-out pairs of the type; history: (rows, cols) of its history pairs; users: the
-    batch's split user indices (to keep the primary setting's per-user hits); observe: called
+    batch's split user indices (to keep the per-user hits of the primary setting and of the
+    users without history); observe: called
     with (rows, cols, ranks, ranks_fresh, fresh, warm) for more tallies (evaluation.cold_start).
     """
     n_rows, n_cols = scores.shape
@@ -278,7 +279,8 @@ def _tally_type(
 
     best = m.best_ranks(ranks, rows, n_rows)
     counted = best != m.NO_RANK
-    tallies[COLD_USERS].add(best[counted & ~warm], k, mrr_k)
+    cold = counted & ~warm
+    tallies[COLD_USERS].add(best[cold], k, mrr_k, users=users[cold] if users is not None else None)
     counted &= warm
     tallies[INCLUSIVE].add(best[counted], k, mrr_k, m.top_k(scores[counted], k))
 
@@ -307,12 +309,14 @@ def evaluate_retriever(
     progress: bool = True,
     name: str = "model",
     user_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    cold_user_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one retriever: the primary setting at the top level, the others nested.
 
     Beside hr@k, `hr@k_ci` is its 95% bootstrap interval per type (users resampled).
     `user_hits`, if given, is filled with {type: (user indices, bool hits)} of the primary
-    setting's counted users, sorted by user (for paired comparisons, evaluation.stats)."""
+    setting's counted users, sorted by user (for paired comparisons, evaluation.stats);
+    `cold_user_hits` the same for the users without history."""
     from evaluation.stats import bootstrap_ci
 
     users = split.eval_users()
@@ -374,6 +378,8 @@ def evaluate_retriever(
     result = ordered
     if user_hits is not None:
         user_hits.update(per_type)
+    if cold_user_hits is not None:
+        cold_user_hits.update({t: _collect_hits(tallies[t][COLD_USERS]) for t in split.types})
     result[INCLUSIVE] = group_metrics(INCLUSIVE, with_coverage=True)
     result[COLD_USERS] = group_metrics(COLD_USERS, with_coverage=False)
     result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)

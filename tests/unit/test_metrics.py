@@ -145,6 +145,20 @@ def test_popularity_on_hand_made_split(batch_size):
     }
 
 
+def test_per_user_hits_of_users_without_history_are_kept_on_request():
+    from evaluation.evaluate import evaluate_retriever
+
+    split = tiny_split()
+    hits, cold_hits = {}, {}
+    evaluate_retriever(split, PopularityRetriever(split), k=2, mrr_k=3, batch_size=2,
+                       progress=False, user_hits=hits, cold_user_hits=cold_hits)
+    # u2 (index 2, no history) misses a2 (rank 3); no user without history streamed a podcast
+    assert cold_hits["audiobook"][0].tolist() == [2]
+    assert cold_hits["audiobook"][1].tolist() == [False]
+    assert len(cold_hits["podcast"][0]) == 0
+    assert 2 not in hits["audiobook"][0].tolist()  # the discovery hits count warm users only
+
+
 class _FixedScores(PopularityRetriever):
     """Scores a podcast above every audiobook, to show ranking is per type."""
 
