@@ -174,3 +174,21 @@ def test_user_scale_weighs_the_tower_cosine_per_user_and_starts_at_one():
         _, weight = scaled.users_with_prior(users)
         prior = weight[:, None] * scaled.temperature * scaled.item_prior(items)[None, :]
     torch.testing.assert_close(score, prior, atol=1e-6, rtol=0)
+
+
+def test_lagged_days_stay_within_the_lag_and_never_before_the_first_snapshot():
+    from training.two_tower.train import lagged_days
+
+    day = torch.arange(20).repeat(50)  # (1000,)
+    same = lagged_days(day, 0, np.random.default_rng(0))
+    assert torch.equal(same, day)
+    lagged = lagged_days(day, 5, np.random.default_rng(0))
+    assert ((lagged <= day) & (lagged >= (day - 5).clamp(min=0))).all()
+    assert (lagged < day).float().mean() > 0.7  # most examples read an earlier snapshot
+    assert set((day - lagged)[day >= 5].tolist()) == set(range(6))  # every lag in [0, 5] drawn
+    assert torch.equal(lagged, lagged_days(day, 5, np.random.default_rng(0)))  # seeded
+
+
+def test_popularity_lag_days_must_be_a_whole_number_of_days():
+    with pytest.raises(ConfigError, match="popularity_lag_days"):
+        TwoTowerConfig(popularity_lag_days=-1)

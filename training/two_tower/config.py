@@ -93,6 +93,13 @@ class TwoTowerConfig:
     # Served as one more dimension of the item and user vectors (an inner product); the index
     # turns that into a cosine search (serving.index, the MIPS-to-cosine transform).
     popularity_prior: str = "recent"
+    # Training only, "recent" prior: each example reads its items' popularity snapshot of a day
+    # drawn uniformly in [its day - popularity_lag_days, its day] instead of its own day: as a
+    # list computed at a cutoff is used for the days after it (and `gfm evaluate` scores the
+    # hold-out's days with the cutoff's snapshot). An item released in between reads as "no
+    # listeners yet" while its example already streams it, as a new item does at serving.
+    # 0 = the example's own day.
+    popularity_lag_days: int = 0
     # An item that is also another example's positive in the batch is not a negative.
     remove_accidental_hits: bool = True
     # Negatives: "in_batch" (the other examples' items, with the log-Q correction) or "catalog"
@@ -149,3 +156,6 @@ class TwoTowerConfig:
         if self.cold_item_rate > 0 and self.negatives != "catalog":
             raise ConfigError("two_tower.cold_item_rate works on the catalogue softmax: set "
                               "negatives: catalog, or cold_item_rate: 0")
+        if not isinstance(self.popularity_lag_days, int) or self.popularity_lag_days < 0:
+            raise ConfigError("two_tower.popularity_lag_days must be a whole number of days "
+                              f">= 0, got {self.popularity_lag_days!r}")

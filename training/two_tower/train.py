@@ -138,6 +138,15 @@ def popularity_by_day(item_popularity: pd.DataFrame, item_codes: np.ndarray,
     return table, released
 
 
+def lagged_days(day: torch.Tensor, max_lag: int, rng: np.random.Generator) -> torch.Tensor:
+    """(b,) each day minus a lag drawn uniformly in [0, max_lag], never before day 0 (the first
+    snapshot); the days themselves when max_lag is 0."""
+    if max_lag == 0:
+        return day
+    lag = torch.from_numpy(rng.integers(0, max_lag + 1, len(day)))
+    return (day - lag).clamp(min=0)
+
+
 def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray,
                            k: int) -> np.ndarray:
     """(n, hgnn_dim) per item: the normalised mean HGNN vector of the k items of its type
@@ -284,6 +293,12 @@ def fit_two_tower(
             mask[torch.from_numpy(rows[known]), torch.from_numpy(position[known])] = True
         return mask
 
+    def popularity_day(index: torch.Tensor) -> torch.Tensor:
+        """(b,) the day whose popularity snapshot each example reads (training: lagged)."""
+        if not model.training:
+            return example_day[index]
+        return lagged_days(example_day[index], config.popularity_lag_days, rng)
+
     def catalog_loss(index: torch.Tensor, u, zu: torch.Tensor, weight) -> torch.Tensor:
         late = has_hgnn_t[index].to(device)  # (b,) the example's items carry HGNN vectors
         positive = item_index_t[index].to(device)
@@ -299,7 +314,7 @@ def fit_two_tower(
             masked = other if masked is None else masked | other
         prior = None
         if config.popularity_prior == "recent":
-            day, inverse = torch.unique(example_day[index], return_inverse=True)
+            day, inverse = torch.unique(popularity_day(index), return_inverse=True)
             by_day = model.recent_popularity(popularity_table[day.to(device)])  # (n_day, n)
             prior = (weight, by_day[inverse.to(device)])  # (b,), (b, n_items)
             later = unreleased[example_day[index].to(device)]  # (b, n_items)
@@ -325,7 +340,7 @@ def fit_two_tower(
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
         if config.popularity_prior == "recent":  # each positive's popularity of its own day
-            v.popularity = popularity_table[example_day[index].to(device), it]
+            v.popularity = popularity_table[popularity_day(index).to(device), it]
         prior = (weight, model.item_prior(v)) if weight is not None else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
                                      config.remove_accidental_hits, prior)
