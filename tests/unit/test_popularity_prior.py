@@ -90,9 +90,10 @@ def _frame(n_items: int = 12, days: int = 6, per_day: int = 40, seed: int = 0):
 
 def test_recent_prior_learns_that_more_listeners_mean_more_streams():
     frame, snapshots = _frame()
+    # popularity_lag_days 0: here the day's own snapshot is what predicts its streams
     config = TwoTowerConfig(tower_dims=[8], popularity_prior="recent", item_id_dim=0, epochs=30,
                             batch_size=64, lr=1e-2, val_fraction=0.0, device="cpu",
-                            hgnn_skip=False)
+                            hgnn_skip=False, popularity_lag_days=0)
     bundle, _ = fit_two_tower(frame, config, ["podcast"], item_popularity=snapshots)
     low, high = torch.tensor(popularity_inputs(pd.DataFrame(
         {"listener_days_7d": [1, 60], "listener_days_28d": [3, 180],
