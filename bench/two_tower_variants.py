@@ -414,7 +414,7 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
              "The variants run with more than one seed (two_tower.seed), each measure the mean "
              "over its seeds' rows above.", "",
              "| variant (off today's defaults, seed aside) | seeds | runs | mean HR@10 | "
-             "history hidden | pretend new |", "|---|---|---:|---:|---|---|"]
+             "cold users | history hidden | pretend new |", "|---|---|---:|---:|---|---|---|"]
     for group in groups.values():
         first = group[0]
         differs = ", ".join(p for p in off_defaults(first).split(", ")
@@ -423,7 +423,8 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
             **r["two_tower"], "seed": 0}}) for r in group) else "")
         seeds = ", ".join(str(s) for s in sorted({used(r)["seed"] for r in group}))
         lines.append(f"| {label} | {seeds} | {len(group)} | {mean([r['mean'] for r in group])} "
-                     f"| {per_type(group, 'hidden_history')} | {per_type(group, 'pretend_new')} |")
+                     f"| {per_type(group, 'cold_users')} | {per_type(group, 'hidden_history')} "
+                     f"| {per_type(group, 'pretend_new')} |")
     return lines + [""]
 
 
