@@ -334,9 +334,12 @@ def render_cold_start(metrics: Mapping[str, Any]) -> str:
             for name, r in metrics["results"].items()]
     header = (["model"] + [f"no history: {t} ({cold.get(t, 0):,} users)" for t in types]
               + [f"new items: {t} ({new.get(t, 0):,} users)" for t in types])
+    from evaluation.cold_start import format_versus_reference
+
+    paired = "\n".join(format_versus_reference(metrics["results"]))
     return (f"Cold start, HR@{k}: users without history at the cutoff; users with history, "
             "counting only hold-out items released at or after the cutoff:\n\n"
-            + table(header, rows) + "\n")
+            + table(header, rows) + "\n" + (paired + "\n" if paired else ""))
 
 
 def render_paper(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> str:

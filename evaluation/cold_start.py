@@ -27,7 +27,12 @@ import numpy as np
 
 from evaluation import metrics as m
 from evaluation.split import EvalSplit
-from evaluation.stats import bootstrap_ci
+from evaluation.stats import align, bootstrap_ci, paired_comparison
+
+# Every model is compared with this one on users without history (what the paper compares its
+# cold-start users with).
+COLD_REFERENCE = "popularity"
+POOLED = "all types"
 
 # (lower bound in days, inclusive; label). Upper bound = the next lower bound.
 AGE_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -115,6 +120,31 @@ class ColdStartTally:
         }
 
 
+def versus_reference(cold_hits: Mapping[str, Mapping[str, tuple]], types: list[str],
+                     reference: str = COLD_REFERENCE) -> dict[str, dict[str, Any]]:
+    """{model: {type or "all types": paired difference to `reference`}} on the users without
+    history both counted (evaluation.stats.paired_comparison, rounded; "all types" pools the
+    (user, type) units). Empty when the reference was not evaluated."""
+    if reference not in cold_hits:
+        return {}
+    out = {}
+    for name, per_type in cold_hits.items():
+        if name == reference:
+            continue
+        pairs = {t: align(*per_type[t], *cold_hits[reference][t]) for t in types}
+        pairs[POOLED] = (np.concatenate([a for a, _ in pairs.values()]),
+                         np.concatenate([b for _, b in pairs.values()]))
+        out[name] = {t: _paired_summary(paired_comparison(a, b)) for t, (a, b) in pairs.items()}
+    return out
+
+
+def _paired_summary(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"n_users": p["n_users"], "only_a": p["only_a"], "only_b": p["only_b"],
+            "diff": None if p["diff"] is None else round(p["diff"], 6),
+            "diff_ci": None if p["diff_ci"] is None else [round(x, 6) for x in p["diff_ci"]],
+            "mcnemar_p": p["mcnemar_p"], "significant": p["significant"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Reports
 
@@ -141,6 +171,7 @@ def format_cold_start_markdown(report: Mapping[str, Any]) -> str:
              "", "| model | " + " | ".join(types) + " |", "|:--" + "|--:" * len(types) + "|"]
     lines += [f"| {name} | " + " | ".join(_fmt(r["cold_users"][t]) for t in types) + " |"
               for name, r in results.items()]
+    lines += format_versus_reference(results)
     for t in types:
         counts = [b["n_users"] for b in any_result["item_age"]["by_type"][t]]
         lines += ["", f"By item age at the cutoff, {t} (users with history and a hold-out "
@@ -150,6 +181,38 @@ def format_cold_start_markdown(report: Mapping[str, Any]) -> str:
         lines += [f"| {name} | " + " | ".join(_fmt(b) for b in r["item_age"]["by_type"][t]) + " |"
                   for name, r in results.items()]
     return "\n".join(lines) + "\n"
+
+
+def format_diff(p: Mapping[str, Any] | None) -> str:
+    """'+0.012 [-0.010, +0.034]', bold when the interval excludes 0; 'n/a' without users."""
+    if not p or p["diff"] is None:
+        return "n/a"
+    text = f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]"
+    return f"**{text}**" if p["significant"] else text
+
+
+def format_versus_reference(results: Mapping[str, Mapping[str, Any]],
+                            reference: str = COLD_REFERENCE) -> list[str]:
+    """Markdown lines: each model minus `reference` on the users without history, paired,
+    per type and pooled, with McNemar's p; a model whose hits there equal the reference's on
+    every user (it serves them the reference's list) is left out. None when none is left."""
+    key = f"versus_{reference}"
+    compared = {n: r[key] for n, r in results.items()
+                if r.get(key) and any(p["only_a"] or p["only_b"] for p in r[key].values())}
+    if not compared:
+        return []
+    columns = list(next(iter(compared.values())))
+    lines = ["", f"Minus {reference} on the same users without history (paired; 95% bootstrap "
+             f"interval, bold when it excludes 0; McNemar's exact p pooled; {POOLED}: the "
+             "(user, type) units of every type; models whose hits there equal "
+             f"{reference}'s on every user are left out):", "",
+             "| model | " + " | ".join(columns) + " | McNemar p |",
+             "|:--" + "|--:" * (len(columns) + 1) + "|"]
+    for name, paired in compared.items():
+        p = paired[POOLED]["mcnemar_p"]
+        lines.append(f"| {name} | " + " | ".join(format_diff(paired[c]) for c in columns)
+                     + f" | {'n/a' if p is None else f'{p:.2g}'} |")
+    return lines
 
 
 def _errors(rates: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

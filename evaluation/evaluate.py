@@ -411,14 +411,21 @@ def evaluate_retrievers(
     user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> dict[str, Any]:
     """{"split": ..., "settings": ..., "results": {model: metrics}}, ready for write_reports.
-    `user_hits`, if given, is filled with {model: {type: (user indices, bool hits)}}."""
-    results = {}
+    `user_hits`, if given, is filled with {model: {type: (user indices, bool hits)}}. With
+    popularity among the retrievers, each other model's cold_start gains "versus_popularity":
+    its paired difference to popularity on the users without history."""
+    from evaluation.cold_start import COLD_REFERENCE, versus_reference
+
+    results, cold_hits = {}, {}
     for name, retriever in retrievers.items():
         hits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        cold_hits[name] = {}
         results[name] = evaluate_retriever(split, retriever, k, mrr_k, batch_size, progress, name,
-                                           user_hits=hits)
+                                           user_hits=hits, cold_user_hits=cold_hits[name])
         if user_hits is not None:
             user_hits[name] = hits
+    for name, paired in versus_reference(cold_hits, list(split.types)).items():
+        results[name]["cold_start"][f"versus_{COLD_REFERENCE}"] = paired
     return {
         "split": {**split.summary(), "n_users": user_counts(split)},
         "settings": {

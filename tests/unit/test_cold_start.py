@@ -142,3 +142,29 @@ def test_batching_does_not_change_the_tallies(batch_size):
     batched = evaluate_retrievers(split, {"p": PopularityRetriever(split)}, k=1, mrr_k=3,
                                   batch_size=batch_size, progress=False)
     assert whole["results"]["p"]["cold_start"] == batched["results"]["p"]["cold_start"]
+
+
+class _LeastPopularFirst(PopularityRetriever):
+    def score(self, user_indices):
+        return -self.popularity_scores(len(user_indices))
+
+
+def test_each_model_is_paired_with_popularity_on_users_without_history():
+    split = _split()
+    retrievers = {"popularity": PopularityRetriever(split), "again": PopularityRetriever(split),
+                  "reverse": _LeastPopularFirst(split)}
+    report = evaluate_retrievers(split, retrievers, k=1, mrr_k=3, progress=False)
+    results = report["results"]
+    assert "versus_popularity" not in results["popularity"]["cold_start"]
+    paired = results["reverse"]["cold_start"]["versus_popularity"]
+    # k = 1, cold users u2 (a2, p0) and u3 (a0): reversed, u2 finds a2 but loses p0, u3 loses a0
+    assert (paired["audiobook"]["n_users"], paired["audiobook"]["diff"]) == (2, 0.0)
+    assert (paired["audiobook"]["only_a"], paired["audiobook"]["only_b"]) == (1, 1)
+    assert (paired["podcast"]["n_users"], paired["podcast"]["diff"]) == (1, -1.0)
+    assert paired["all types"]["n_users"] == 3
+    assert paired["all types"]["diff"] == pytest.approx(-1 / 3, abs=1e-6)
+    assert results["again"]["cold_start"]["versus_popularity"]["all types"]["diff"] == 0.0
+    markdown = format_cold_start_markdown(report)
+    assert "Minus popularity on the same users without history" in markdown
+    assert "| reverse | +0.000 [" in markdown
+    assert "| again | +0.000" not in markdown  # it serves them popularity's list
