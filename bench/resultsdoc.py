@@ -336,7 +336,8 @@ def render_cold_start(metrics: Mapping[str, Any]) -> str:
               + [f"new items: {t} ({new.get(t, 0):,} users)" for t in types])
     from evaluation.cold_start import format_versus_reference
 
-    paired = "\n".join(format_versus_reference(metrics["results"]))
+    paired = "\n".join(format_versus_reference(
+        {name: r.get("cold_start", {}) for name, r in metrics["results"].items()}))
     return (f"Cold start, HR@{k}: users without history at the cutoff; users with history, "
             "counting only hold-out items released at or after the cutoff:\n\n"
             + table(header, rows) + "\n" + (paired + "\n" if paired else ""))

@@ -122,6 +122,10 @@ def fake_metrics() -> dict:
 
     comparison = {"n_users": 1043, "diff": 0.0142, "diff_ci": [0.007, 0.019],
                   "mcnemar_p": 2.8e-05, "significant": True}
+    cold = {"n_users": 21, "only_a": 3, "only_b": 1, "diff": 0.095238,
+            "diff_ci": [-0.047619, 0.238095], "mcnemar_p": 0.625, "significant": False}
+    cold_vs_popularity = {"audiobook": cold, "podcast": {**cold, "n_users": 28},
+                          "all types": {**cold, "n_users": 49}}
     return {
         "split": {"cutoff": "2025-07-04T00:00:00", "holdout_end": "2025-07-18T00:00:00",
                   "protocol": "global", "n_items": {"audiobook": 900, "podcast": 600},
@@ -131,7 +135,8 @@ def fake_metrics() -> dict:
                               "cold_users": {"audiobook": 21, "podcast": 28},
                               "new_items": {"audiobook": 215, "podcast": 368}}},
         "settings": {"k": 10, "mrr_k": 100},
-        "results": {"unified_2t": model(0.3456, 0.40, source="unified_2t:2t_x"),
+        "results": {"unified_2t": model(0.3456, 0.40, source="unified_2t:2t_x",
+                                        cold_start={"versus_popularity": cold_vs_popularity}),
                     "als": model(0.325, 0.329, settings={"factors": 32, "alpha": 1.0}),
                     "ease": model(0.30, 0.31, settings={"l2": 500.0})},
         "paper": {"table1": {"models": ["unified_2t", "audiobook_2t"], "types": ["audiobook"],
@@ -210,6 +215,9 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     assert "| als | factors 32, alpha 1.0 | - |" in text  # settings
     assert "| unified_2t | - | `unified_2t:2t_x` |" in text  # source
     assert "no history: audiobook (21 users)" in text and "| 0.476 |" in text
+    # users without history: unified_2t minus popularity, paired, per type and pooled
+    assert ("| unified_2t | +0.095 [-0.048, +0.238] | +0.095 [-0.048, +0.238] | "
+            "+0.095 [-0.048, +0.238] | 0.62 |") in text
     # Paper: paired difference, McNemar p, the paper's figure; a missing pair says so.
     assert "**+0.014 [+0.007, +0.019]** | 2.8e-05 | 1,043 | A ahead" in text
     assert "0.316 vs 0.271" in text and "missing: unified_2t_no_gnn" in text
