@@ -364,6 +364,45 @@ def test_unknown_user_with_recent_items_gets_a_vector_from_them(client, offline,
     assert scored["unknown_recent_item_ids"] == ["gone-item"]
 
 
+def test_an_item_released_after_graph_as_of_is_recommended_to_a_user_close_to_it(client, offline):
+    """An item released between graph_as_of and the cutoff has no co-interaction edges: its
+    HGNN vector comes from its text alone (hgnn.inductive_vectors). It is indexed, and the
+    user whose offline ranking puts it highest among the items of its type outside their
+    history gets it from /recommend (#12: new items reached zero-shot)."""
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from transforms.warehouse import warehouse_query
+
+    workspace, split = offline.workspace, offline.split
+    timeline = resolve_timeline(load_config(workspace.root).timeline, workspace)
+    released = warehouse_query(workspace, """
+        select item_id, item_type from item_catalog
+        where is_top_level and created_at >= ? and created_at < ?
+          and item_id not in (select src_item_id from co_interaction_edges)
+        order by item_id""", [timeline.graph_as_of, timeline.cutoff])
+    assert released, "the tiny workspace releases items between graph_as_of and the cutoff"
+    best = None  # (rank among the type's items outside the history, user, item, type)
+    for item_id, item_type in released:
+        j = split.item_index[item_id]
+        columns = np.flatnonzero(split.item_types == item_type)
+        for u in offline.users:
+            user = split.user_ids[u]
+            history = set(split.histories[u].tolist())
+            if j in history:
+                continue
+            scores = offline.scores[offline.row[user]]
+            others = np.array([c for c in columns if c not in history])
+            rank = int((scores[others] > scores[j]).sum())
+            if best is None or rank < best[0]:
+                best = (rank, user, item_id, item_type)
+    rank, user, item_id, item_type = best
+    assert rank < 10, f"no user has any of {released} in their top 10 (best: {best})"
+    body = client.post("/recommend", json={"user_id": user, "k": 10,
+                                           "item_types": [item_type]}).json()
+    assert body["strategy"] == "model"
+    assert item_id in [i["item_id"] for i in body["items"]], (best, body["items"])
+
+
 def test_exact_k_at_500_for_every_type_filter(client, offline, manifest, engine):
     """k = 500 with each type filter, for every evaluation user (history left out) and for
     /similar from items of each type: exactly min(k, items left) come back. milvus-lite's
