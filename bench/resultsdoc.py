@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from resultsrun import (
     REPO,
     Decision,
@@ -87,11 +85,9 @@ def with_ci(x: float | None, ci: list[float] | None) -> str:
 
 
 def diff_cell(c: Mapping[str, Any] | None) -> str:
-    if not c or c.get("diff") is None:
-        return "n/a"
-    lo, hi = c["diff_ci"]
-    text = f"{c['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-    return f"**{text}**" if c.get("significant") else text
+    from evaluation.stats import format_difference
+
+    return format_difference(c)
 
 
 def p_cell(c: Mapping[str, Any] | None) -> str:
@@ -158,13 +154,7 @@ def render_overview(views: list[RunView]) -> str:
 
 def baseline_comparisons(views: list[RunView]) -> str:
     """unified_2t against als and ease per run and type (paired, from user_hits.npz)."""
-    from evaluation.stats import align, compare_models, paired_comparison
-
-    def pooled(hits: Mapping[str, Any], b: str) -> dict[str, Any]:
-        """A vs B over the (user, type) units of every type both have."""
-        pairs = [align(*hits[UNIFIED][t], *hits[b][t]) for t in hits[UNIFIED] if t in hits[b]]
-        return paired_comparison(np.concatenate([a for a, _ in pairs]),
-                                 np.concatenate([b for _, b in pairs]))
+    from evaluation.stats import compare_models, compare_pooled
 
     rows, missing = [], []
     for v in views:
@@ -187,7 +177,8 @@ def baseline_comparisons(views: list[RunView]) -> str:
                         else ["not evaluated", "", ""])
             rows.append(row)
         if len(v.user_hits[UNIFIED]) > 1:
-            overall = {b: pooled(v.user_hits, b) for b in BASELINES if b in v.user_hits}
+            overall = {b: compare_pooled(v.user_hits, UNIFIED, b) for b in BASELINES
+                       if b in v.user_hits}
             first = next(iter(overall.values()), None)
             row = [name, "all types", f"{first['n_users']:,}" if first else "",
                    f3(first["hr_a"]) if first else "n/a"]

@@ -266,9 +266,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               versus: str = "ease") -> None:
     """`also`: workspaces of the same data and validation cutoff with other data settings
     (WORKSPACE_SETTINGS), whose variants join the table."""
-    import numpy as np
-
-    from evaluation.stats import paired_comparison
+    from evaluation.stats import compare_pooled, format_difference
     from evaluation.user_hits import load_user_hits
     from gfm.config import load_config
 
@@ -312,13 +310,8 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     def delta(name: str, versus: str) -> str:
         if name == versus or not all(n in hits for n in (name, versus)):
             return "–"
-        pairs = [_aligned(hits, name, versus, t) for t in types]
-        p = paired_comparison(np.concatenate([a for a, _ in pairs]),
-                              np.concatenate([b for _, b in pairs]))
-        if p["diff"] is None:
-            return "–"
-        text = f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]"
-        return f"**{text}**" if p["significant"] else text
+        p = compare_pooled(hits, name, versus, types)
+        return "–" if p["diff"] is None else format_difference(p)
 
     from gfm.config import Config
     from training.two_tower.config import TwoTowerConfig
@@ -426,14 +419,6 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
                      f"| {per_type(group, 'cold_users')} | {per_type(group, 'hidden_history')} "
                      f"| {per_type(group, 'pretend_new')} |")
     return lines + [""]
-
-
-def _aligned(hits, a: str, b: str, t: str):
-    from evaluation.stats import align
-
-    ua, ha = hits[a][t]
-    ub, hb = hits[b][t]
-    return align(ua, ha, ub, hb)
 
 
 def _plot(records: dict[str, dict], path: Path) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from evaluation import metrics as m
 from evaluation.split import EvalSplit
-from evaluation.stats import align, bootstrap_ci, paired_comparison
+from evaluation.stats import bootstrap_ci, compare_models, compare_pooled, format_difference
 
 # Every model is compared with this one on users without history (what the paper compares its
 # cold-start users with).
@@ -128,13 +128,12 @@ def versus_reference(cold_hits: Mapping[str, Mapping[str, tuple]], types: list[s
     if reference not in cold_hits:
         return {}
     out = {}
-    for name, per_type in cold_hits.items():
+    for name in cold_hits:
         if name == reference:
             continue
-        pairs = {t: align(*per_type[t], *cold_hits[reference][t]) for t in types}
-        pairs[POOLED] = (np.concatenate([a for a, _ in pairs.values()]),
-                         np.concatenate([b for _, b in pairs.values()]))
-        out[name] = {t: _paired_summary(paired_comparison(a, b)) for t, (a, b) in pairs.items()}
+        paired = {**compare_models(cold_hits, name, reference, types),
+                  POOLED: compare_pooled(cold_hits, name, reference, types)}
+        out[name] = {t: _paired_summary(p) for t, p in paired.items()}
     return out
 
 
@@ -183,14 +182,6 @@ def format_cold_start_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_diff(p: Mapping[str, Any] | None) -> str:
-    """'+0.012 [-0.010, +0.034]', bold when the interval excludes 0; 'n/a' without users."""
-    if not p or p["diff"] is None:
-        return "n/a"
-    text = f"{p['diff']:+.3f} [{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]"
-    return f"**{text}**" if p["significant"] else text
-
-
 def format_versus_reference(results: Mapping[str, Mapping[str, Any]],
                             reference: str = COLD_REFERENCE) -> list[str]:
     """Markdown lines: each model minus `reference` on the users without history, paired,
@@ -210,7 +201,7 @@ def format_versus_reference(results: Mapping[str, Mapping[str, Any]],
              "|:--" + "|--:" * (len(columns) + 1) + "|"]
     for name, paired in compared.items():
         p = paired[POOLED]["mcnemar_p"]
-        lines.append(f"| {name} | " + " | ".join(format_diff(paired[c]) for c in columns)
+        lines.append(f"| {name} | " + " | ".join(format_difference(paired[c]) for c in columns)
                      + f" | {'n/a' if p is None else f'{p:.2g}'} |")
     return lines
 

@@ -137,3 +137,23 @@ def compare_models(user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]
         ub, hb = user_hits[b][t]
         out[t] = paired_comparison(*align(ua, ha, ub, hb), **kwargs)
     return out
+
+
+def compare_pooled(user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], a: str, b: str,
+                   types: list[str] | None = None, **kwargs) -> dict[str, Any]:
+    """paired_comparison of models a and b over the (user, type) units of every type (default:
+    the types both have), each type on the users both counted there."""
+    types = types or [t for t in user_hits[a] if t in user_hits[b]]
+    pairs = [align(*user_hits[a][t], *user_hits[b][t]) for t in types]
+    return paired_comparison(np.concatenate([x for x, _ in pairs]),
+                             np.concatenate([y for _, y in pairs]), **kwargs)
+
+
+def format_difference(c: dict[str, Any] | None) -> str:
+    """A paired_comparison as a table cell, '+0.012 [-0.010, +0.034]', bold when its interval
+    excludes 0; 'n/a' without one."""
+    if not c or c.get("diff") is None:
+        return "n/a"
+    lo, hi = c["diff_ci"]
+    text = f"{c['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return f"**{text}**" if c.get("significant") else text
