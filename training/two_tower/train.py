@@ -339,7 +339,7 @@ def fit_two_tower(
         v = items.take(variant_index_t[index]).to(device)
         zi = model.items(v)  # (b, d)
         log_q = log_q_item[it] if config.logq_correction else None
-        if config.popularity_prior == "recent":  # each positive's popularity of its own day
+        if config.popularity_prior == "recent":  # the positive's day's (lagged in training)
             v.popularity = popularity_table[popularity_day(index).to(device), it]
         prior = (weight, model.item_prior(v)) if weight is not None else None
         return in_batch_softmax_loss(zu, zi, it, log_q, config.temperature,
