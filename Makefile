@@ -66,7 +66,8 @@ bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 # docs/results.md from the named runs of bench/results.py (workspaces under results/ or
-# $$RESULTS_DIR); a run is rerun only when its code, commands, config or raw data changed.
+# $$RESULTS_DIR, records in docs/results/); a run is rerun only when its code, commands,
+# config or raw data changed.
 results: setup
 	$(BIN)/python bench/results.py $(if $(RUNS),--runs $(RUNS)) $(RESULTS_FLAGS)
 

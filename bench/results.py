@@ -8,10 +8,12 @@ writes the document from their metrics.json.
 
 Each run has a workspace under the results folder (RESULTS_DIR, default <repo>/results/,
 outside git): <results>/<run>/workspace, beside it stamp.json (commit, code hash, config,
-commands, wall time, finished_at, status) and logs/ (one log per command). A run is rerun only
-when its inputs changed: the code (bench/resultsrun.py's CODE_PATHS), its commands and config,
-its raw data, or the run it starts from. Otherwise its stamp and metrics are reused, and the
-document comes out byte-identical.
+commands, wall time, finished_at, status) and logs/ (one log per command). Its record, in git
+beside the document (docs/results/<run>/: the stamp, metrics.json, user_hits.npz, the training
+summaries), is what the document is written from. A run is rerun only when its inputs changed:
+the code (bench/resultsrun.py's CODE_PATHS), its commands and config, its raw data, or the run
+it starts from (whose workspace must then be here). Otherwise its record is reused, and the
+document comes out byte-identical, on this machine or a fresh clone.
 """
 
 from __future__ import annotations
@@ -112,12 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.list:
-        for run, decision in plan(RUNS, root):
+        for run, decision in plan(RUNS, root, args.doc):
             print(f"{run.name:20s} {decision.action:6s} {decision.reason}")
         return 0
     failed = []
     if not args.reuse_only:
-        failed = bring_up_to_date(RUNS, selected, root)
+        failed = bring_up_to_date(RUNS, selected, root, args.doc)
     path = write_document(RUNS, root, args.doc, PAPER_REFERENCE)
     print(f"wrote {path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

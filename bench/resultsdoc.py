@@ -5,7 +5,6 @@ clock: the same runs give the same bytes."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,10 @@ from resultsrun import (
     Decision,
     Run,
     code_state,
-    decide,
-    metrics_path,
-    read_stamp,
-    run_inputs,
-    workspace_of,
+    decide_recorded,
+    read_record,
+    records_dir,
+    sync_record,
 )
 
 UNIFIED = "unified_2t"
@@ -36,7 +34,10 @@ reports/metrics.json and reports/user_hits.npz. `RUNS=small,medium make results`
 `make results-doc` (`bench/results.py --reuse-only`) rewrites this file from the runs as they
 are, running nothing; `bench/results.py --list` says which runs would be reused or rerun, and
 why. The runs are defined in bench/results.py; their workspaces live under results/ (or
-$RESULTS_DIR), outside git. Each section says the commit, config and commands that produced it,
+$RESULTS_DIR), outside git, and what this file is written from (each run's stamp, metrics.json,
+per-user hits and training summaries) is kept in git under docs/results/<run>/: a fresh clone
+writes the same file and reruns only what changed. Each section says the commit, config and
+commands that produced it,
 and how long it ran; a run that failed says so with the end of its output (the others go on),
 and a run whose inputs changed since is marked stale until it is rerun.
 
@@ -463,61 +464,42 @@ def render_document(views: list[RunView], reference: Mapping[str, Any]) -> str:
 # Assembling from the results folder
 
 
-def copy_plots(run: Run, workspace: Path, doc: Path) -> list[str]:
-    """The workspace's reports/*.png into <doc dir>/img/<run>/ (rewritten only when their bytes
-    differ; plots no longer produced are removed); their paths relative to the document."""
-    target = doc.parent / "img" / run.name
-    sources = sorted((workspace / "reports").glob("*.png"))
-    if sources:
-        target.mkdir(parents=True, exist_ok=True)
-    kept = set()
-    for source in sources:
-        dest = target / source.name
-        kept.add(dest.name)
-        if not dest.is_file() or dest.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, dest)
-    for old in target.glob("*.png") if target.is_dir() else []:
-        if old.name not in kept:
-            old.unlink()
-    return [f"img/{run.name}/{name}" for name in sorted(kept)]
-
-
-def load_view(run: Run, root: Path, runs: Mapping[str, Run], code: Mapping[str, Any],
-              doc: Path) -> RunView:
+def load_view(run: Run, runs: Mapping[str, Run], code: Mapping[str, Any], doc: Path
+              ) -> RunView:
+    """The run as its record (docs/results/<run>/) holds it."""
     from evaluation.user_hits import FILE_NAME, load_user_hits
 
-    stamp = read_stamp(root, run.name)
-    path = metrics_path(root, run.name)
-    decision = decide(stamp, run_inputs(run, runs, code["code_hash"]), path.is_file())
-    metrics = user_hits = None
-    plots: list[str] = []
-    if stamp is not None and stamp.get("status") == "ok" and path.is_file():
-        # Paths inside the workspace are shown relative to it (the same wherever results live).
-        metrics = json.loads(path.read_text().replace(str(workspace_of(root, run.name)),
-                                                      "<workspace>"))
-        hits = path.parent / FILE_NAME
-        user_hits = load_user_hits(hits) if hits.is_file() else None
-        plots = copy_plots(run, workspace_of(root, run.name), doc)
-        training = {}
-        for key, name in (("hgnn", "hgnn_metrics.json"),
-                          ("two_tower", "two_tower_metrics_unified_2t.json")):
-            if (path.parent / name).is_file():
-                training[key] = json.loads((path.parent / name).read_text())
-        return RunView(run, stamp, decision, metrics, user_hits, plots, training)
-    return RunView(run, stamp, decision, metrics, user_hits, plots)
+    record = records_dir(doc) / run.name
+    stamp = read_record(records_dir(doc), run.name)
+    decision = decide_recorded(run, runs, code["code_hash"], doc)
+    path = record / "metrics.json"
+    if stamp is None or stamp.get("status") != "ok" or not path.is_file():
+        return RunView(run, stamp, decision, None, None, [])
+    hits = record / FILE_NAME
+    plots = sorted(f"img/{run.name}/{p.name}" for p in (doc.parent / "img" / run.name).glob(
+        "*.png"))
+    training = {key: json.loads((record / name).read_text())
+                for key, name in (("hgnn", "hgnn_metrics.json"),
+                                  ("two_tower", "two_tower_metrics_unified_2t.json"))
+                if (record / name).is_file()}
+    return RunView(run, stamp, decision, json.loads(path.read_text()),
+                   load_user_hits(hits) if hits.is_file() else None, plots, training)
 
 
 def write_document(runs: list[Run], root: Path, doc: Path,
                    reference: Mapping[str, Any]) -> Path:
-    """docs/results.md from every default run and every other run that has a stamp."""
+    """docs/results.md from the records of every default run and of every other run that has
+    one (each record first brought up to its workspace, where this machine has one)."""
     import sys
 
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     code = code_state()
     by_name = {r.name: r for r in runs}
-    shown = [r for r in runs if r.default or read_stamp(root, r.name) is not None]
-    views = [load_view(r, root, by_name, code, doc) for r in shown]
+    for run in runs:
+        sync_record(run, root, doc)
+    shown = [r for r in runs if r.default or read_record(records_dir(doc), r.name) is not None]
+    views = [load_view(r, by_name, code, doc) for r in shown]
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(render_document(views, reference))
     return doc

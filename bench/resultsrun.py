@@ -3,7 +3,13 @@ stamp still matches them (reuse) or not (rerun, and why), and running its `gfm` 
 
 A run's key is the hash of its inputs: the code (CODE_PATHS as in the working tree, tracked and
 untracked-but-not-ignored files), its commands and config, its raw data files, and the key of
-the run it starts from. stamp.json records the key with the commit, wall time and outcome."""
+the run it starts from. stamp.json records the key with the commit, wall time and outcome.
+
+Two places per run. Its workspace (<results>/<run>/, outside git) is where it runs. Its record
+(docs/results/<run>/, in git beside the document) keeps what the document is written from: the
+stamp, metrics.json, the per-user hits and the training summaries (its plots go to
+docs/img/<run>/). A fresh clone has no workspaces but every record, so it rewrites the same
+document and reruns only the runs whose inputs changed."""
 
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ from benchdoc import REPO, cpu_name, run_child
 CODE_PATHS = ("gfm", "ingest", "transforms", "feature_store", "training", "evaluation", "serving", "dbt",
               "feature_repo", "pyproject.toml")
 STAMP = "stamp.json"
+# A workspace's reports/ files that a record keeps (those that exist).
+RECORD_REPORTS = ("metrics.json", "user_hits.npz", "hgnn_metrics.json",
+                  "two_tower_metrics_unified_2t.json")
+WORKSPACE_MARK = "<workspace>"  # a workspace's own path, as a record's metrics.json shows it
 ERROR_TAIL_CHARS = 3000
 
 
@@ -70,6 +80,70 @@ def read_stamp(root: Path, name: str) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def records_dir(doc: Path) -> Path:
+    """Where the runs' records live: docs/results/ beside docs/results.md."""
+    return doc.parent / doc.stem
+
+
+def read_record(records: Path, name: str) -> dict[str, Any] | None:
+    """The stamp of the run's record (its latest attempt that reached the document)."""
+    try:
+        return json.loads((records / name / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def record_metrics(records: Path, name: str) -> Path:
+    return records / name / "metrics.json"
+
+
+def sync_record(run: Run, root: Path, doc: Path) -> bool:
+    """Bring the run's record (and its plots under <doc dir>/img/<run>/) up to its workspace's
+    latest attempt, when the workspace holds one the record does not; True if it did. A failed
+    attempt replaces the record too (its figures went with its workspace), as the document
+    shows the failure. Files are rewritten only when their bytes differ, the stamp last: an
+    interrupted sync is redone by the next one."""
+    stamp = read_stamp(root, run.name)
+    record = records_dir(doc) / run.name
+    if stamp is None or stamp == read_record(records_dir(doc), run.name):
+        return False
+    record.mkdir(parents=True, exist_ok=True)
+    workspace = workspace_of(root, run.name)
+    reports = workspace / "reports"
+    for name in RECORD_REPORTS:
+        source, target = reports / name, record / name
+        if stamp.get("status") != "ok" or not source.is_file():
+            target.unlink(missing_ok=True)
+            continue
+        data = source.read_bytes()
+        if name.endswith(".json"):  # paths inside the workspace: the same wherever it lives
+            data = data.replace(str(workspace).encode(), WORKSPACE_MARK.encode())
+        if not target.is_file() or target.read_bytes() != data:
+            target.write_bytes(data)
+    copy_plots(run, reports if stamp.get("status") == "ok" else None, doc)
+    _write_json(record / STAMP, stamp)
+    return True
+
+
+def copy_plots(run: Run, reports: Path | None, doc: Path) -> list[str]:
+    """The reports' *.png into <doc dir>/img/<run>/ (rewritten only when their bytes differ;
+    plots no longer produced are removed); their paths relative to the document."""
+    target = doc.parent / "img" / run.name
+    sources = sorted(reports.glob("*.png")) if reports is not None else []
+    if sources:
+        target.mkdir(parents=True, exist_ok=True)
+    kept = set()
+    for source in sources:
+        dest = target / source.name
+        kept.add(dest.name)
+        if not dest.is_file() or dest.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, dest)
+    for old in target.glob("*.png") if target.is_dir() else []:
+        if old.name not in kept:
+            old.unlink()
+    return [f"img/{run.name}/{name}" for name in sorted(kept)]
 
 
 def _git(*args: str) -> str:
@@ -161,13 +235,45 @@ def metrics_path(root: Path, name: str) -> Path:
     return workspace_of(root, name) / "reports" / "metrics.json"
 
 
-def plan(runs: list[Run], root: Path, code: Mapping[str, Any] | None = None
+def decide_recorded(run: Run, runs: Mapping[str, Run], code_hash: str, doc: Path
+                    ) -> Decision:
+    """decide() on the run's record (sync_record first, for a workspace's newer attempt)."""
+    records = records_dir(doc)
+    return decide(read_record(records, run.name), run_inputs(run, runs, code_hash),
+                  record_metrics(records, run.name).is_file())
+
+
+def plan(runs: list[Run], root: Path, doc: Path, code: Mapping[str, Any] | None = None
          ) -> list[tuple[Run, Decision]]:
     code = code or code_state()
     by_name = {r.name: r for r in runs}
-    return [(run, decide(read_stamp(root, run.name),
-                         run_inputs(run, by_name, code["code_hash"]),
-                         metrics_path(root, run.name).is_file())) for run in runs]
+    for run in runs:
+        sync_record(run, root, doc)
+    return [(run, decide_recorded(run, by_name, code["code_hash"], doc)) for run in runs]
+
+
+def workspace_is_current(run: Run, root: Path, inputs: Mapping[str, Any]) -> bool:
+    """The run's workspace is here, succeeded, and ran on exactly these inputs."""
+    stamp = read_stamp(root, run.name)
+    return (stamp is not None and stamp.get("status") == "ok"
+            and stamp.get("key") == key_of(inputs) and metrics_path(root, run.name).is_file())
+
+
+def to_run(selected: list[Run], decisions: Mapping[str, Decision],
+           workspace_current: Mapping[str, bool]) -> dict[str, str]:
+    """{name: why} of the selected runs to execute, in definition order: those whose record is
+    not reusable, and the bases of those whose workspace is not on this machine (a record
+    keeps figures, not a workspace to start from)."""
+    chosen = {r.name: decisions[r.name].reason for r in selected
+              if decisions[r.name].action == "run"}
+    by_name = {r.name: r for r in selected}
+    for run in reversed(selected):  # a base is listed before the runs that start from it
+        base = by_name.get(run.base) if run.base else None
+        if run.name in chosen and base is not None and base.name not in chosen \
+                and not workspace_current[base.name]:
+            chosen[base.name] = (f"{run.name} starts from its workspace, which is not under "
+                                 "this results folder")
+    return {r.name: chosen[r.name] for r in selected if r.name in chosen}
 
 
 def select(runs: list[Run], spec: str | None) -> list[Run]:
@@ -282,9 +388,11 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
     return stamp
 
 
-def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path) -> list[str]:
-    """Rerun each selected run whose inputs changed (in definition order); the names of those
-    that failed. One `make results` at a time per results folder (a lock file)."""
+def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path, doc: Path
+                     ) -> list[str]:
+    """Rerun each selected run whose inputs changed (in definition order), recording each
+    attempt beside the document; the names of those that failed. One `make results` at a time
+    per results folder (a lock file)."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
         try:
@@ -293,16 +401,20 @@ def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path) -> list[s
             raise SystemExit(f"another `make results` is running on {root}") from None
         code = code_state()
         by_name = {r.name: r for r in runs}
+        decisions = dict((r.name, d) for r, d in plan(runs, root, doc, code))
+        current = {r.name: workspace_is_current(r, root, run_inputs(r, by_name,
+                                                                    code["code_hash"]))
+                   for r in selected}
+        reasons = to_run(selected, decisions, current)
         failed = []
         for run in selected:
             inputs = run_inputs(run, by_name, code["code_hash"])
-            decision = decide(read_stamp(root, run.name), inputs,
-                              metrics_path(root, run.name).is_file())
-            if decision.action == "reuse":
-                print(f"[{run.name}] reused: {decision.reason}", flush=True)
+            if run.name not in reasons:
+                print(f"[{run.name}] reused: {decisions[run.name].reason}", flush=True)
                 continue
-            print(f"[{run.name}] running: {decision.reason}", flush=True)
+            print(f"[{run.name}] running: {reasons[run.name]}", flush=True)
             stamp = execute(run, root, inputs, code, by_name)
+            sync_record(run, root, doc)
             print(f"[{run.name}] {stamp['status']} in {stamp['wall_s']:.0f} s", flush=True)
             if stamp["status"] != "ok":
                 failed.append(run.name)

@@ -254,3 +254,64 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(resultsdoc, "code_state", lambda: {**code, "code_hash": "d" * 64})
     resultsdoc.write_document(RUNS, root, doc, {})
     assert "**Stale**: the code changed" in doc.read_text()
+
+
+def test_a_fresh_clone_writes_the_same_document_from_the_records(tmp_path, monkeypatch):
+    code = {"commit": "abcdef1234567", "code_hash": "c" * 64, "dirty": []}
+    monkeypatch.setattr(resultsdoc, "code_state", lambda: code)
+    root, doc = tmp_path / "results", tmp_path / "docs" / "results.md"
+    fake_results(root, code["code_hash"])
+    resultsdoc.write_document(RUNS, root, doc, {})
+    first = doc.read_bytes()
+    record = tmp_path / "docs" / "results" / "base"
+    assert {p.name for p in record.iterdir()} == {"stamp.json", "metrics.json", "user_hits.npz",
+                                                   "hgnn_metrics.json"}
+    # The workspace path never reaches a record: it differs from machine to machine.
+    assert str(root) not in (record / "metrics.json").read_text()
+
+    import shutil
+
+    shutil.rmtree(root)  # a fresh clone: records and plots, no workspaces
+    resultsdoc.write_document(RUNS, root, doc, {})
+    assert doc.read_bytes() == first
+    by_name = {r.name: r for r in RUNS}
+    decision = resultsrun.decide_recorded(RUNS[0], by_name, code["code_hash"], doc)
+    assert decision.action == "reuse"
+
+
+def test_a_new_attempt_replaces_the_record_and_a_failure_drops_its_figures(tmp_path,
+                                                                            monkeypatch):
+    code = {"commit": "abcdef1234567", "code_hash": "c" * 64, "dirty": []}
+    monkeypatch.setattr(resultsdoc, "code_state", lambda: code)
+    root, doc = tmp_path / "results", tmp_path / "docs" / "results.md"
+    fake_results(root, code["code_hash"])
+    resultsdoc.write_document(RUNS, root, doc, {})
+    assert (doc.parent / "img" / "base" / "hr_at_10.png").is_file()
+    # The rerun failed: execute() removed the workspace and wrote a failed stamp.
+    import shutil
+
+    shutil.rmtree(resultsrun.workspace_of(root, "base"))
+    stamp = json.loads((root / "base" / "stamp.json").read_text())
+    stamp.update(status="failed", error="GfmError: out of disk")
+    (root / "base" / "stamp.json").write_text(json.dumps(stamp))
+    assert resultsrun.sync_record(RUNS[0], root, doc)
+    assert not resultsrun.sync_record(RUNS[0], root, doc)  # nothing newer the second time
+    record = doc.parent / "results" / "base"
+    assert {p.name for p in record.iterdir()} == {"stamp.json"}
+    assert not (doc.parent / "img" / "base" / "hr_at_10.png").exists()
+    resultsdoc.write_document(RUNS, root, doc, {})
+    assert "**This run failed**" in doc.read_text() and "out of disk" in doc.read_text()
+
+
+def test_a_base_whose_workspace_is_elsewhere_runs_again_for_the_run_that_starts_from_it():
+    reuse, run = resultsrun.Decision("reuse", "ok"), resultsrun.Decision("run", "the code changed")
+    # paper must run; base's record is current but its workspace is not on this machine.
+    chosen = resultsrun.to_run(RUNS[:2], {"base": reuse, "paper": run},
+                               {"base": False, "paper": False})
+    assert list(chosen) == ["base", "paper"]
+    assert "starts from its workspace" in chosen["base"]
+    # With the workspace here, only paper runs; with nothing to run, nothing does.
+    assert list(resultsrun.to_run(RUNS[:2], {"base": reuse, "paper": run},
+                                  {"base": True, "paper": False})) == ["paper"]
+    assert resultsrun.to_run(RUNS[:2], {"base": reuse, "paper": reuse},
+                             {"base": False, "paper": False}) == {}
