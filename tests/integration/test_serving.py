@@ -3,8 +3,8 @@ and as a real `gfm serve`, exact-k answers, a schema-driven fuzz test and a cont
 body-size matrix, parity with `gfm evaluate`'s top 10, a copied and moved workspace, and the
 scale-out mode (two workers, a milvus-lite server, the Redis online store).
 
-One workspace for the module, built by `gfm pipeline` in a subprocess (so no embedded
-milvus-lite stays open in this process). A `milvus_lite server` then holds its index and every
+One workspace, the session's `tiny_pipeline_workspace` (conftest: `gfm pipeline` in a
+subprocess, so no embedded milvus-lite stays open in this process). A `milvus_lite server` then holds its index and every
 service of the module reaches it by URI: several processes share one index, as in production.
 """
 
@@ -33,7 +33,6 @@ from serving.milvus import start_lite_server, stop_process
 
 pytestmark = pytest.mark.integration
 
-PIPELINE_FLAGS = ["--set", "hgnn.max_epochs=2", "--set", "two_tower.epochs=2"]
 START_TIMEOUT_S = 180
 
 
@@ -94,12 +93,9 @@ def _start_server(workdir: Path, log: Path, *flags: str) -> tuple[str, subproces
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_raw_workspace, tmp_path_factory) -> Path:
-    """The tiny workspace through every stage of `gfm pipeline`, `gfm index` (HNSW) included."""
-    workdir = tmp_path_factory.mktemp("serving") / "ws"
-    shutil.copytree(tiny_raw_workspace / "raw", workdir / "raw")
-    _gfm("pipeline", "--workdir", str(workdir), *PIPELINE_FLAGS, timeout=1200)
-    return workdir
+def workdir(tiny_pipeline_workspace) -> Path:
+    """The tiny workspace through `gfm pipeline` (conftest), shared with test_bento."""
+    return tiny_pipeline_workspace
 
 
 @pytest.fixture(scope="module")
