@@ -315,3 +315,14 @@ def test_a_base_whose_workspace_is_elsewhere_runs_again_for_the_run_that_starts_
                                   {"base": True, "paper": False})) == ["paper"]
     assert resultsrun.to_run(RUNS[:2], {"base": reuse, "paper": reuse},
                              {"base": False, "paper": False}) == {}
+
+
+def test_records_are_not_ignored_by_git():
+    """docs/results/<run>/ must be committed: results/ (the workspaces) is ignored at the root
+    only."""
+    repo = BENCH.parent
+    for path in ("docs/results/small/stamp.json", "docs/results/small/user_hits.npz"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=repo)
+        assert ignored.returncode == 1, f"{path} is ignored by git"
+    assert subprocess.run(["git", "check-ignore", "-q", "results/small/stamp.json"],
+                          cwd=repo).returncode == 0
