@@ -220,6 +220,9 @@ def decide(stamp: Mapping[str, Any] | None, inputs: Mapping[str, Any],
     are still there; otherwise rerun, saying why."""
     if stamp is None:
         return Decision("run", "never run")
+    data = inputs.get("data_hash")
+    if isinstance(data, str) and data.startswith("missing"):  # not "changed": not here at all
+        return Decision("run", f"its raw data is not on this machine ({data})")
     if stamp.get("key") != key_of(inputs):
         recorded = stamp.get("inputs") or {}
         changed = sorted({_WHAT[k] for k in _WHAT if recorded.get(k) != inputs.get(k)})

@@ -48,6 +48,9 @@ def test_reuse_only_when_every_input_is_unchanged():
                      config={"timeline": {"protocol": "per_user"}})
     assert decide(_stamp(inputs), run_inputs(configured, BY_NAME, "code1"),
                   True).reason == "its config changed"
+    absent = {**inputs, "data_hash": "missing: raw data ../x does not exist"}
+    assert decide(_stamp(inputs), absent, True).reason.startswith(
+        "its raw data is not on this machine (missing: raw data ../x")
 
 
 def test_a_run_started_from_another_reruns_when_that_one_changes():
