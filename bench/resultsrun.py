@@ -415,6 +415,13 @@ def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path, doc: Path
             if run.name not in reasons:
                 print(f"[{run.name}] reused: {decisions[run.name].reason}", flush=True)
                 continue
+            data = inputs.get("data_hash")
+            if isinstance(data, str) and data.startswith("missing"):
+                # Not an attempt: the run cannot start here, and its record stays as it is.
+                print(f"[{run.name}] not run: {data}; its record is kept", file=sys.stderr,
+                      flush=True)
+                failed.append(run.name)
+                continue
             print(f"[{run.name}] running: {reasons[run.name]}", flush=True)
             stamp = execute(run, root, inputs, code, by_name)
             sync_record(run, root, doc)

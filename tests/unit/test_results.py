@@ -329,3 +329,16 @@ def test_records_are_not_ignored_by_git():
         assert ignored.returncode == 1, f"{path} is ignored by git"
     assert subprocess.run(["git", "check-ignore", "-q", "results/small/stamp.json"],
                           cwd=repo).returncode == 0
+
+
+def test_a_run_whose_raw_data_is_not_here_keeps_its_record(tmp_path, capsys):
+    run = Run("real", "On real data", commands=(("pipeline",),), data=("no/such/dataset",))
+    doc = tmp_path / "docs" / "results.md"
+    record = doc.parent / "results" / "real"
+    record.mkdir(parents=True)
+    (record / "stamp.json").write_text(json.dumps({"status": "ok", "key": "k"}))
+    (record / "metrics.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in record.iterdir()}
+    assert resultsrun.bring_up_to_date([run], [run], tmp_path / "results", doc) == ["real"]
+    assert {p.name: p.read_bytes() for p in record.iterdir()} == before
+    assert "its record is kept" in capsys.readouterr().err
