@@ -4,8 +4,9 @@ body-size matrix, parity with `gfm evaluate`'s top 10, a copied and moved worksp
 scale-out mode (two workers, a milvus-lite server, the Redis online store).
 
 One workspace, the session's `tiny_pipeline_workspace` (conftest: `gfm pipeline` in a
-subprocess, so no embedded milvus-lite stays open in this process). A `milvus_lite server` then holds its index and every
-service of the module reaches it by URI: several processes share one index, as in production.
+subprocess, so no embedded milvus-lite stays open in this process). A `milvus_lite server` then
+holds its index and every service of the module reaches it by URI: several processes share one
+index, as in production.
 """
 
 from __future__ import annotations
