@@ -43,9 +43,9 @@ TUNED_PEERS = (("tune", "als", "--trials", "20"), ("tune", "ease", "--trials", "
 # (the best of 8; the curve flattens from the 5th), with a time budget that does not cut them
 # on a loaded machine. item_id_dropout 0 and popularity_lag_days 0: what these were chosen
 # with (the defaults' 0.3 and 13 were chosen on the small profile; 13 lost on MovieLens'
-# per-user validation split, docs/two_tower_variants_movielens_lag.md). A recency-weighted
-# history (history_decay 0.9) was level there: +0.007 [-0.007, +0.020], not kept
-# (docs/two_tower_variants_movielens_recency.md).
+# per-user validation split, docs/two_tower_variants_movielens_lag.md). Level there and not
+# kept: a recency-weighted history (history_decay 0.9, +0.007 [-0.007, +0.020]) and
+# temperature 0.05 (-0.003 [-0.021, +0.016]) (docs/two_tower_variants_movielens_levers.md).
 MOVIELENS_TWO_TOWER = {"history_set_examples": True, "epochs": 8, "time_budget_s": 3600.0,
                        "item_id_dropout": 0.0, "popularity_lag_days": 0}
 # Medium: one epoch each, as counts, not time budgets (the budgets of 900 s cut both trainings
