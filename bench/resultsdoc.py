@@ -17,6 +17,7 @@ from resultsrun import (
     code_state,
     decide_recorded,
     read_record,
+    record_metrics,
     records_dir,
     sync_record,
 )
@@ -469,10 +470,10 @@ def load_view(run: Run, runs: Mapping[str, Run], code: Mapping[str, Any], doc: P
     """The run as its record (docs/results/<run>/) holds it."""
     from evaluation.user_hits import FILE_NAME, load_user_hits
 
-    record = records_dir(doc) / run.name
-    stamp = read_record(records_dir(doc), run.name)
+    records = records_dir(doc)
+    record, stamp = records / run.name, read_record(records, run.name)
     decision = decide_recorded(run, runs, code["code_hash"], doc)
-    path = record / "metrics.json"
+    path = record_metrics(records, run.name)
     if stamp is None or stamp.get("status") != "ok" or not path.is_file():
         return RunView(run, stamp, decision, None, None, [])
     hits = record / FILE_NAME

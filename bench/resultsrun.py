@@ -127,9 +127,9 @@ def sync_record(run: Run, root: Path, doc: Path) -> bool:
     return True
 
 
-def copy_plots(run: Run, reports: Path | None, doc: Path) -> list[str]:
+def copy_plots(run: Run, reports: Path | None, doc: Path) -> None:
     """The reports' *.png into <doc dir>/img/<run>/ (rewritten only when their bytes differ;
-    plots no longer produced are removed); their paths relative to the document."""
+    plots no longer produced are removed)."""
     target = doc.parent / "img" / run.name
     sources = sorted(reports.glob("*.png")) if reports is not None else []
     if sources:
@@ -143,7 +143,6 @@ def copy_plots(run: Run, reports: Path | None, doc: Path) -> list[str]:
     for old in target.glob("*.png") if target.is_dir() else []:
         if old.name not in kept:
             old.unlink()
-    return [f"img/{run.name}/{name}" for name in sorted(kept)]
 
 
 def _git(*args: str) -> str:
@@ -205,6 +204,12 @@ def run_inputs(run: Run, runs: Mapping[str, Run], code_hash: str,
             "base": run.base, "base_key": base_key}
 
 
+def missing_data(inputs: Mapping[str, Any]) -> str | None:
+    """run_inputs' message when the run's raw data is not on this machine, else None."""
+    data = inputs.get("data_hash")
+    return data if isinstance(data, str) and data.startswith("missing") else None
+
+
 def key_of(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -220,9 +225,9 @@ def decide(stamp: Mapping[str, Any] | None, inputs: Mapping[str, Any],
     are still there; otherwise rerun, saying why."""
     if stamp is None:
         return Decision("run", "never run")
-    data = inputs.get("data_hash")
-    if isinstance(data, str) and data.startswith("missing"):  # not "changed": not here at all
-        return Decision("run", f"its raw data is not on this machine ({data})")
+    missing = missing_data(inputs)
+    if missing:  # not "changed": not here at all
+        return Decision("run", f"its raw data is not on this machine ({missing})")
     if stamp.get("key") != key_of(inputs):
         recorded = stamp.get("inputs") or {}
         changed = sorted({_WHAT[k] for k in _WHAT if recorded.get(k) != inputs.get(k)})
@@ -347,8 +352,6 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
         _write_json(folder / STAMP, stamp)
         return stamp
 
-    if isinstance(inputs.get("data_hash"), str) and inputs["data_hash"].startswith("missing"):
-        return fail(inputs["data_hash"])
     if run.base is not None:
         base_stamp = read_stamp(root, run.base)
         if (base_stamp is None or base_stamp.get("status") != "ok"
@@ -415,10 +418,9 @@ def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path, doc: Path
             if run.name not in reasons:
                 print(f"[{run.name}] reused: {decisions[run.name].reason}", flush=True)
                 continue
-            data = inputs.get("data_hash")
-            if isinstance(data, str) and data.startswith("missing"):
-                # Not an attempt: the run cannot start here, and its record stays as it is.
-                print(f"[{run.name}] not run: {data}; its record is kept", file=sys.stderr,
+            missing = missing_data(inputs)
+            if missing:  # not an attempt: the run cannot start here; its record stays as it is
+                print(f"[{run.name}] not run: {missing}; its record is kept", file=sys.stderr,
                       flush=True)
                 failed.append(run.name)
                 continue
