@@ -46,15 +46,20 @@ def build_training_examples(
     event_types: Sequence[str] = ("stream",),
     max_examples: int | None = None,
     seed: int = 0,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Positive examples (user_id, item_id, event_timestamp, label=1) from the interactions in
-    [examples_start, cutoff) (graph_as_of unless timeline.early_label_days), rolled up to
-    top-level items, one per distinct (user, item, instant), ordered by time. `max_examples`: a
-    seeded uniform sample of that many (still by time)."""
+    [start, end), by default [examples_start, cutoff) (graph_as_of unless
+    timeline.early_label_days), rolled up to top-level items, one per distinct (user, item,
+    instant), ordered by time. A window must lie within the default one: the daily user
+    snapshots exist only there. `max_examples`: a seeded uniform sample of that many (still by
+    time)."""
     from transforms.warehouse import warehouse_query
 
     if not event_types:
         raise GfmError("event_types is empty: give at least one, e.g. ('stream',)")
+    start, end = example_window(timeline, start, end)
     placeholders = ", ".join("?" for _ in event_types)
     rows = warehouse_query(
         workspace,
@@ -65,7 +70,7 @@ def build_training_examples(
             and event_ts >= ? and event_ts < ?
         order by event_timestamp, user_id, item_id
         """,
-        [*event_types, timeline.examples_start, timeline.cutoff],
+        [*event_types, start, end],
     )
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "event_timestamp"])
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"])
@@ -73,9 +78,30 @@ def build_training_examples(
         keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_examples, replace=False))
         frame = frame.iloc[keep].reset_index(drop=True)
     frame["label"] = np.ones(len(frame), dtype=np.int8)
-    logger.info("%d training examples in [%s, %s)", len(frame), timeline.examples_start,
-                timeline.cutoff)
+    logger.info("%d training examples in [%s, %s)", len(frame), start, end)
     return frame[EXAMPLE_COLUMNS]
+
+
+def example_window(timeline: Timeline, start: dt.datetime | None = None,
+                   end: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) checked against the timeline: examples have user snapshots only in
+    [examples_start, cutoff), and the days after the cutoff are the hold-out."""
+    first, last = timeline.examples_start, timeline.cutoff
+    start = first if start is None else start
+    end = last if end is None else end
+    if start >= end:
+        raise GfmError(f"the example window [{start:%Y-%m-%d}, {end:%Y-%m-%d}) is empty: "
+                       "give a start before the end")
+    if end > last:
+        raise GfmError(f"the example window ends {end:%Y-%m-%d}, after the cutoff {last:%Y-%m-%d}"
+                       ": the days after it are the hold-out, kept for evaluation. End at or "
+                       "before the cutoff (or move it: timeline.cutoff)")
+    if start < first:
+        raise GfmError(
+            f"the example window starts {start:%Y-%m-%d}, before {first:%Y-%m-%d}, the first "
+            "day with user snapshots (graph_as_of - timeline.early_label_days). Start there, "
+            "or raise timeline.early_label_days and rerun `gfm transform`")
+    return start, end
 
 
 def history_set_examples(workspace: Workspace, timeline: Timeline) -> pd.DataFrame:

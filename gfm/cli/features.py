@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
+from pathlib import Path
 
 from gfm.cli.common import Context
 
-ACTIONS = ("apply", "materialize", "path", "versions", "retire")
+ACTIONS = ("apply", "materialize", "training-set", "path", "versions", "retire")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -36,6 +38,24 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     materialize.add_argument("--views", default=None, metavar="NAME[,NAME...]",
                              help="only these feature views (default: all)")
+    training_set = actions.add_parser(
+        "training-set",
+        help="write the two-tower's point-in-time training frame to Parquet: one row per "
+             "example (user_id, item_id, event_timestamp, label, example_kind), every feature "
+             "of the FeatureService as of that instant, the user's history lists; the same "
+             "frame `gfm train two-tower` trains on",
+    )
+    training_set.add_argument("--out", type=Path, required=True, metavar="FILE.parquet",
+                              help="where to write it (whole or not at all)")
+    training_set.add_argument("--start", type=_day, default=None, metavar="YYYY-MM-DD",
+                              help="first day of examples (default: the training window's, "
+                                   "graph_as_of - timeline.early_label_days)")
+    training_set.add_argument("--end", type=_day, default=None, metavar="YYYY-MM-DD",
+                              help="examples before this day (default: the cutoff; never after)")
+    training_set.add_argument("--service", default=None,
+                              help="the FeatureService to join through (default: the latest "
+                                   "two_tower_features_vN, the one training reads)")
+    training_set.add_argument("--force", action="store_true", help="replace an existing --out")
     actions.add_parser(
         "path",
         help="print the workspace's Feast repository directory (last line), for "
@@ -96,6 +116,16 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         seconds = sum(s.seconds for s in stats)
         print(f"online store ({ctx.config.features.online_store}): {total:,} rows in "
               f"{seconds:.1f} s")
+    elif args.action == "training-set":
+        from training.two_tower.export import write_training_set
+
+        written = write_training_set(ctx.workspace, ctx.config, ctx.timeline(), args.out,
+                                     service=args.service, start=args.start, end=args.end,
+                                     force=args.force)
+        print(f"{written.rows:,} examples in [{written.start:%Y-%m-%d}, {written.end:%Y-%m-%d}) "
+              f"through {written.service}: {len(written.columns)} columns, "
+              f"{written.size_bytes / 2**20:.1f} MiB in {written.seconds:.1f} s")
+        print(written.path)
     elif args.action == "versions":
         rows, services = feature_store.list_versions(ctx.workspace)
         if args.json:
@@ -114,6 +144,14 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         retired = feature_store.retire(ctx.workspace, ctx.config, args.name, args.cascade)
         print(f"retired {', '.join(retired)} (parquet files kept; removed from the registry "
               "and the online store)")
+
+
+def _day(value: str) -> dt.datetime:
+    """A YYYY-MM-DD argument as its midnight (naive UTC, as the timeline's instants are)."""
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day as YYYY-MM-DD") from None
 
 
 def _lineage(kind: str, lineage: dict) -> str:

@@ -4,6 +4,7 @@ reads on SQLite and on Redis, point-in-time training sets, and versions side by 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -275,6 +276,70 @@ def test_point_in_time_join_never_uses_a_later_row(sqlite_store):
     for column in ("avg_hgnn_all", "hgnn_embedding", "text_embedding"):
         for a, b in zip(split[column], joined[column]):
             assert (a is None and b is None) or np.allclose(a, b)
+
+
+def test_training_set_file_is_the_frame_training_reads(sqlite_store, tmp_path, capsys):
+    """`gfm features training-set` writes training_frame's rows and features to Parquet, a
+    --start/--end window narrows it, and a window past the cutoff or an existing file is
+    refused with nothing written."""
+    from feature_store.core import service_spec
+    from training.two_tower.export import read_description
+    from training.two_tower.train import training_frame
+
+    s = sqlite_store
+    command = ["features", "training-set", "--workdir", str(s.workspace.root)]
+    out = tmp_path / "train.parquet"
+    assert main([*command, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    written = pd.read_parquet(out)
+    types = service_spec(s.workspace, "two_tower_features_v1")["item_types"]
+    expected = training_frame(s.workspace, s.timeline, "two_tower_features_v1", types,
+                              s.config.two_tower)
+    assert len(written) == len(expected) > 100
+    assert set(expected.columns) | {"example_kind"} == set(written.columns)
+    assert (written.example_kind == "stream").all()  # history_set_examples is off here
+    for column in ("user_id", "item_id", "label", "item_type"):
+        assert (written[column].to_numpy() == expected[column].to_numpy()).all(), column
+    assert (pd.to_datetime(written.event_timestamp).to_numpy()
+            == pd.to_datetime(expected.event_timestamp).to_numpy()).all()
+    for column in ("avg_hgnn_all", "hgnn_embedding", "text_embedding", f"item_ids_{types[0]}"):
+        for a, b in zip(written[column], expected[column]):
+            assert (a is None and b is None) or np.array_equal(np.asarray(a), np.asarray(b))
+    description = read_description(out)
+    assert description["feature_service"] == "two_tower_features_v1"
+    assert description["rows"] == len(written)
+    assert description["cutoff"] == s.timeline.cutoff.isoformat()
+
+    start = s.timeline.graph_as_of + dt.timedelta(days=2)
+    end = s.timeline.cutoff - dt.timedelta(days=3)
+    narrow = tmp_path / "narrow.parquet"
+    assert main([*command, "--out", str(narrow), "--start", f"{start:%Y-%m-%d}",
+                 "--end", f"{end:%Y-%m-%d}"]) == 0
+    stamps = pd.to_datetime(written.event_timestamp)
+    inside = written[(stamps >= start) & (stamps < end)].reset_index(drop=True)
+    got = pd.read_parquet(narrow)
+    assert 0 < len(got) == len(inside) < len(written)
+    assert (got[["user_id", "item_id"]].to_numpy() == inside[["user_id", "item_id"]].to_numpy()
+            ).all()
+
+    # with history_set_examples, the leave-one-out rows at the cutoff come too, told apart
+    last_day = tmp_path / "last_day.parquet"
+    assert main([*command, "--out", str(last_day), "--set", "two_tower.history_set_examples=true",
+                 "--start", f"{s.timeline.cutoff - dt.timedelta(days=1):%Y-%m-%d}"]) == 0
+    got = pd.read_parquet(last_day)
+    history_set = got[got.example_kind == "history_set"]
+    assert len(history_set) > 0 and (got.example_kind == "stream").sum() > 0
+    assert (pd.to_datetime(history_set.event_timestamp) == s.timeline.cutoff).all()
+
+    capsys.readouterr()
+    holdout = tmp_path / "holdout.parquet"
+    after = s.timeline.cutoff + dt.timedelta(days=1)
+    assert main([*command, "--out", str(holdout), "--end", f"{after:%Y-%m-%d}"]) == 2
+    assert "hold-out" in capsys.readouterr().err
+    assert not holdout.exists() and not list(tmp_path.glob(".*partial"))
+    before = out.read_bytes()
+    assert main([*command, "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == before
 
 
 def test_history_at_events_gives_each_example_its_history_before_its_instant(built, tmp_path,

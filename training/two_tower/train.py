@@ -435,10 +435,13 @@ def popularity_snapshots(workspace: Workspace, timeline: Timeline,
 
 
 def training_frame(workspace: Workspace, timeline: Timeline, service: str,
-                   item_types: list[str], config: TwoTowerConfig) -> pd.DataFrame:
-    """What the two-tower trains on through `service`: the label window's examples with their
-    point-in-time features, and with `history_set_examples` one more per item of each user's
-    history at the cutoff, its user features there less that item."""
+                   item_types: list[str], config: TwoTowerConfig,
+                   start: dt.datetime | None = None, end: dt.datetime | None = None,
+                   ) -> pd.DataFrame:
+    """What the two-tower trains on through `service`: the label window's examples (or those
+    in [start, end) within it) with their point-in-time features, and with
+    `history_set_examples` one more per item of each user's history at the cutoff, its user
+    features there less that item (only when the window ends at the cutoff)."""
     from feature_store.training_set import (
         build_training_examples,
         history_set_examples,
@@ -447,9 +450,9 @@ def training_frame(workspace: Workspace, timeline: Timeline, service: str,
 
     examples = build_training_examples(workspace, timeline,
                                        max_examples=config.max_examples or None,
-                                       seed=config.seed)
+                                       seed=config.seed, start=start, end=end)
     frame = two_tower_frame(workspace, service, examples, item_types)
-    if not config.history_set_examples:
+    if not config.history_set_examples or (end is not None and end < timeline.cutoff):
         return frame
     at_cutoff = two_tower_frame(workspace, service, history_set_examples(workspace, timeline),
                                 item_types)
