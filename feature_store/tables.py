@@ -106,12 +106,14 @@ def run_feature_models(
     workspace: Workspace, config: Config, timeline: Timeline, select: list[str],
     feature_vars: dict[str, Any],
 ) -> None:
-    """`dbt build --select <select>` with the warehouse's vars plus `feature_vars`."""
+    """`dbt build --select <select>` with the warehouse's vars plus `feature_vars`, on DuckDB
+    whatever warehouse.engine is: the offline store reads these Parquet files, and on Spark
+    the marts they read are DuckDB views over Spark's tables."""
     from transforms.warehouse import run_dbt
 
     logger.info("dbt build --select %s", " ".join(select))
     run_dbt(workspace, config, timeline, ["build", "--select", *select],
-            extra_vars=feature_vars, target="target_features")
+            extra_vars=feature_vars, target="target_features", engine="duckdb")
 
 
 def build_tables(

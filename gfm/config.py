@@ -67,6 +67,9 @@ class TimelineConfig:
     per_user_skip_items: int = 0
 
 
+WAREHOUSE_ENGINES = ("duckdb", "spark")
+
+
 @dataclass
 class WarehouseConfig:
     # An edge needs at least this many distinct users who streamed both items.
@@ -82,6 +85,23 @@ class WarehouseConfig:
     # of the user's history before it, not only what came before its midnight. For data whose
     # users act in bursts within a day (MovieLens' rating sessions); more rows to build.
     history_at_events: bool = False
+    # Where the dbt models run: "duckdb" (in-process, the default; one machine) or "spark"
+    # (dbt-spark's session method: the same models on a SparkSession; needs the `spark` extra,
+    # `pip install -e ".[spark]"`, and Java 17). Either way later stages read the marts through
+    # <workdir>/warehouse.duckdb (docs/scaling.md).
+    engine: str = "duckdb"
+    # Spark master URL: local[N] runs in this process on N cores; spark://host:7077, yarn or
+    # k8s://... for a cluster.
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+    spark_executor_memory: str = "2g"
+    # Shuffle partitions of every join and aggregation: Spark's 200 suit a cluster, not
+    # tiny or small data on a few cores.
+    spark_shuffle_partitions: int = 8
+    # Where Spark writes the marts as Parquet tables (and its metastore beside them); relative
+    # paths are under the workspace. A cluster needs storage every executor sees (hdfs://,
+    # s3a://, a shared mount).
+    spark_warehouse_dir: str = "spark-warehouse"
 
 
 @dataclass
@@ -243,6 +263,12 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def _validate(config: Config) -> None:
     for section in ("embed", "hgnn", "two_tower"):
         check_device_setting(getattr(config, section).device, f"{section}.device")
+    if config.warehouse.engine not in WAREHOUSE_ENGINES:
+        raise ConfigError(f"warehouse.engine must be one of {', '.join(WAREHOUSE_ENGINES)}, got "
+                          f"{config.warehouse.engine!r}")
+    if config.warehouse.spark_shuffle_partitions < 1:
+        raise ConfigError("warehouse.spark_shuffle_partitions must be at least 1, got "
+                          f"{config.warehouse.spark_shuffle_partitions}")
     t = config.timeline
     for name in ("history_days", "label_days", "holdout_days"):
         if getattr(t, name) < 1:

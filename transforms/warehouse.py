@@ -17,6 +17,7 @@ workspace therefore reads its own raw data, never the original's.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ from gfm.workspace import Workspace
 logger = logging.getLogger(__name__)
 
 LOCK_MESSAGE = "Could not set lock"
+# dbt/profiles.yml's output for each warehouse.engine.
+DBT_TARGETS = {"duckdb": "dev", "spark": "spark"}
 _FAILED = {"error", "fail", "runtime error"}
 
 
@@ -68,6 +71,7 @@ def dbt_args(
         *command,
         "--project-dir", project,
         "--profiles-dir", project,
+        "--target", DBT_TARGETS[config.warehouse.engine],
         "--target-path", str(workspace.dbt_dir / target),
         "--log-path", str(workspace.dbt_dir / "logs"),
         # Console output goes through this module's logger (see _forward_event); the file log
@@ -84,13 +88,24 @@ def relative(workspace: Workspace, path: Path) -> str:
     return Path(path).relative_to(workspace.root).as_posix()
 
 
-def dbt_environment(workspace: Workspace) -> dict[str, str]:
+def dbt_environment(workspace: Workspace, config: Config) -> dict[str, str]:
     """What dbt/profiles.yml reads, and telemetry off."""
+    warehouse = config.warehouse
     return {
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "GFM_WAREHOUSE_PATH": str(workspace.warehouse_path),
         "GFM_WORKSPACE_DIR": str(workspace.root),
+        "GFM_SPARK_MASTER": warehouse.spark_master,
+        "GFM_SPARK_DRIVER_MEMORY": warehouse.spark_driver_memory,
+        "GFM_SPARK_EXECUTOR_MEMORY": warehouse.spark_executor_memory,
+        "GFM_SPARK_SHUFFLE_PARTITIONS": str(warehouse.spark_shuffle_partitions),
+        "GFM_SPARK_WAREHOUSE_DIR": str(spark_warehouse_dir(workspace, config)),
     }
+
+
+def spark_warehouse_dir(workspace: Workspace, config: Config) -> Path:
+    """Where Spark keeps the marts' Parquet tables and its metastore (warehouse.engine spark)."""
+    return workspace.root / config.warehouse.spark_warehouse_dir
 
 
 def dbt_invocation(
@@ -103,7 +118,7 @@ def dbt_invocation(
     at = cli.index("--log-level")
     cli[at:at + 2] = []
     argv = [str(Path(sys.executable).with_name("dbt")), *cli]
-    return argv, dbt_environment(workspace), workspace.root
+    return argv, dbt_environment(workspace, config), workspace.root
 
 
 def dbt_shell_command(
@@ -223,13 +238,16 @@ def run_dbt(
     args: list[str] | None = None,
     extra_vars: dict[str, Any] | None = None,
     target: str = "target",
+    engine: str | None = None,
 ) -> None:
     """Run dbt (default `build`) on the workspace's warehouse; raise GfmError if anything fails.
 
     `extra_vars` add to the timeline and warehouse vars; `target` names dbt's target folder
-    under <workdir>/dbt/ (a separate one keeps a partial run's manifest apart)."""
-    from dbt.cli.main import dbtRunner  # imported here: dbt takes a second to import
-
+    under <workdir>/dbt/ (a separate one keeps a partial run's manifest apart). `engine`
+    overrides warehouse.engine (the feature models always run on DuckDB, over the marts)."""
+    if engine is not None and engine != config.warehouse.engine:
+        config = dataclasses.replace(
+            config, warehouse=dataclasses.replace(config.warehouse, engine=engine))
     if not workspace.has_raw_data():
         raise WorkspaceError(
             f"{workspace.raw_dir} lacks items/users/interactions parquet files: "
@@ -238,27 +256,141 @@ def run_dbt(
     workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
     cli_args = dbt_args(workspace, config, timeline, args, extra_vars, target)
     command = " ".join(args or ["build"])
-    logger.info("dbt %s on %s (as of %s)", command, workspace.warehouse_path, timeline.cutoff)
-    # The workspace as working directory: external models write their files to paths relative
-    # to it (stored so in the warehouse's views).
-    with _environment(dbt_environment(workspace), cwd=workspace.root):
-        try:
-            outcome = dbtRunner(callbacks=[_forward_event]).invoke(cli_args)
-        finally:
-            _release_duckdb()
-    if outcome.success:
-        return
-
-    lines, failed_staging = _describe_failures(outcome.result)
-    if outcome.exception is not None:
-        lines.append(f"  - {type(outcome.exception).__name__}: {outcome.exception}")
-    if not lines:
-        lines.append("  - dbt reported a failure without details")
+    if config.warehouse.engine == "spark":
+        logger.info("dbt %s on Spark (%s, tables in %s; as of %s)", command,
+                    config.warehouse.spark_master, spark_warehouse_dir(workspace, config),
+                    timeline.cutoff)
+        lines, failed_staging = _run_dbt_on_spark(workspace, config, cli_args)
+        if not lines:
+            views = publish_spark_tables(workspace, config)
+            logger.info("%d Spark tables readable through %s", len(views),
+                        workspace.warehouse_path)
+            return
+    else:
+        logger.info("dbt %s on %s (as of %s)", command, workspace.warehouse_path,
+                    timeline.cutoff)
+        lines, failed_staging = _run_dbt_in_process(workspace, config, cli_args)
+        if not lines:
+            return
     details = "\n".join(lines)
     raise GfmError(
         f"dbt {command} failed for workspace {workspace.root}:\n{details}\n"
         + _what_to_do(details, failed_staging, workspace)
     )
+
+
+def _run_dbt_in_process(workspace: Workspace, config: Config,
+                        cli_args: list[str]) -> tuple[list[str], bool]:
+    """dbt-duckdb through dbtRunner; (failure lines, whether a staging model failed), no lines
+    on success."""
+    from dbt.cli.main import dbtRunner  # imported here: dbt takes a second to import
+
+    # The workspace as working directory: external models write their files to paths relative
+    # to it (stored so in the warehouse's views).
+    with _environment(dbt_environment(workspace, config), cwd=workspace.root):
+        try:
+            outcome = dbtRunner(callbacks=[_forward_event]).invoke(cli_args)
+        finally:
+            _release_duckdb()
+    if outcome.success:
+        return [], False
+    lines, failed_staging = _describe_failures(outcome.result)
+    if outcome.exception is not None:
+        lines.append(f"  - {type(outcome.exception).__name__}: {outcome.exception}")
+    return lines or ["  - dbt reported a failure without details"], failed_staging
+
+
+def _run_dbt_on_spark(workspace: Workspace, config: Config,
+                      cli_args: list[str]) -> tuple[list[str], bool]:
+    """dbt-spark in a child process: each run gets its own JVM and SparkSession, so no process
+    carries a session (bound to one workspace's metastore) over to the next run. Its console
+    lines are logged as they come; failures are read from run_results.json."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec(
+            "dbt.adapters.spark") is None:
+        raise GfmError("warehouse.engine is spark, but dbt-spark and pyspark are not installed: "
+                       "`pip install -e \".[spark]\"` (or set warehouse.engine: duckdb)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise GfmError("warehouse.engine is spark, but no Java runtime was found: install Java "
+                       "17 (`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
+    spark_warehouse_dir(workspace, config).mkdir(parents=True, exist_ok=True)
+    args = list(cli_args)
+    at = args.index("--log-level")
+    args[at + 1] = "info"  # progress lines, forwarded below
+    argv = [str(Path(sys.executable).with_name("dbt")), *args]
+    environment = {**os.environ, **dbt_environment(workspace, config)}
+    process = subprocess.Popen(argv, cwd=workspace.root, env=environment, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    tail: list[str] = []
+    for line in process.stdout:
+        line = line.rstrip()
+        if line.startswith("{"):  # Spark's JSON log records (Java stack traces): debug only
+            logger.debug("%s", line)
+        elif line:
+            logger.info("%s", line)
+            tail = [*tail[-19:], line]
+    if process.wait() == 0:
+        return [], False
+    target = Path(args[args.index("--target-path") + 1])
+    lines, failed_staging = _describe_run_results(target / "run_results.json")
+    return lines or ["  - dbt on Spark failed; its last lines:", *(f"    {t}" for t in tail)], \
+        failed_staging
+
+
+def _describe_run_results(path: Path) -> tuple[list[str], bool]:
+    """`_describe_failures` for a dbt run in another process (its run_results.json)."""
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return [], False
+    lines, skipped, failed_staging = [], 0, False
+    for result in results:
+        status = str(result.get("status", "")).lower()
+        kind, _, name = result.get("unique_id", "").partition(".gfm.")
+        if status == "skipped":
+            skipped += 1
+        elif status in _FAILED:
+            failed_staging |= kind == "model" and name.startswith("stg_")
+            message = (result.get("message") or "").strip().replace("\n", "\n      ")
+            lines.append(f"  - {kind} {name}: {status}: {message}")
+    if skipped and lines:
+        lines.append(f"  ({skipped} downstream node(s) skipped)")
+    return lines, failed_staging
+
+
+SPARK_SCHEMA = "gfm"  # dbt/profiles.yml's spark output
+
+
+def publish_spark_tables(workspace: Workspace, config: Config) -> list[str]:
+    """Make <workdir>/warehouse.duckdb the reading side of the Spark marts: one DuckDB view per
+    Spark table over its Parquet files (by a path relative to the workspace when it lies
+    inside it, as every other view). Every later stage then reads the same relations on either
+    engine. The file is written beside and renamed into place."""
+    tables_dir = spark_warehouse_dir(workspace, config) / f"{SPARK_SCHEMA}.db"
+    tables = sorted(d for d in tables_dir.iterdir() if d.is_dir() and any(d.glob("*.parquet")))
+    if not tables:
+        raise GfmError(f"{tables_dir} holds no Parquet tables after the Spark run: see "
+                       f"{workspace.dbt_dir / 'logs' / 'dbt.log'}")
+    partial = workspace.warehouse_path.with_name(workspace.warehouse_path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    con = duckdb.connect(str(partial), config={"file_search_path": str(workspace.root)})
+    try:
+        for table in tables:
+            try:
+                location = table.relative_to(workspace.root).as_posix()
+            except ValueError:
+                location = table.as_posix()
+            files = f"{location}/*.parquet".replace("'", "''")
+            con.execute(f'create view "{table.name}" as select * from read_parquet(\'{files}\')')
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    os.replace(partial, workspace.warehouse_path)
+    return [t.name for t in tables]
 
 
 def warehouse_query(

@@ -1,14 +1,14 @@
 {#- The timeline (DESIGN.md, "Time is explicit everywhere") arrives as --vars from run_dbt. -#}
 
 {%- macro timeline_ts(name) -%}
-  {#- A timeline instant ('cutoff', 'graph_as_of', 'holdout_end') as a DuckDB timestamp literal. -#}
+  {#- A timeline instant ('cutoff', 'graph_as_of', 'holdout_end') as a timestamp literal. -#}
   {%- set value = var(name) -%}
   timestamp '{{ value }}'
 {%- endmacro -%}
 
 {%- macro timeline_days(name) -%}
   {#- A day-count var (history_days, label_days, holdout_days) as an interval. -#}
-  to_days(cast({{ var(name) | int }} as integer))
+  {{ interval_days(var(name) | int) }}
 {%- endmacro -%}
 
 {%- macro sql_string_list(values) -%}
@@ -31,7 +31,7 @@
       (0 = graph_as_of, earlier days negative) and snapshot_ts, its midnight. -#}
     select
         snapshot_index,
-        {{ timeline_ts('graph_as_of') }} + to_days(cast(snapshot_index as integer)) as snapshot_ts
+        {{ timeline_ts('graph_as_of') }} + {{ interval_days('snapshot_index') }} as snapshot_ts
 
     from range(
         -{{ var('early_label_days') | int }}, {{ var('label_days') | int }} + 1

@@ -16,9 +16,9 @@ halves as (
         count(*) filter (where src_item_id < dst_item_id) as n_forward,
         count(*) filter (where src_item_id > dst_item_id) as n_backward,
         count(*) filter (where src_item_id = dst_item_id) as n_self_loops,
-        coalesce(sum(hash(src_item_id, dst_item_id, n_users, edge_type)::hugeint)
+        coalesce(sum(cast(hash(src_item_id, dst_item_id, n_users, edge_type) as {{ wide_integer() }}))
             filter (where src_item_id < dst_item_id), 0) as forward_checksum,
-        coalesce(sum(hash(dst_item_id, src_item_id, n_users, edge_type)::hugeint)
+        coalesce(sum(cast(hash(dst_item_id, src_item_id, n_users, edge_type) as {{ wide_integer() }}))
             filter (where src_item_id > dst_item_id), 0) as backward_checksum
 
     from edges

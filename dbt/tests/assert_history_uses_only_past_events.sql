@@ -37,7 +37,8 @@ recomputed as (
         user_id,
         snapshot_ts,
         item_type,
-        list(item_id order by last_event_ts desc, item_id) as item_ids
+        {{ ordered_list('item_id', [['last_event_ts', 'desc'], ['item_id', 'asc']]) }}
+            as item_ids
 
     from user_items
     group by 1, 2, 3

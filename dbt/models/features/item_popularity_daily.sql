@@ -48,7 +48,7 @@ daily_listeners as (
     from interactions
     where event_type in {{ sql_string_list(var('stream_event_types')) }}
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('early_label_days') }}
-            - to_days(28)
+            - {{ interval_days(28) }}
         and event_ts < {{ timeline_ts('cutoff') }}
     group by 1, 2
 
@@ -69,18 +69,19 @@ final as (
         item_snapshots.item_id,
         item_snapshots.snapshot_ts as event_timestamp,
         cast(coalesce(sum(daily_listeners.n_listeners) filter (
-            where daily_listeners.day_ts >= item_snapshots.snapshot_ts - to_days(7)
+            where daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(7) }}
         ), 0) as bigint) as listener_days_7d,
         cast(coalesce(sum(daily_listeners.n_listeners), 0) as bigint) as listener_days_28d,
         -- whole days elapsed (date_diff would count the midnights crossed)
         cast(floor(
-            (epoch(item_snapshots.snapshot_ts) - epoch(item_snapshots.created_at)) / 86400
+            ({{ epoch_seconds('item_snapshots.snapshot_ts') }}
+                - {{ epoch_seconds('item_snapshots.created_at') }}) / 86400
         ) as bigint) as days_since_release
 
     from item_snapshots
     left join daily_listeners
         on daily_listeners.item_id = item_snapshots.item_id
-        and daily_listeners.day_ts >= item_snapshots.snapshot_ts - to_days(28)
+        and daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(28) }}
         and daily_listeners.day_ts < item_snapshots.snapshot_ts
     group by item_snapshots.item_id, item_snapshots.snapshot_ts, item_snapshots.created_at
 

@@ -38,13 +38,13 @@ history as (
 item_vectors as (
 
     select item_id, embedding
-    from read_parquet('{{ var("hgnn_embedding_path", "") | replace("'", "''") }}')
+    from {{ parquet_file(var("hgnn_embedding_path", "")) }}
 
 ),
 
 history_items as (
 
-    select user_id, snapshot_ts, item_type, unnest(item_ids) as item_id
+    select user_id, snapshot_ts, item_type, {{ unnest_list('item_ids') }} as item_id
     from history
 
 ),
@@ -58,7 +58,7 @@ type_sums as (
         history_items.item_type,
         count(*) as n_items,
         {% for i in range(1, dim + 1) -%}
-        sum(item_vectors.embedding[{{ i }}]) as d{{ i }}{{ "," if not loop.last }}
+        sum({{ list_element('item_vectors.embedding', i) }}) as d{{ i }}{{ "," if not loop.last }}
         {% endfor %}
     from history_items
     inner join item_vectors
@@ -74,7 +74,7 @@ type_means as (
         snapshot_ts,
         item_type,
         n_items,
-        [{% for i in range(1, dim + 1) %}d{{ i }} / n_items{{ ", " if not loop.last }}{% endfor %}]::FLOAT[] as avg_hgnn
+        {{ float_list(per_dimension('d{i} / n_items', dim)) }} as avg_hgnn
 
     from type_sums
 
@@ -86,7 +86,7 @@ all_means as (
         user_id,
         snapshot_ts,
         sum(n_items) as n_items_all,
-        [{% for i in range(1, dim + 1) %}sum(d{{ i }}) / sum(n_items){{ ", " if not loop.last }}{% endfor %}]::FLOAT[] as avg_hgnn_all
+        {{ float_list(per_dimension('sum(d{i}) / sum(n_items)', dim)) }} as avg_hgnn_all
 
     from type_sums
     group by 1, 2
@@ -116,7 +116,7 @@ final as (
         cast(all_means.n_items_all as bigint) as n_items_all,
         {% for item_type in item_types -%}
         coalesce(
-            per_type.avg_hgnn_{{ item_type }}, list_resize([]::FLOAT[], {{ dim }}, 0.0::FLOAT)
+            per_type.avg_hgnn_{{ item_type }}, {{ zero_vector(dim) }}
         ) as avg_hgnn_{{ item_type }},
         cast(coalesce(per_type.n_items_{{ item_type }}, 0) as bigint) as n_items_{{ item_type }},
         {% endfor -%}

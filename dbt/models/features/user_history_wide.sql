@@ -23,7 +23,7 @@ final as (
         snapshot_ts as event_timestamp,
         {% for item_type in item_types -%}
         coalesce(
-            any_value(item_ids) filter (where item_type = '{{ item_type }}'), []::VARCHAR[]
+            any_value(item_ids) filter (where item_type = '{{ item_type }}'), {{ empty_string_list() }}
         ) as item_ids_{{ item_type }}{{ "," if not loop.last }}
         {% endfor %}
     from history

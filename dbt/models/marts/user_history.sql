@@ -37,7 +37,7 @@ daily as (
         top_item_id as item_id,
         top_item_type as item_type,
         cast(floor(
-            (epoch(event_ts) - epoch({{ timeline_ts('graph_as_of') }})) / 86400
+            ({{ epoch_seconds('event_ts') }} - {{ epoch_seconds(timeline_ts('graph_as_of')) }}) / 86400
         ) as bigint) as day_index,
         max(event_ts) as last_event_ts
 
@@ -77,15 +77,11 @@ user_spans as (
     select
         user_id,
         item_type,
-        list(
-            struct_pack(
-                item_id := item_id,
-                last_event_ts := last_event_ts,
-                first_snapshot_index := first_snapshot_index,
-                last_snapshot_index := last_snapshot_index
-            )
-            order by last_event_ts desc, item_id
-        ) as spans
+        {{ ordered_list(
+            struct_of(['item_id', 'last_event_ts', 'first_snapshot_index',
+                       'last_snapshot_index']),
+            [['last_event_ts', 'desc'], ['item_id', 'asc']]
+        ) }} as spans
 
     from spans
     where first_snapshot_index <= last_snapshot_index
@@ -101,11 +97,11 @@ snapshot_entries as (
         user_spans.user_id,
         snapshot_spine.snapshot_ts,
         user_spans.item_type,
-        list_filter(
-            user_spans.spans,
-            lambda span: snapshot_spine.snapshot_index
-                between span.first_snapshot_index and span.last_snapshot_index
-        ) as entries
+        {{ list_filter(
+            'user_spans.spans', 'span',
+            'snapshot_spine.snapshot_index
+                between span.first_snapshot_index and span.last_snapshot_index'
+        ) }} as entries
 
     from user_spans
     cross join snapshot_spine
@@ -118,12 +114,12 @@ daily_snapshots as (
         user_id,
         snapshot_ts,
         item_type,
-        list_transform(entries, lambda entry: entry.item_id) as item_ids,
-        len(entries) as n_items,
-        entries[1].last_event_ts as last_event_ts
+        {{ list_map('entries', 'entry', 'entry.item_id') }} as item_ids,
+        cast({{ list_length('entries') }} as bigint) as n_items,
+        {{ list_element('entries', 1) }}.last_event_ts as last_event_ts
 
     from snapshot_entries
-    where len(entries) > 0
+    where {{ list_length('entries') }} > 0
 
 ),
 
@@ -177,7 +173,8 @@ event_snapshots as (
         user_id,
         snapshot_ts,
         item_type,
-        list(item_id order by last_event_ts desc, item_id) as item_ids,
+        {{ ordered_list('item_id', [['last_event_ts', 'desc'], ['item_id', 'asc']]) }}
+            as item_ids,
         count(*) as n_items,
         max(last_event_ts) as last_event_ts
 

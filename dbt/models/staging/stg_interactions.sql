@@ -4,17 +4,17 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'interactions') }}
+    select * from {{ raw_table('interactions') }}
 
 ),
 
 renamed as (
 
     select
-        cast(user_id as varchar) as user_id,
-        cast(item_id as varchar) as item_id,
+        cast(user_id as string) as user_id,
+        cast(item_id as string) as item_id,
         cast(event_ts as timestamp) as event_ts,
-        lower(cast(event_type as varchar)) as event_type,
+        lower(cast(event_type as string)) as event_type,
         cast(played_ms as bigint) as played_ms
 
     from source

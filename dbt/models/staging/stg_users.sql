@@ -2,16 +2,16 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'users') }}
+    select * from {{ raw_table('users') }}
 
 ),
 
 renamed as (
 
     select
-        cast(user_id as varchar) as user_id,
-        cast(country as varchar) as country,
-        cast(age_bucket as varchar) as age_bucket,
+        cast(user_id as string) as user_id,
+        cast(country as string) as country,
+        cast(age_bucket as string) as age_bucket,
         cast(signup_at as timestamp) as signup_at
 
     from source
