@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,14 +201,30 @@ def projection(by: dict, profiles: list[str]) -> list[str]:
 
     cap = WarehouseConfig().max_items_per_user
     pair_bound = PAPER["users"] * cap * (cap - 1) / 2
-    duck = [by[(p, "duckdb")] for p in profiles if (p, "duckdb") in by]
+    duck = sorted((by[(p, "duckdb")] for p in profiles if (p, "duckdb") in by),
+                  key=lambda r: r["interactions"])
     if duck:
         largest = duck[-1]
-        per_m = largest["peak_rss_mb"] / (largest["interactions"] / 1e6)
+        growth = ""
+        if len(duck) > 1:
+            # the marginal cost between the two largest runs: the fixed part cancels out
+            before = duck[-2]
+            per_m = ((largest["peak_rss_mb"] - before["peak_rss_mb"])
+                     / ((largest["interactions"] - before["interactions"]) / 1e6))
+            memory_mib = machine_memory_gib(largest["machine"]) * 1024
+            growth = (f" From {before['profile']} to {largest['profile']} it grew "
+                      f"{per_m:,.0f} MiB per million more interactions")
+            if per_m > 0 and memory_mib:
+                headroom_mib = memory_mib - largest["peak_rss_mb"]
+                reach = largest["interactions"] + headroom_mib / per_m * 1e6
+                growth += (f": at that rate this machine's {memory_mib / 1024:.0f} GiB would be "
+                           f"reached near {reach / 1e6:,.0f} million interactions (a linear "
+                           "extrapolation; DuckDB can also spill to disk)")
+            growth += "."
         lines.append(
             f"- **Warehouse.** DuckDB's peak memory on {largest['profile']} was "
-            f"{largest['peak_rss_mb']:,.0f} MiB for {largest['interactions']:,} interactions "
-            f"({per_m:,.0f} MiB per million). The co-interaction self-join forms "
+            f"{largest['peak_rss_mb']:,.0f} MiB for {largest['interactions']:,} interactions."
+            f"{growth} The co-interaction self-join forms "
             "n_u (n_u - 1) / 2 pairs per user, n_u capped at `warehouse.max_items_per_user` = "
             f"{cap}: at most {pair_bound:.1e} pairs for {PAPER['users']:,} users (= users x "
             f"{cap} x {cap - 1} / 2) before aggregation. That is beyond one machine, so the "
@@ -230,6 +247,12 @@ def projection(by: dict, profiles: list[str]) -> list[str]:
         "",
     ]
     return lines
+
+
+def machine_memory_gib(machine_text: str) -> float:
+    """The memory of a run's machine, from its description ("..., 24 GiB, shared")."""
+    found = re.search(r"([\d.]+) GiB", machine_text)
+    return float(found.group(1)) if found else 0.0
 
 
 def load_runs() -> list[dict]:

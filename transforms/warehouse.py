@@ -393,18 +393,17 @@ def publish_spark_tables(workspace: Workspace, config: Config) -> list[str]:
     return [t.name for t in tables]
 
 
-def warehouse_query(
-    workspace: Workspace, sql: str, parameters: Sequence[Any] | None = None
-) -> list[tuple]:
-    """Run one query on the warehouse, opened read-only; return all rows. Views read their
-    files relative to the workspace (DuckDB's file_search_path)."""
+def open_warehouse(workspace: Workspace) -> duckdb.DuckDBPyConnection:
+    """The warehouse opened read-only, its views reading their files relative to the workspace
+    (DuckDB's file_search_path: the staging views, and on Spark every mart). Close it soon:
+    while it is open, `gfm transform` cannot write."""
     path = workspace.warehouse_path
     if not path.exists():
         raise WorkspaceError(f"{path} does not exist: run `gfm transform --workdir "
                              f"{workspace.root}` (dbt build) first")
     try:
-        con = duckdb.connect(str(path), read_only=True,
-                             config={"file_search_path": str(workspace.root)})
+        return duckdb.connect(str(path), read_only=True,
+                              config={"file_search_path": str(workspace.root)})
     except duckdb.IOException as exc:
         if LOCK_MESSAGE in str(exc):
             raise GfmError(
@@ -412,6 +411,13 @@ def warehouse_query(
                 "it to finish, or query a copy of the file"
             ) from None
         raise
+
+
+def warehouse_query(
+    workspace: Workspace, sql: str, parameters: Sequence[Any] | None = None
+) -> list[tuple]:
+    """Run one query on the warehouse (`open_warehouse`); return all rows."""
+    con = open_warehouse(workspace)
     try:
         # fetchall(), never fetchone(): an unfinished result blocks the next query (STACK.md).
         return con.execute(sql, parameters or []).fetchall()

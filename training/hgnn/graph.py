@@ -47,9 +47,10 @@ def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def edge_fingerprint(workspace: Workspace) -> str:
     """Content fingerprint of co_interaction_edges: part of the HGNN version id."""
-    import duckdb  # here, not at import: the trainer imports without it (bench/device.py)
+    # here, not at import: the trainer imports without DuckDB (bench/device.py)
+    from transforms.warehouse import open_warehouse
 
-    con = duckdb.connect(str(workspace.warehouse_path), read_only=True)
+    con = open_warehouse(workspace)
     try:
         rows = con.execute(
             "select count(*), coalesce(sum(hash(src_item_id, dst_item_id, n_users)) % 1000000007, 0),"
@@ -62,16 +63,9 @@ def edge_fingerprint(workspace: Workspace) -> str:
 
 
 def load_item_graph(workspace: Workspace, text_path: Path) -> ItemGraph:
-    import duckdb
+    from transforms.warehouse import open_warehouse
 
-    if not workspace.warehouse_path.exists():
-        raise WorkspaceError(f"{workspace.warehouse_path} missing: run `gfm transform` first")
-    try:
-        con = duckdb.connect(str(workspace.warehouse_path), read_only=True)
-    except duckdb.IOException as exc:
-        raise WorkspaceError(
-            f"cannot open {workspace.warehouse_path} ({exc}); another process holds its lock"
-        ) from None
+    con = open_warehouse(workspace)
     try:
         catalog = con.execute(
             "select item_id, item_type, parent_id from item_catalog order by item_id"
