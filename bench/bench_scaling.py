@@ -3,6 +3,7 @@ scale: writes docs/scaling.md.
 
     .venv/bin/python bench/bench_scaling.py [--profiles tiny small medium large]
                                             [--engines duckdb spark] [--seed 7]
+    .venv/bin/python bench/bench_scaling.py --stage training-set --profiles small medium
     .venv/bin/python bench/bench_scaling.py --render-only   # docs/scaling.md from saved runs
 
 Each profile's raw data is generated once (seed 7) into /tmp/bench_scaling_<profile>/raw; each
@@ -13,6 +14,10 @@ count), its CPU seconds, and the marts' sizes. Every run is kept in bench/result
 JSON per profile and engine, in git) and the document is rendered from all of them, so
 profiles can be measured in separate sessions. The projection is computed from the paper's
 figures and the measured runs; its formulas are printed beside it.
+
+`--stage training-set` measures `gfm features training-set` through each offline store
+(features.offline_store duckdb, spark) on one workspace per profile (the DuckDB transform's copy
+with text vectors, a 1-epoch HGNN and the feature store), and checks both files are the same.
 """
 
 from __future__ import annotations
@@ -102,14 +107,84 @@ def measure(profile: str, engine: str, seed: int) -> dict:
     load_before = os.getloadavg()[0]
     run = run_tree([str(GFM), "transform", "--workdir", str(workdir),
                     "--set", f"warehouse.engine={engine}"], base / f"transform_{engine}.log")
-    commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
     result = {"profile": profile, "engine": engine, "seed": seed, **run, **mart_sizes(workdir),
-              "load": [load_before, os.getloadavg()[0]], "commit": commit,
+              "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
               "date": dt.date.today().isoformat(), "machine": machine()}
     print(f"[{profile} {engine}] {run['wall_s']:.0f} s, peak {run['peak_rss_mb']:,.0f} MiB, "
           f"CPU {run['cpu_s']:.0f} s", flush=True)
     return result
+
+
+def measure_training_set(profile: str, seed: int) -> list[dict]:
+    """`gfm features training-set` on one workspace through each offline store: the DuckDB
+    transform's copy, with text vectors, a 1-epoch HGNN and the feature store (DuckDB) built
+    once; the Spark store on a copy re-applied with features.offline_store spark. Also checks
+    that both files hold the same rows and values."""
+    base = Path(f"/tmp/bench_scaling_{profile}")
+    if not (base / "duckdb" / "warehouse.duckdb").exists():
+        measure(profile, "duckdb", seed)
+    workdir = base / "features_duckdb"
+    if not (workdir / "feature_repo" / "feature_store.yaml").exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.copytree(base / "duckdb", workdir)
+        for stage in (["embed"], ["train", "hgnn", "--set", "hgnn.max_epochs=1"],
+                      ["features", "apply"]):
+            subprocess.run([str(GFM), *stage, "--workdir", str(workdir)], check=True,
+                           capture_output=True)
+    spark_workdir = base / "features_spark"
+    shutil.rmtree(spark_workdir, ignore_errors=True)
+    shutil.copytree(workdir, spark_workdir)
+    with (spark_workdir / "gfm.yaml").open("a") as config:
+        config.write("\nfeatures:\n  offline_store: spark\n")
+    subprocess.run([str(GFM), "features", "apply", "--workdir", str(spark_workdir)], check=True,
+                   capture_output=True)
+    results, files = [], {}
+    for store, where in (("duckdb", workdir), ("spark", spark_workdir)):
+        files[store] = base / f"training_set_{store}.parquet"
+        load_before = os.getloadavg()[0]
+        run = run_tree([str(GFM), "features", "training-set", "--workdir", str(where),
+                        "--out", str(files[store]), "--force"],
+                       base / f"training_set_{store}.log")
+        results.append({"kind": "training_set", "profile": profile, "engine": store,
+                        "seed": seed, **run, "rows": pq_rows(files[store]),
+                        "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
+                        "date": dt.date.today().isoformat(), "machine": machine()})
+        print(f"[{profile} training set, {store}] {run['wall_s']:.0f} s, "
+              f"peak {run['peak_rss_mb']:,.0f} MiB", flush=True)
+    results[-1]["same_as_duckdb"] = same_frames(files["duckdb"], files["spark"])
+    return results
+
+
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def same_frames(a_path: Path, b_path: Path) -> bool:
+    """Same columns and rows in the same order; float vectors equal up to 1e-6."""
+    import numpy as np
+    import pandas as pd
+
+    a, b = pd.read_parquet(a_path), pd.read_parquet(b_path)
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for column in a.columns:
+        for x, y in zip(a[column], b[column]):
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+                if not (isinstance(y, np.ndarray) and np.allclose(x, y, atol=1e-6)):
+                    return False
+            elif isinstance(x, np.ndarray):
+                if not (isinstance(y, np.ndarray) and list(x) == list(y)):
+                    return False
+            elif not ((pd.isna(x) and pd.isna(y)) or x == y):
+                return False
+    return True
+
+
+def commit_id() -> str:
+    return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def machine() -> str:
@@ -117,16 +192,18 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu_name()}), {memory:.0f} GiB, shared"
 
 
-def render(runs: list[dict]) -> str:
+def render(all_runs: list[dict]) -> str:
+    runs = [r for r in all_runs if r.get("kind", "transform") == "transform"]
     by = {(r["profile"], r["engine"]): r for r in runs}
     profiles = [p for p in PROFILES if any((p, e) in by for e in ENGINES)]
     lines = [
         "# Scaling: DuckDB and Spark",
         "",
         "**Generated by `bench/bench_scaling.py`: do not edit by hand.** The warehouse stage "
-        "(`gfm transform`: the dbt models and their tests) on each engine, measured on this "
-        "project's development machine, then projected to the paper's scale. How the engines "
-        "plug in: docs/configuration.md (`warehouse.engine`).",
+        "(`gfm transform`: the dbt models and their tests) on each engine and the point-in-time "
+        "training set through each offline store, measured on this project's development "
+        "machine, then projected to the paper's scale. How they plug in: "
+        "docs/configuration.md (`warehouse.engine`, `features.offline_store`).",
         "",
         "## Measured",
         "",
@@ -155,10 +232,41 @@ def render(runs: list[dict]) -> str:
                 f"{r['wall_s']:.0f} | {r['peak_rss_mb']:,.0f} | {r['cpu_s']:.0f} | "
                 f"{ratio_wall} | {ratio_mem} | {r['commit']}, {r['date']} | "
                 f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
-    machines = sorted({r["machine"] for r in runs})
+    machines = sorted({r["machine"] for r in all_runs})
     lines += ["", f"Machine: {'; '.join(machines)}.", ""]
+    lines += training_sets([r for r in all_runs if r.get("kind") == "training_set"])
     lines += crossover(by, profiles) + projection(by, profiles)
     return "\n".join(lines) + "\n"
+
+
+def training_sets(runs: list[dict]) -> list[str]:
+    lines = ["## Point-in-time training sets", "",
+             "`gfm features training-set` (the two-tower's training frame: every example of "
+             "the training window with every feature of its FeatureService, joined point-in-time "
+             "by Feast) as a child process, through each offline store (features.offline_store), "
+             "on a workspace with text vectors, a 1-epoch HGNN and the feature store built once. "
+             "Same file: both stores gave the same rows in the same order and the same values "
+             "(vectors up to 1e-6).", ""]
+    if not runs:
+        return lines + ["Not measured yet (`--stage training-set`).", ""]
+    lines += ["| profile | examples | offline store | wall s | peak RSS MiB | CPU s "
+              "| Spark / DuckDB wall | same file | commit, date | load before -> after |",
+              "|---|---:|---|---:|---:|---:|---:|---|---|---|"]
+    by = {(r["profile"], r["engine"]): r for r in runs}
+    for profile in PROFILES:
+        for store in ENGINES:
+            r = by.get((profile, store))
+            if r is None:
+                continue
+            duck = by.get((profile, "duckdb"))
+            ratio = (f"{r['wall_s'] / duck['wall_s']:.1f}x" if store == "spark" and duck
+                     else "")
+            same = {True: "yes", False: "**no**"}.get(r.get("same_as_duckdb"), "")
+            lines.append(
+                f"| {profile} | {r['rows']:,} | {store} | {r['wall_s']:.0f} | "
+                f"{r['peak_rss_mb']:,.0f} | {r['cpu_s']:.0f} | {ratio} | {same} | "
+                f"{r['commit']}, {r['date']} | {r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
+    return lines + [""]
 
 
 def crossover(by: dict, profiles: list[str]) -> list[str]:
@@ -264,12 +372,20 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["tiny", "small"], choices=PROFILES)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stage", choices=("transform", "training-set"), default="transform",
+                        help="what to measure: gfm transform per engine, or gfm features "
+                             "training-set per offline store")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: write docs/scaling.md from the saved runs")
     args = parser.parse_args()
     if not args.render_only:
         OUT.mkdir(parents=True, exist_ok=True)
         for profile in args.profiles:
+            if args.stage == "training-set":
+                for result in measure_training_set(profile, args.seed):
+                    (OUT / f"{profile}_training_set_{result['engine']}.json").write_text(
+                        json.dumps(result, indent=2) + "\n")
+                continue
             for engine in args.engines:
                 result = measure(profile, engine, args.seed)
                 (OUT / f"{profile}_{engine}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -1,8 +1,9 @@
-"""Parquet files under the workspace's features/ directory, read by the DuckDB offline store.
+"""Parquet files under the workspace's features/ directory, read by the offline store.
 
 One source per file: a versioned feature view reads its own file, so a new text or HGNN run
 never changes what an older view (and the models trained on it) reads. The versioned sources
-are declared in registered.py, one per version.
+are declared in registered.py, one per version. With features.offline_store duckdb (the
+default) each is a FileSource; with spark, a SparkSource over the same file.
 """
 
 from feast import FileSource
@@ -11,15 +12,16 @@ from repo_spec import SPEC
 
 
 def _source(name: str, path: str, description: str, tags: dict | None = None,
-            field_mapping: dict | None = None) -> FileSource:
-    return FileSource(
-        name=name,
-        path=path,
-        timestamp_field="event_timestamp",
-        field_mapping=field_mapping,
-        description=description,
-        tags=tags or {},
-    )
+            field_mapping: dict | None = None):
+    common = {"name": name, "timestamp_field": "event_timestamp",
+              "field_mapping": field_mapping, "description": description, "tags": tags or {}}
+    if SPEC.get("offline_store", "duckdb") == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+            SparkSource,
+        )
+
+        return SparkSource(path=path, file_format="parquet", **common)
+    return FileSource(path=path, **common)
 
 
 def _table_source(table: str, description: str) -> FileSource:

@@ -155,7 +155,7 @@ def apply_features(
         if name:
             added.append(name)
     state.save()
-    result = publish(workspace, config.features, state)
+    result = publish(workspace, config, state)
     result.added, result.skipped = added, skipped
     result.built_user_avg = [view_name(USER_AVG, hgnn_view_number(state, v)) for v, _ in to_build]
     return result
@@ -223,7 +223,8 @@ def _ensure_two_tower_service(
 # publish: state -> repository -> registry
 
 
-def build_spec(workspace: Workspace, state: FeatureVersions, project: str) -> dict[str, Any]:
+def build_spec(workspace: Workspace, state: FeatureVersions,
+               features: FeatureStoreConfig) -> dict[str, Any]:
     """feature_repo.json: what the repository's .py files define (active versions only), with
     file paths relative to the workspace (its repo_spec.py makes them absolute on import)."""
     if not state.tables:
@@ -232,7 +233,9 @@ def build_spec(workspace: Workspace, state: FeatureVersions, project: str) -> di
     table_tags = _tags({"cutoff": base.get("cutoff"), "history_days": base.get("history_days"),
                         "dbt_manifest_hash": base.get("dbt_manifest_hash")})
     spec: dict[str, Any] = {
-        "project": project,
+        "project": features.project,
+        # data_sources.py builds FileSources (DuckDB offline store) or SparkSources from it
+        "offline_store": features.offline_store,
         "item_types": base["item_types"],
         "tables": {name: str(tables.table_path(workspace, name).relative_to(workspace.root))
                    for name in tables.TABLES},
@@ -272,11 +275,11 @@ def _service_order(item: tuple[str, dict[str, Any]]) -> tuple[str, int, str]:
     return (prefix, int(number) if number.isdigit() else 0, name)
 
 
-def publish(workspace: Workspace, config: FeatureStoreConfig,
+def publish(workspace: Workspace, config: Config,
             state: FeatureVersions | None = None) -> ApplyResult:
     """Render the repository from the state and `feast apply` it."""
     state = state or FeatureVersions.load(workspace)
-    spec = build_spec(workspace, state, config.project)
+    spec = build_spec(workspace, state, config.features)
     directory = render_repo(workspace, config, spec)
     report = feast_apply(workspace)
     views = list(UNVERSIONED_VIEWS) + [s["name"] for k in VERSIONED_KINDS for s in spec[k]]
@@ -417,7 +420,7 @@ def retire(workspace: Workspace, config: Config, name: str, cascade: bool = Fals
         entry["status"] = RETIRED
         retired.insert(0, name)
     state.save()
-    publish(workspace, config.features, state)
+    publish(workspace, config, state)
     return retired
 
 
@@ -441,7 +444,7 @@ def register_feature_service(
         entries.append({"view": view_name_, "features": list(features) if features else None})
     state.add_service(name, entries, _tags(tags or {}), description or f"Features of {name}.")
     state.save()
-    return publish(workspace, config.features, state)
+    return publish(workspace, config, state)
 
 
 def service_spec(workspace: Workspace, name: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ Every path in it is relative, to the directory (registry, online store) or to th
 apply|materialize|feature-views list` works with no environment variables, and a copied or
 moved workspace is self-contained. Files other than the copies are left alone.
 
-Feast's registry itself stores absolute paths: each FileSource's (Feast's DuckDB offline store
-reads it as it is) and each SQLite online table's ("infra" objects, which `feast apply` drops
+Feast's registry itself stores absolute paths: each FileSource's or SparkSource's (the offline
+store reads it as it is) and each SQLite online table's ("infra" objects, which `feast apply` drops
 when it thinks they are gone). In a copied workspace they name the original's files, so:
 - `feast_apply` first points the registry's SQLite tables at this repository's online store,
   so that an apply in a copy never drops the original's tables;
@@ -33,13 +33,14 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from gfm.config import FeatureStoreConfig
+from gfm.config import Config
 from gfm.errors import GfmError, WorkspaceError
 from gfm.files import atomic_write_bytes, atomic_write_text
 from gfm.paths import project_dir
@@ -86,14 +87,17 @@ def load_spec(workspace: Workspace) -> dict[str, Any]:
     return spec
 
 
-def feature_store_yaml(config: FeatureStoreConfig) -> str:
+def feature_store_yaml(config: Config) -> str:
     data = yaml.safe_load((project_dir("feature_repo") / "feature_store.yaml").read_text())
-    data["project"] = config.project
-    if config.online_store == "redis":
+    features = config.features
+    data["project"] = features.project
+    if features.online_store == "redis":
         data["online_store"] = {"type": "redis",
-                                "connection_string": config.redis_connection_string}
+                                "connection_string": features.redis_connection_string}
     else:
         data["online_store"] = {"type": "sqlite", "path": "data/online_store.db"}
+    if features.offline_store == "spark":
+        data["offline_store"] = {"type": "spark", "spark_conf": spark_conf(config)}
     header = ("# Written by `gfm features apply` from feature_repo/feature_store.yaml and the "
               "`features`\n# section of gfm.yaml; edits here are overwritten.\n")
     return header + yaml.safe_dump(data, sort_keys=False)
@@ -141,7 +145,25 @@ def _copy_modules(directory: Path) -> None:
     atomic_write_text(directory / REGISTERED_MODULE, registered_module(spec))
 
 
-def render_repo(workspace: Workspace, config: FeatureStoreConfig, spec: dict[str, Any]) -> Path:
+def spark_conf(config: Config) -> dict[str, str]:
+    """The SparkSession of Feast's Spark offline store (features.offline_store: spark): the
+    warehouse section's Spark settings, naive timestamps read as UTC."""
+    warehouse = config.warehouse
+    return {
+        "spark.master": warehouse.spark_master,
+        "spark.driver.memory": warehouse.spark_driver_memory,
+        "spark.executor.memory": warehouse.spark_executor_memory,
+        "spark.sql.shuffle.partitions": str(warehouse.spark_shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
+        "spark.sql.parser.quotedRegexColumnNames": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def render_repo(workspace: Workspace, config: Config, spec: dict[str, Any]) -> Path:
     """Write the workspace's repository directory (idempotent); return it. `spec` holds paths
     relative to the workspace."""
     directory = repo_dir(workspace)
@@ -209,12 +231,16 @@ def foreign_sources(workspace: Workspace) -> list[str]:
     proto = _read_registry(registry_path)
     if proto is None:
         return []
-    uris = [source.file_options.uri for source in proto.data_sources
-            if source.project == project]
-    uris += [view.spec.batch_source.file_options.uri for view in proto.feature_views
+    uris = [_source_path(source) for source in proto.data_sources if source.project == project]
+    uris += [_source_path(view.spec.batch_source) for view in proto.feature_views
              if view.spec.project == project]
     return sorted({u for u in uris if u and Path(u).is_absolute()
                    and not Path(u).is_relative_to(workspace.root)})
+
+
+def _source_path(source) -> str:
+    """The file a registry DataSource proto reads: a FileSource's uri or a SparkSource's path."""
+    return source.file_options.uri or source.spark_options.path
 
 
 def _localize_spec(workspace: Workspace) -> None:
@@ -317,6 +343,10 @@ def _repo_imports(directory: Path) -> Iterator[None]:
 def _store(workspace: Workspace) -> "FeatureStore":
     from feast import FeatureStore
 
+    # features.offline_store spark: Feast warns on every call that its Spark store is "alpha";
+    # what this project relies on of it is tested (tests/integration/test_spark.py).
+    warnings.filterwarnings("ignore", message="The spark .* is an experimental feature",
+                            category=RuntimeWarning)
     directory = repo_dir(workspace)
     if not (directory / "feature_store.yaml").exists():
         raise WorkspaceError(

@@ -68,6 +68,7 @@ class TimelineConfig:
 
 
 WAREHOUSE_ENGINES = ("duckdb", "spark")
+OFFLINE_STORES = ("duckdb", "spark")
 
 
 @dataclass
@@ -117,12 +118,16 @@ class EmbedConfig:
 @dataclass
 class FeatureStoreConfig:
     # Feast's online store: "sqlite" (embedded, a file under <workdir>/feature_repo/data/) or
-    # "redis" (a server at redis_connection_string). Offline store: DuckDB over the parquet files.
+    # "redis" (a server at redis_connection_string). Offline store: below.
     online_store: str = "sqlite"
     # Feast's Redis connection string: host:port[,db=N][,password=...] (not a redis:// URL).
     redis_connection_string: str = "localhost:6379"
     # Feast project name: give each workspace that shares one Redis server its own.
     project: str = "gfm"
+    # Feast's offline store, what point-in-time training sets and materialization read:
+    # "duckdb" (FileSources over the parquet files) or "spark" (SparkSources over the same
+    # files, the Spark offline store; the `spark` extra, Java, and warehouse.spark_* settings).
+    offline_store: str = "duckdb"
 
 
 @dataclass
@@ -266,6 +271,9 @@ def _validate(config: Config) -> None:
     if config.warehouse.engine not in WAREHOUSE_ENGINES:
         raise ConfigError(f"warehouse.engine must be one of {', '.join(WAREHOUSE_ENGINES)}, got "
                           f"{config.warehouse.engine!r}")
+    if config.features.offline_store not in OFFLINE_STORES:
+        raise ConfigError(f"features.offline_store must be one of {', '.join(OFFLINE_STORES)}, "
+                          f"got {config.features.offline_store!r}")
     if config.warehouse.spark_shuffle_partitions < 1:
         raise ConfigError("warehouse.spark_shuffle_partitions must be at least 1, got "
                           f"{config.warehouse.spark_shuffle_partitions}")

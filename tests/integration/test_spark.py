@@ -1,5 +1,6 @@
-"""warehouse.engine: spark on the tiny workspace: `gfm pipeline` runs end to end with the dbt
-models on a local Spark session, and its marts equal DuckDB's row for row.
+"""warehouse.engine and features.offline_store spark on the tiny workspace: `gfm pipeline` runs
+end to end with the dbt models on a local Spark session and Feast's Spark offline store; its
+marts equal DuckDB's row for row, and its point-in-time training set equals the DuckDB store's.
 
 Needs the `spark` extra and Java (`make setup-spark`): without them these tests skip, unless
 GFM_REQUIRE_SPARK=1 (CI), where they fail instead.
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.integration.conftest import PIPELINE_FLAGS
@@ -39,7 +42,7 @@ def _spark_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def spark_workspace(tiny_raw_workspace, tmp_path_factory) -> Path:
-    """The tiny workspace through `gfm pipeline` with warehouse.engine spark."""
+    """The tiny workspace through `gfm pipeline` with both Spark settings."""
     missing = _spark_missing()
     if missing:
         if os.environ.get("GFM_REQUIRE_SPARK") == "1":
@@ -50,6 +53,7 @@ def spark_workspace(tiny_raw_workspace, tmp_path_factory) -> Path:
     result = subprocess.run(
         [sys.executable, "-m", "gfm.cli.main", "pipeline", "--workdir", str(workdir),
          *PIPELINE_FLAGS, "--set", "warehouse.engine=spark",
+         "--set", "features.offline_store=spark",
          "--set", "warehouse.spark_shuffle_partitions=2"],
         capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -86,3 +90,30 @@ def test_the_pipeline_on_spark_serves_and_evaluates(spark_workspace):
     assert '"unified_2t"' in metrics
     assert list((spark_workspace / "features" / "item_hgnn_embedding").glob("*.parquet"))
     assert (spark_workspace / "spark-warehouse" / "metastore_db").is_dir()
+
+
+def test_spark_training_set_equals_the_duckdb_one(spark_workspace, tiny_pipeline_workspace,
+                                                  tmp_path):
+    """`gfm features training-set` through the Spark offline store gives the DuckDB store's
+    rows, in the same order, with the same features (vectors up to float tolerance: each
+    workspace trained its own HGNN, from equal marts)."""
+    frames = {}
+    for name, workdir in (("spark", spark_workspace), ("duckdb", tiny_pipeline_workspace)):
+        out = tmp_path / f"{name}.parquet"
+        # a child process: Spark's JVM must not outlive this test in the test process
+        result = subprocess.run([sys.executable, "-m", "gfm.cli.main", "features",
+                                 "training-set", "--workdir", str(workdir), "--out", str(out)],
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        frames[name] = pd.read_parquet(out)
+    spark, local = frames["spark"], frames["duckdb"]
+    assert "SparkSource" in (spark_workspace / "feature_repo" / "data_sources.py").read_text()
+    assert list(spark.columns) == list(local.columns) and len(spark) == len(local) > 100
+    for column in spark.columns:
+        for a, b in zip(spark[column], local[column]):
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+                assert np.allclose(a, b, atol=1e-5), column
+            elif isinstance(a, np.ndarray):
+                assert list(a) == list(b), column
+            else:
+                assert (pd.isna(a) and pd.isna(b)) or a == b, column

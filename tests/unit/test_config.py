@@ -36,6 +36,7 @@ def test_yaml_then_flags(tmp_path):
         ("timeline:\n  per_user_holdout_items: 0\n", "per_user_holdout_items must be at least 1"),
         ("warehouse:\n  engine: postgres\n", "warehouse.engine must be one of duckdb, spark"),
         ("warehouse:\n  spark_shuffle_partitions: 0\n", "spark_shuffle_partitions must be at"),
+        ("features:\n  offline_store: bigquery\n", "offline_store must be one of duckdb, spark"),
     ],
 )
 def test_bad_config_is_refused_by_name(tmp_path, yaml_text, message):

@@ -1,6 +1,6 @@
-"""The Spark side of transforms/warehouse.py that needs no Spark: the refusal without the
-extra, failures read from a child run's run_results.json, and the DuckDB views over Spark's
-Parquet tables (tests/integration/test_spark.py runs the real thing)."""
+"""The Spark settings' parts that need no Spark: the refusal without the extra, failures read
+from a child run's run_results.json, the DuckDB views over Spark's Parquet tables, and the
+Feast repository's offline store (tests/integration/test_spark.py runs the real thing)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,20 @@ def test_no_spark_tables_is_an_error_not_an_empty_warehouse(tmp_path):
     (warehouse.spark_warehouse_dir(workspace, config) / "gfm.db").mkdir(parents=True)
     with pytest.raises(GfmError, match="holds no Parquet tables"):
         warehouse.publish_spark_tables(workspace, config)
+
+
+def test_the_offline_store_setting_reaches_feast_with_the_warehouse_spark_settings(tmp_path):
+    import yaml
+
+    from feature_store.repo import feature_store_yaml
+
+    assert yaml.safe_load(feature_store_yaml(load_config(tmp_path)))["offline_store"] == {
+        "type": "duckdb"}
+    config = load_config(tmp_path, overrides={
+        "features": {"offline_store": "spark"},
+        "warehouse": {"spark_master": "spark://head:7077", "spark_driver_memory": "8g"}})
+    offline = yaml.safe_load(feature_store_yaml(config))["offline_store"]
+    assert offline["type"] == "spark"
+    assert offline["spark_conf"]["spark.master"] == "spark://head:7077"
+    assert offline["spark_conf"]["spark.driver.memory"] == "8g"
+    assert offline["spark_conf"]["spark.sql.session.timeZone"] == "UTC"
