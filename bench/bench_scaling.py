@@ -110,9 +110,57 @@ def measure(profile: str, engine: str, seed: int) -> dict:
     result = {"profile": profile, "engine": engine, "seed": seed, **run, **mart_sizes(workdir),
               "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
               "date": dt.date.today().isoformat(), "machine": machine()}
+    if engine == "spark" and (base / "duckdb" / "warehouse.duckdb").exists():
+        same = same_marts(base / "duckdb", workdir)
+        result["same_marts_as_duckdb"] = all(same.values())
+        result["marts_compared"] = same
     print(f"[{profile} {engine}] {run['wall_s']:.0f} s, peak {run['peak_rss_mb']:,.0f} MiB, "
           f"CPU {run['cpu_s']:.0f} s", flush=True)
     return result
+
+
+# What `gfm transform` builds (tests/integration/test_spark.py checks the same on tiny).
+MART_MODELS = ("stg_items", "stg_users", "stg_interactions", "int_items_rolled_up",
+               "int_interactions_on_timeline", "int_interactions_rolled_up",
+               "co_interaction_edges", "holdout_interactions", "item_catalog", "user_catalog",
+               "user_history", "user_item_streams")
+
+
+def same_marts(duckdb_workdir: Path, spark_workdir: Path) -> dict[str, bool]:
+    """Per model: do both engines' relations hold the same multiset of rows (EXCEPT ALL both
+    ways, and equal counts)? Read in the Spark workspace, the DuckDB warehouse attached (its
+    marts are tables; its staging views read raw/, which both workspaces hold the same)."""
+    import duckdb
+
+    con = duckdb.connect(str(spark_workdir / "warehouse.duckdb"), read_only=True,
+                         config={"file_search_path": str(spark_workdir)})
+    try:
+        con.execute(f"attach '{duckdb_workdir / 'warehouse.duckdb'}' as local (read_only)")
+        same = {}
+        for model in MART_MODELS:
+            ours, theirs = f"main.{model}", f"local.main.{model}"
+            counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
+                      for t in (ours, theirs)]
+            differ = sum(con.execute(f"select count(*) from (select * from {a} except all "
+                                     f"select * from {b})").fetchone()[0]
+                         for a, b in ((ours, theirs), (theirs, ours)))
+            same[model] = counts[0] == counts[1] and differ == 0
+        return same
+    finally:
+        con.close()
+
+
+def compare_engines(profile: str) -> None:
+    """Add the mart comparison to the saved Spark run of `profile` (its two workspaces must
+    still be under /tmp/bench_scaling_<profile>/)."""
+    base = Path(f"/tmp/bench_scaling_{profile}")
+    path = OUT / f"{profile}_spark.json"
+    result = json.loads(path.read_text())
+    same = same_marts(base / "duckdb", base / "spark")
+    result["same_marts_as_duckdb"] = all(same.values())
+    result["marts_compared"] = same
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"[{profile}] marts equal on both engines: {all(same.values())} {same}", flush=True)
 
 
 def measure_training_set(profile: str, seed: int) -> list[dict]:
@@ -210,18 +258,20 @@ def render(all_runs: list[dict]) -> str:
         "`gfm transform` as a child process on a cold workspace (raw data generated with the "
         "profile's seed; Spark: `local[2]`, 8 shuffle partitions, a fresh JVM per run). Peak "
         "memory is the whole process tree's resident set (the JVM included), sampled every "
-        "0.25 s; CPU s adds every process of the tree.",
+        "0.25 s; CPU s adds every process of the tree. Same marts: every relation dbt builds "
+        "holds the same rows on both engines (EXCEPT ALL both ways, equal counts).",
         "",
         "| profile | interactions | edges | engine | wall s | peak RSS MiB | CPU s "
-        "| Spark / DuckDB wall | Spark / DuckDB memory | commit, date | load before -> after |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|",
+        "| Spark / DuckDB wall | Spark / DuckDB memory | same marts | commit, date "
+        "| load before -> after |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for profile in profiles:
         duck = by.get((profile, "duckdb"))
         for engine in ENGINES:
             r = by.get((profile, engine))
             if r is None:
-                lines.append(f"| {profile} | | | {engine} | not measured | | | | | | |")
+                lines.append(f"| {profile} | | | {engine} | not measured | | | | | | | |")
                 continue
             ratio_wall = ratio_mem = ""
             if engine == "spark" and duck:
@@ -230,13 +280,22 @@ def render(all_runs: list[dict]) -> str:
             lines.append(
                 f"| {profile} | {r['interactions']:,} | {r['edges']:,} | {engine} | "
                 f"{r['wall_s']:.0f} | {r['peak_rss_mb']:,.0f} | {r['cpu_s']:.0f} | "
-                f"{ratio_wall} | {ratio_mem} | {r['commit']}, {r['date']} | "
+                f"{ratio_wall} | {ratio_mem} | {same_cell(r)} | {r['commit']}, {r['date']} | "
                 f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
     machines = sorted({r["machine"] for r in all_runs})
     lines += ["", f"Machine: {'; '.join(machines)}.", ""]
     lines += training_sets([r for r in all_runs if r.get("kind") == "training_set"])
     lines += crossover(by, profiles) + projection(by, profiles)
     return "\n".join(lines) + "\n"
+
+
+def same_cell(run: dict) -> str:
+    """"yes" / "**no** (models)" for a Spark run compared with DuckDB's, "" otherwise."""
+    if "same_marts_as_duckdb" not in run:
+        return ""
+    if run["same_marts_as_duckdb"]:
+        return f"yes ({len(run['marts_compared'])} models)"
+    return "**no** (" + ", ".join(m for m, ok in run["marts_compared"].items() if not ok) + ")"
 
 
 def training_sets(runs: list[dict]) -> list[str]:
@@ -372,15 +431,20 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["tiny", "small"], choices=PROFILES)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--stage", choices=("transform", "training-set"), default="transform",
-                        help="what to measure: gfm transform per engine, or gfm features "
-                             "training-set per offline store")
+    parser.add_argument("--stage", choices=("transform", "training-set", "compare"),
+                        default="transform",
+                        help="what to measure: gfm transform per engine, gfm features "
+                             "training-set per offline store, or (compare) whether the marts "
+                             "of the last transform runs are equal on both engines")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: write docs/scaling.md from the saved runs")
     args = parser.parse_args()
     if not args.render_only:
         OUT.mkdir(parents=True, exist_ok=True)
         for profile in args.profiles:
+            if args.stage == "compare":
+                compare_engines(profile)
+                continue
             if args.stage == "training-set":
                 for result in measure_training_set(profile, args.seed):
                     (OUT / f"{profile}_training_set_{result['engine']}.json").write_text(
