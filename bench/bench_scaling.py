@@ -3,7 +3,8 @@ scale: writes docs/scaling.md.
 
     .venv/bin/python bench/bench_scaling.py [--profiles tiny small medium large]
                                             [--engines duckdb spark] [--seed 7]
-    .venv/bin/python bench/bench_scaling.py --stage training-set --profiles small medium
+    .venv/bin/python bench/bench_scaling.py --stage training-set --profiles small medium \
+                                            [--spark-driver-memory 8g]
     .venv/bin/python bench/bench_scaling.py --render-only   # docs/scaling.md from saved runs
 
 Each profile's raw data is generated once (seed 7) into /tmp/bench_scaling_<profile>/raw; each
@@ -119,25 +120,20 @@ def measure(profile: str, engine: str, seed: int) -> dict:
     return result
 
 
-# What `gfm transform` builds (tests/integration/test_spark.py checks the same on tiny).
-MART_MODELS = ("stg_items", "stg_users", "stg_interactions", "int_items_rolled_up",
-               "int_interactions_on_timeline", "int_interactions_rolled_up",
-               "co_interaction_edges", "holdout_interactions", "item_catalog", "user_catalog",
-               "user_history", "user_item_streams")
-
-
 def same_marts(duckdb_workdir: Path, spark_workdir: Path) -> dict[str, bool]:
     """Per model: do both engines' relations hold the same multiset of rows (EXCEPT ALL both
     ways, and equal counts)? Read in the Spark workspace, the DuckDB warehouse attached (its
     marts are tables; its staging views read raw/, which both workspaces hold the same)."""
     import duckdb
 
+    from transforms.warehouse import transform_models
+
     con = duckdb.connect(str(spark_workdir / "warehouse.duckdb"), read_only=True,
                          config={"file_search_path": str(spark_workdir)})
     try:
         con.execute(f"attach '{duckdb_workdir / 'warehouse.duckdb'}' as local (read_only)")
         same = {}
-        for model in MART_MODELS:
+        for model in transform_models():
             ours, theirs = f"main.{model}", f"local.main.{model}"
             counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
                       for t in (ours, theirs)]
@@ -163,11 +159,13 @@ def compare_engines(profile: str) -> None:
     print(f"[{profile}] marts equal on both engines: {all(same.values())} {same}", flush=True)
 
 
-def measure_training_set(profile: str, seed: int) -> list[dict]:
+def measure_training_set(profile: str, seed: int, driver_memory: str) -> list[dict]:
     """`gfm features training-set` on one workspace through each offline store: the DuckDB
     transform's copy, with text vectors, a 1-epoch HGNN and the feature store (DuckDB) built
-    once; the Spark store on a copy re-applied with features.offline_store spark. Also checks
-    that both files hold the same rows and values."""
+    once; the Spark store on a copy re-applied with features.offline_store spark and
+    warehouse.spark_driver_memory `driver_memory` (Feast's Spark store collects the joined
+    frame to the driver, so the driver holds every example's vectors). Also checks that both
+    files hold the same rows and values."""
     base = Path(f"/tmp/bench_scaling_{profile}")
     if not (base / "duckdb" / "warehouse.duckdb").exists():
         measure(profile, "duckdb", seed)
@@ -183,7 +181,8 @@ def measure_training_set(profile: str, seed: int) -> list[dict]:
     shutil.rmtree(spark_workdir, ignore_errors=True)
     shutil.copytree(workdir, spark_workdir)
     with (spark_workdir / "gfm.yaml").open("a") as config:
-        config.write("\nfeatures:\n  offline_store: spark\n")
+        config.write(f"\nfeatures:\n  offline_store: spark\nwarehouse:\n"
+                     f"  spark_driver_memory: {driver_memory}\n")
     subprocess.run([str(GFM), "features", "apply", "--workdir", str(spark_workdir)], check=True,
                    capture_output=True)
     results, files = [], {}
@@ -195,6 +194,7 @@ def measure_training_set(profile: str, seed: int) -> list[dict]:
                        base / f"training_set_{store}.log")
         results.append({"kind": "training_set", "profile": profile, "engine": store,
                         "seed": seed, **run, "rows": pq_rows(files[store]),
+                        "spark_driver_memory": driver_memory if store == "spark" else None,
                         "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
                         "date": dt.date.today().isoformat(), "machine": machine()})
         print(f"[{profile} training set, {store}] {run['wall_s']:.0f} s, "
@@ -211,23 +211,14 @@ def pq_rows(path: Path) -> int:
 
 def same_frames(a_path: Path, b_path: Path) -> bool:
     """Same columns and rows in the same order; float vectors equal up to 1e-6."""
-    import numpy as np
     import pandas as pd
 
-    a, b = pd.read_parquet(a_path), pd.read_parquet(b_path)
-    if list(a.columns) != list(b.columns) or len(a) != len(b):
-        return False
-    for column in a.columns:
-        for x, y in zip(a[column], b[column]):
-            if isinstance(x, np.ndarray) and x.dtype.kind == "f":
-                if not (isinstance(y, np.ndarray) and np.allclose(x, y, atol=1e-6)):
-                    return False
-            elif isinstance(x, np.ndarray):
-                if not (isinstance(y, np.ndarray) and list(x) == list(y)):
-                    return False
-            elif not ((pd.isna(x) and pd.isna(y)) or x == y):
-                return False
-    return True
+    from training.two_tower.export import first_difference
+
+    difference = first_difference(pd.read_parquet(a_path), pd.read_parquet(b_path))
+    if difference:
+        print(f"  training sets differ: {difference}", flush=True)
+    return difference is None
 
 
 def commit_id() -> str:
@@ -305,12 +296,15 @@ def training_sets(runs: list[dict]) -> list[str]:
              "by Feast) as a child process, through each offline store (features.offline_store), "
              "on a workspace with text vectors, a 1-epoch HGNN and the feature store built once. "
              "Same file: both stores gave the same rows in the same order and the same values "
-             "(vectors up to 1e-6).", ""]
+             "(vectors up to 1e-6). Feast's Spark store collects the joined frame to the "
+             "driver, so warehouse.spark_driver_memory must hold every example's vectors "
+             "(`--spark-driver-memory`).", ""]
     if not runs:
         return lines + ["Not measured yet (`--stage training-set`).", ""]
-    lines += ["| profile | examples | offline store | wall s | peak RSS MiB | CPU s "
-              "| Spark / DuckDB wall | same file | commit, date | load before -> after |",
-              "|---|---:|---|---:|---:|---:|---:|---|---|---|"]
+    lines += ["| profile | examples | offline store | Spark driver memory | wall s "
+              "| peak RSS MiB | CPU s | Spark / DuckDB wall | same file | commit, date "
+              "| load before -> after |",
+              "|---|---:|---|---|---:|---:|---:|---:|---|---|---|"]
     by = {(r["profile"], r["engine"]): r for r in runs}
     for profile in PROFILES:
         for store in ENGINES:
@@ -322,7 +316,9 @@ def training_sets(runs: list[dict]) -> list[str]:
                      else "")
             same = {True: "yes", False: "**no**"}.get(r.get("same_as_duckdb"), "")
             lines.append(
-                f"| {profile} | {r['rows']:,} | {store} | {r['wall_s']:.0f} | "
+                f"| {profile} | {r['rows']:,} | {store} | "
+                f"{r.get('spark_driver_memory') or ('2g' if store == 'spark' else '')} | "
+                f"{r['wall_s']:.0f} | "
                 f"{r['peak_rss_mb']:,.0f} | {r['cpu_s']:.0f} | {ratio} | {same} | "
                 f"{r['commit']}, {r['date']} | {r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
     return lines + [""]
@@ -436,6 +432,9 @@ def main() -> None:
                         help="what to measure: gfm transform per engine, gfm features "
                              "training-set per offline store, or (compare) whether the marts "
                              "of the last transform runs are equal on both engines")
+    parser.add_argument("--spark-driver-memory", default="2g",
+                        help="training-set stage: warehouse.spark_driver_memory of the Spark "
+                             "store's copy (default 2g, the config default; medium needs more)")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: write docs/scaling.md from the saved runs")
     args = parser.parse_args()
@@ -446,7 +445,8 @@ def main() -> None:
                 compare_engines(profile)
                 continue
             if args.stage == "training-set":
-                for result in measure_training_set(profile, args.seed):
+                for result in measure_training_set(profile, args.seed,
+                                                   args.spark_driver_memory):
                     (OUT / f"{profile}_training_set_{result['engine']}.json").write_text(
                         json.dumps(result, indent=2) + "\n")
                 continue

@@ -44,6 +44,7 @@ from gfm.config import Config
 from gfm.errors import GfmError, WorkspaceError
 from gfm.files import atomic_write_bytes, atomic_write_text
 from gfm.paths import project_dir
+from gfm.spark import require_spark
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def feature_store_yaml(config: Config) -> str:
     else:
         data["online_store"] = {"type": "sqlite", "path": "data/online_store.db"}
     if features.offline_store == "spark":
+        require_spark("features.offline_store")
         data["offline_store"] = {"type": "spark", "spark_conf": spark_conf(config)}
     header = ("# Written by `gfm features apply` from feature_repo/feature_store.yaml and the "
               "`features`\n# section of gfm.yaml; edits here are overwritten.\n")

@@ -1,6 +1,12 @@
-"""Run the dbt-duckdb project (dbt/) for one workspace, and query the warehouse it builds.
+"""Run the dbt project (dbt/) for one workspace, and query the warehouse it builds.
 
-dbt runs in-process through `dbtRunner`. Everything that depends on the workspace reaches dbt
+Two engines run the same models (warehouse.engine): DuckDB (dbt-duckdb, in-process through
+`dbtRunner`, the default) and Spark (dbt-spark's session method, in a child process per run;
+its marts are Parquet tables under spark_warehouse_dir, published as DuckDB views in
+warehouse.duckdb). Either way every later stage reads the marts through `open_warehouse` /
+`warehouse_query`; dialect differences live in dbt/macros/dialect.sql.
+
+Everything that depends on the workspace reaches dbt
 from outside the project: the DuckDB path and the workspace folder (env GFM_WAREHOUSE_PATH and
 GFM_WORKSPACE_DIR, read by dbt/profiles.yml), the raw folder, the timeline and the warehouse
 settings (--vars), and target/ and logs/ (under `workspace.dbt_dir`, never inside the source
@@ -32,6 +38,7 @@ import duckdb
 from gfm.config import Config
 from gfm.errors import GfmError, WorkspaceError
 from gfm.paths import project_dir
+from gfm.spark import require_spark
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -184,28 +191,32 @@ def _release_duckdb() -> None:
             DuckDBConnectionManager.close_all_connections()
 
 
-def _describe_failures(result: Any) -> tuple[list[str], bool]:
-    """One line per failed model or test of a RunExecutionResult, plus a count of skipped nodes.
-
-    Also says whether a staging model (one reading a raw file) failed.
-    """
+def _describe_nodes(nodes) -> tuple[list[str], bool]:
+    """One line per failed model or test, plus a count of skipped nodes; and whether a staging
+    model (one reading a raw file) failed. `nodes`: (kind, name, status, message, compiled
+    path or None) per node of a dbt run."""
     lines, skipped, failed_staging = [], 0, False
-    for node_result in getattr(result, "results", None) or []:
-        status = str(getattr(node_result.status, "value", node_result.status)).lower()
-        node = node_result.node
+    for kind, name, status, message, compiled_path in nodes:
+        status = status.lower()
         if status == "skipped":
             skipped += 1
-            continue
-        if status not in _FAILED:
-            continue
-        message = (node_result.message or "").strip().replace("\n", "\n      ")
-        kind = getattr(node.resource_type, "value", node.resource_type)
-        failed_staging |= kind == "model" and node.name.startswith("stg_")
-        where = f" (compiled SQL: {node.compiled_path})" if getattr(node, "compiled_path", None) else ""
-        lines.append(f"  - {kind} {node.name}: {status}: {message}{where}")
-    if skipped:
+        elif status in _FAILED:
+            failed_staging |= kind == "model" and name.startswith("stg_")
+            message = (message or "").strip().replace("\n", "\n      ")
+            where = f" (compiled SQL: {compiled_path})" if compiled_path else ""
+            lines.append(f"  - {kind} {name}: {status}: {message}{where}")
+    if skipped and lines:
         lines.append(f"  ({skipped} downstream node(s) skipped)")
     return lines, failed_staging
+
+
+def _describe_failures(result: Any) -> tuple[list[str], bool]:
+    """`_describe_nodes` of an in-process run's RunExecutionResult."""
+    return _describe_nodes(
+        (str(getattr(r.node.resource_type, "value", r.node.resource_type)), r.node.name,
+         str(getattr(r.status, "value", r.status)), r.message,
+         getattr(r.node, "compiled_path", None))
+        for r in getattr(result, "results", None) or [])
 
 
 def _what_to_do(details: str, failed_staging: bool, workspace: Workspace) -> str:
@@ -305,17 +316,9 @@ def _run_dbt_on_spark(workspace: Workspace, config: Config,
     """dbt-spark in a child process: each run gets its own JVM and SparkSession, so no process
     carries a session (bound to one workspace's metastore) over to the next run. Its console
     lines are logged as they come; failures are read from run_results.json."""
-    import importlib.util
-    import shutil
     import subprocess
 
-    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec(
-            "dbt.adapters.spark") is None:
-        raise GfmError("warehouse.engine is spark, but dbt-spark and pyspark are not installed: "
-                       "`pip install -e \".[spark]\"` (or set warehouse.engine: duckdb)")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise GfmError("warehouse.engine is spark, but no Java runtime was found: install Java "
-                       "17 (`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
+    require_spark("warehouse.engine", ("pyspark", "dbt.adapters.spark"))
     spark_warehouse_dir(workspace, config).mkdir(parents=True, exist_ok=True)
     args = list(cli_args)
     at = args.index("--log-level")
@@ -342,24 +345,23 @@ def _run_dbt_on_spark(workspace: Workspace, config: Config,
 
 
 def _describe_run_results(path: Path) -> tuple[list[str], bool]:
-    """`_describe_failures` for a dbt run in another process (its run_results.json)."""
+    """`_describe_nodes` of a dbt run in another process (its run_results.json)."""
     try:
         results = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError):
         return [], False
-    lines, skipped, failed_staging = [], 0, False
-    for result in results:
-        status = str(result.get("status", "")).lower()
-        kind, _, name = result.get("unique_id", "").partition(".gfm.")
-        if status == "skipped":
-            skipped += 1
-        elif status in _FAILED:
-            failed_staging |= kind == "model" and name.startswith("stg_")
-            message = (result.get("message") or "").strip().replace("\n", "\n      ")
-            lines.append(f"  - {kind} {name}: {status}: {message}")
-    if skipped and lines:
-        lines.append(f"  ({skipped} downstream node(s) skipped)")
-    return lines, failed_staging
+    return _describe_nodes(
+        (*r.get("unique_id", "").partition(".gfm.")[::2], str(r.get("status", "")),
+         r.get("message"), None)
+        for r in results)
+
+
+def transform_models() -> list[str]:
+    """The relations `gfm transform` builds, by name: every dbt model outside models/features/
+    (the feature models run later, from `gfm features apply`, always on DuckDB)."""
+    models = project_dir("dbt") / "models"
+    return sorted(path.stem for path in models.rglob("*.sql")
+                  if path.relative_to(models).parts[0] != "features")
 
 
 SPARK_SCHEMA = "gfm"  # dbt/profiles.yml's spark output

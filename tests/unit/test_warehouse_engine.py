@@ -31,6 +31,19 @@ def test_spark_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
         warehouse._run_dbt_on_spark(workspace, _spark_config(tmp_path), [])
 
 
+def test_spark_offline_store_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
+    from feature_store.repo import feature_store_yaml
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyspark" else real(name, *a))
+    config = load_config(tmp_path, overrides={"features": {"offline_store": "spark"}})
+    with pytest.raises(GfmError, match=r'features.offline_store is spark.*pip install -e '
+                                       r'"\.\[spark\]"'):
+        feature_store_yaml(config)
+    assert "type: spark" not in feature_store_yaml(load_config(tmp_path))  # duckdb: no check
+
+
 def test_failures_of_a_child_run_are_read_from_run_results(tmp_path):
     results = {"results": [
         {"unique_id": "model.gfm.stg_items", "status": "error", "message": "bad\nfile"},

@@ -108,3 +108,25 @@ def read_description(path: Path) -> dict:
         raise GfmError(f"{path} is not a file written by `gfm features training-set`")
     return json.loads(metadata[METADATA_KEY])
 
+
+def first_difference(a, b, atol: float = 1e-6) -> str | None:
+    """Where two training-set frames (pandas) differ, or None when they hold the same columns
+    and rows in the same order, float vectors equal up to `atol` (two stores, or two engines,
+    give the same rows; vectors pass through float32 and back)."""
+    import pandas as pd
+
+    if list(a.columns) != list(b.columns):
+        return f"columns {list(a.columns)} vs {list(b.columns)}"
+    if len(a) != len(b):
+        return f"{len(a)} rows vs {len(b)}"
+    for column in a.columns:
+        for row, (x, y) in enumerate(zip(a[column], b[column])):
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+                same = isinstance(y, np.ndarray) and np.allclose(x, y, atol=atol)
+            elif isinstance(x, np.ndarray):
+                same = isinstance(y, np.ndarray) and list(x) == list(y)
+            else:
+                same = bool((pd.isna(x) and pd.isna(y)) or x == y)
+            if not same:
+                return f"column {column}, row {row}: {x!r} vs {y!r}"
+    return None
