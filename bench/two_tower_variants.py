@@ -163,7 +163,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     popularity = objective.popularity_snapshots(config.two_tower)
     hidden_split = _hidden_history(objective.split)
     pretend_split = _pretend_new_split(objective.split)
-    curve, best = [], None
+    curve, hidden_curve, best = [], [], None
 
     def on_epoch(epoch: int, bundle) -> None:
         nonlocal best
@@ -189,8 +189,9 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
             progress=False, name=name)
         rates = _rates(result, hidden, pretend)
         curve.append(round(rates["mean"], 4))
-        print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}",
-              flush=True)
+        hidden_curve.append({t: round(v, 4) for t, v in rates["hidden_history"].items()})
+        print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}; "
+              f"history hidden {hidden_curve[-1]}", flush=True)
         if best is None or rates["mean"] > best[1]["mean"]:
             best = (epoch, rates, hits, cold_hits)
 
@@ -200,7 +201,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     epoch, rates, hits, cold_hits = best
     record = {"name": name, "kind": "two_tower", "settings": settings,
               "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,
-              **rates, "curve": curve, "seconds": round(time.perf_counter() - t0),
+              **rates, "curve": curve, "hidden_history_curve": hidden_curve,
+              "seconds": round(time.perf_counter() - t0),
               "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     _record(workdir, record, hits, cold_hits, objective.split.user_ids)

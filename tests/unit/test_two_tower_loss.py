@@ -3,7 +3,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
+from training.two_tower.loss import (
+    catalog_softmax_loss,
+    full_softmax_loss,
+    in_batch_softmax_loss,
+)
 
 
 def _direct(user, item, ids, log_q, t, remove_hits):
@@ -84,3 +88,33 @@ def test_catalog_softmax_matches_the_definition_and_masks_history_but_not_the_po
     assert abs(got - total / 3) < 1e-5
     # Masking can only lower the loss (fewer terms in the denominator), and does here.
     assert got < float(full_softmax_loss(scores, positive, t))
+
+
+def test_blockwise_catalog_softmax_equals_the_masked_full_one_with_its_gradients():
+    """Per catalogue version and item type, the blocks give the loss (and gradients) of one
+    softmax over every item with other types' items masked."""
+    torch.manual_seed(3)
+    b, n, d = 12, 9, 4
+    user = torch.randn(b, d, requires_grad=True)
+    served, bare = torch.randn(n, d, requires_grad=True), torch.randn(n, d, requires_grad=True)
+    late = torch.rand(b) < 0.5
+    groups = torch.tensor([0, 1, 0, 0, 1, 2, 1, 0, 2])
+    positive = torch.randint(0, n, (b,))
+    history = torch.rand(b, n) < 0.2
+    weight, popularity = torch.rand(b), torch.randn(b, n)
+
+    def grads(loss):
+        return [g.clone() for g in torch.autograd.grad(loss, (user, served, bare))]
+
+    got = catalog_softmax_loss(user, [(late, served), (~late, bare)], positive, 0.3, groups,
+                               history, (weight, popularity))
+    scores = torch.where(late[:, None], user @ served.T, user @ bare.T)
+    other_type = groups[None, :] != groups[positive][:, None]
+    want = full_softmax_loss(scores, positive, 0.3, history | other_type, (weight, popularity))
+    assert abs(float(got) - float(want)) < 1e-5
+    for a, c in zip(grads(got), grads(want)):
+        assert torch.allclose(a, c, atol=1e-5)
+    # Without groups every item competes: the plain masked softmax.
+    everyone = catalog_softmax_loss(user, [(late, served), (~late, bare)], positive, 0.3,
+                                    masked=history)
+    assert abs(float(everyone) - float(full_softmax_loss(scores, positive, 0.3, history))) < 1e-5

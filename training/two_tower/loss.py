@@ -31,7 +31,6 @@ def in_batch_softmax_loss(
     return F.cross_entropy(logits, labels)
 
 
-
 def full_softmax_loss(
     scores: torch.Tensor,  # (b, n) cosine of each row's user with every trained item
     positive: torch.Tensor,  # (b,) index of each row's positive among the n items
@@ -55,3 +54,44 @@ def full_softmax_loss(
         masked[rows, positive] = False
         logits = logits.masked_fill(masked, float("-inf"))
     return F.cross_entropy(logits, positive)
+
+
+def catalog_softmax_loss(
+    user: torch.Tensor,  # (b, d) user vectors
+    catalogue: list[tuple[torch.Tensor, torch.Tensor]],  # [((b,) bool rows, (n, d) items)]
+    positive: torch.Tensor,  # (b,) index of each row's positive among the n items
+    temperature: float,
+    groups: torch.Tensor | None = None,  # (n,) int group (item type) of each item
+    masked: torch.Tensor | None = None,  # (b, n) bool: items that are not negatives
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,  # (b,), (n,) or (b, n)
+) -> torch.Tensor:
+    """`full_softmax_loss` of the rows' scores against the catalogue, computed block by block.
+    `catalogue`: which rows score against which version of the item vectors (an example
+    before graph_as_of sees items without HGNN vectors). `groups`: a row's negatives are the
+    items of its positive's group only. Every column outside the group would be masked, so
+    leaving it out of the block gives the same loss, and each block costs its rows x its
+    group's items instead of every row x every item."""
+    n = catalogue[0][1].shape[0]
+    device = user.device
+    row_group = groups[positive] if groups is not None else None
+    total = user.new_zeros(())
+    for rows, items in catalogue:
+        for group in (torch.unique(row_group[rows]) if row_group is not None else [None]):
+            selected = rows if group is None else rows & (row_group == group)
+            r = selected.nonzero().squeeze(1)
+            if len(r) == 0:
+                continue
+            cols = (torch.arange(n, device=device) if group is None
+                    else (groups == group).nonzero().squeeze(1))
+            position = torch.full((n,), -1, dtype=torch.long, device=device)
+            position[cols] = torch.arange(len(cols), device=device)
+            block_prior = None
+            if prior is not None:
+                weight, popularity = prior
+                block_prior = (weight[r], popularity[r][:, cols] if popularity.dim() == 2
+                               else popularity[cols])
+            loss = full_softmax_loss(user[r] @ items[cols].T, position[positive[r]], temperature,
+                                     masked[r][:, cols] if masked is not None else None,
+                                     block_prior)
+            total = total + loss * len(r)
+    return total / len(positive)

@@ -42,7 +42,7 @@ from training.two_tower.data import (
     popularity_inputs,
     user_inputs,
 )
-from training.two_tower.loss import full_softmax_loss, in_batch_softmax_loss
+from training.two_tower.loss import catalog_softmax_loss, in_batch_softmax_loss
 from training.two_tower.model import TwoTowerModel
 from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
 
@@ -302,16 +302,10 @@ def fit_two_tower(
     def catalog_loss(index: torch.Tensor, u, zu: torch.Tensor, weight) -> torch.Tensor:
         late = has_hgnn_t[index].to(device)  # (b,) the example's items carry HGNN vectors
         positive = item_index_t[index].to(device)
-        scores = None
-        for variant, rows in ((catalogue_as_trained(), late), (bare_on_device, ~late)):
-            if rows.any():
-                part = zu @ model.items(variant).T  # (b, n_items)
-                scores = part if scores is None else torch.where(rows[:, None], part, scores)
+        catalogue = [(rows, model.items(variant)) for variant, rows in
+                     ((catalogue_as_trained(), late), (bare_on_device, ~late)) if rows.any()]
         masked = (history_mask(u.history).to(device) if config.mask_history_negatives
                   else None)
-        if config.same_type_negatives:
-            other = catalog_types[None, :] != catalog_types[positive][:, None]  # (b, n_items)
-            masked = other if masked is None else masked | other
         prior = None
         if config.popularity_prior == "recent":
             day, inverse = torch.unique(popularity_day(index), return_inverse=True)
@@ -321,7 +315,9 @@ def fit_two_tower(
             masked = later if masked is None else masked | later
         elif weight is not None:
             prior = (weight, model.log_q[served_on_device.ids])
-        return full_softmax_loss(scores, positive, config.temperature, masked, prior)
+        return catalog_softmax_loss(zu, catalogue, positive, config.temperature,
+                                    catalog_types if config.same_type_negatives else None,
+                                    masked, prior)
 
     def batch_loss(rows: np.ndarray) -> torch.Tensor:
         index = torch.from_numpy(rows)
