@@ -112,9 +112,7 @@ def measure(profile: str, engine: str, seed: int) -> dict:
               "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
               "date": dt.date.today().isoformat(), "machine": machine()}
     if engine == "spark" and (base / "duckdb" / "warehouse.duckdb").exists():
-        same = same_marts(base / "duckdb", workdir)
-        result["same_marts_as_duckdb"] = all(same.values())
-        result["marts_compared"] = same
+        add_mart_comparison(result, base / "duckdb", workdir)
     print(f"[{profile} {engine}] {run['wall_s']:.0f} s, peak {run['peak_rss_mb']:,.0f} MiB, "
           f"CPU {run['cpu_s']:.0f} s", flush=True)
     return result
@@ -146,17 +144,23 @@ def same_marts(duckdb_workdir: Path, spark_workdir: Path) -> dict[str, bool]:
         con.close()
 
 
+def add_mart_comparison(result: dict, duckdb_workdir: Path, spark_workdir: Path) -> None:
+    """Record in a Spark run's `result` whether its marts equal the DuckDB run's (same_marts)."""
+    same = same_marts(duckdb_workdir, spark_workdir)
+    result["same_marts_as_duckdb"] = all(same.values())
+    result["marts_compared"] = same
+
+
 def compare_engines(profile: str) -> None:
     """Add the mart comparison to the saved Spark run of `profile` (its two workspaces must
     still be under /tmp/bench_scaling_<profile>/)."""
     base = Path(f"/tmp/bench_scaling_{profile}")
     path = OUT / f"{profile}_spark.json"
     result = json.loads(path.read_text())
-    same = same_marts(base / "duckdb", base / "spark")
-    result["same_marts_as_duckdb"] = all(same.values())
-    result["marts_compared"] = same
+    add_mart_comparison(result, base / "duckdb", base / "spark")
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"[{profile}] marts equal on both engines: {all(same.values())} {same}", flush=True)
+    print(f"[{profile}] marts equal on both engines: {result['same_marts_as_duckdb']} "
+          f"{result['marts_compared']}", flush=True)
 
 
 def measure_training_set(profile: str, seed: int, driver_memory: str) -> list[dict]:
