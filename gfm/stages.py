@@ -56,7 +56,10 @@ STATIC_STAGES = frozenset({"train hgnn"})
 
 
 def refresh_stages(static: bool) -> list[list[str]]:
-    """What `gfm refresh` runs, in pipeline order: every stage but the evaluation, and the
-    static layer's (the HGNN) only when `static`."""
+    """What `gfm refresh` runs, in pipeline order: every stage but the evaluation, the static
+    layer's (the HGNN) only when `static`, and the two-tower warm-started from the served one
+    (unless the HGNN is new: its vectors are another space)."""
     skip = {"evaluate"} | (set() if static else STATIC_STAGES)
-    return [list(stage.argv) for stage in STAGES if " ".join(stage.argv) not in skip]
+    plan = [list(stage.argv) for stage in STAGES if " ".join(stage.argv) not in skip]
+    return [argv + ["--warm-start"] if argv == ["train", "two-tower"] and not static else argv
+            for argv in plan]

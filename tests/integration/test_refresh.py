@@ -150,6 +150,9 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
 
     bundle = load_bundle(Workspace.at(workdir), served)
     assert bundle.metadata["cutoff"] == new.isoformat()
+    # the dynamic layer's daily step begins from the served model's weights
+    assert bundle.metadata["warm_started_from"] == _version(served_before)
+    assert f"warm-started from {_version(served_before)}" in out
     indexed = {json.loads(p.read_text())["model_version"]
                for p in (workdir / "milvus").glob("items_*.json")}
     assert bundle.version in indexed  # gfm index built the new model's collection
