@@ -153,6 +153,9 @@ class ServingConfig:
     recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
     # Largest request body `gfm serve` reads; a larger one is a 413 before it is parsed.
     max_body_bytes: int = 1 << 20
+    # `gfm refresh` keeps the served model and the newest keep_versions versions of it, with
+    # their Milvus collections and FeatureServices, and retires older ones (serving/retention.py).
+    keep_versions: int = 3
 
 
 @dataclass

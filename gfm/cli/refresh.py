@@ -102,4 +102,9 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
                           f"gfm refresh wrote into {path}: drop the flag")
     run_plan(refresh_stages(static), ["--workdir", str(args.workdir), *child_flags(args)],
              what="refresh")
-    print(f"workspace {ctx.workspace.root} refreshed to {args.to}; serve it with `gfm serve`")
+    from serving.retention import retire_old_versions
+
+    retired = retire_old_versions(ctx.workspace, resolved, resolved.serving.keep_versions)
+    print(f"{retired.summary()} (serving.keep_versions {resolved.serving.keep_versions})")
+    print(f"workspace {ctx.workspace.root} refreshed to {args.to}; a running `gfm serve` swaps "
+          "to the new model by itself (docs/serving.md)")

@@ -200,3 +200,29 @@ def test_refresh_backwards_or_past_the_data_is_refused_and_changes_nothing(refre
     assert result.returncode == 2
     assert "drop --cutoff" in result.stderr
     assert (workdir / "gfm.yaml").read_text() == before
+
+
+def test_versions_beyond_keep_are_retired_but_never_the_served_one(refreshed):
+    """serving.keep_versions 1: the model served before the refresh leaves the model store,
+    with its Milvus collection and its FeatureService; the served one stays whole."""
+    from feature_store.versions import RETIRED, FeatureVersions
+    from gfm.workspace import Workspace
+    from serving.milvus import collection_name
+
+    workdir, _, _, served_before, *_ = refreshed
+    code = ("import sys; from gfm.config import load_config; from gfm.workspace import Workspace;"
+            " from serving.retention import retire_old_versions;"
+            " w = Workspace.at(sys.argv[1]);"
+            " print(retire_old_versions(w, load_config(w.root), 1).summary())")
+    result = subprocess.run([sys.executable, "-c", code, str(workdir)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "retired 1 model(s), 1 collection(s)" in result.stdout
+    models = [json.loads(line) for line in
+              _gfm("models", "--json", "--workdir", str(workdir)).stdout.splitlines()]
+    assert [m["served"] for m in models if m["tag"].startswith("unified_2t:")] == [True]
+    old_version = _version(served_before)
+    assert not (workdir / "milvus" / f"{collection_name(old_version)}.json").exists()
+    state = FeatureVersions.load(Workspace.at(workdir))
+    assert state.services[f"two_tower_v{old_version.removeprefix('2t_')}"]["status"] == RETIRED
+    assert (workdir / "milvus" / f"{collection_name(_version(_served(workdir)))}.json").exists()
