@@ -6,8 +6,8 @@ popularity), the text vectors of new or changed items, the user average vectors 
 store, a new two-tower version and its index. The static layer (the HGNN on the co-interaction
 graph) is kept, as the paper's Table 3 found daily retraining buys nothing, unless --static is
 given or its graph is hgnn.refresh_every_days behind. The cutoff is written into the config
-file first, so every later command works at it, and a refresh that fails part-way is finished
-by running it again.
+file first, so every later command works at it; `<workdir>/refresh.json` records the refresh
+until it is done, so one that stops part-way is finished by running the same command again.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
 
 from gfm.cli.common import Context, child_flags
 from gfm.cli.pipeline import run_plan
 from gfm.config import CONFIG_FILE_NAME, load_config, parse_overrides, write_timeline_cutoff
 from gfm.errors import ConfigError, WorkspaceError
+from gfm.files import atomic_write_text
 from gfm.stages import refresh_stages
 from gfm.timeline import Timeline, last_event_ts
+
+# The last refresh: where it moved the cutoff from and to, and whether it finished.
+STATE_FILE = "refresh.json"
 
 
 def _date(text: str) -> dt.date:
@@ -71,16 +78,32 @@ def static_layer_due(ctx: Context, timeline: Timeline, forced: bool) -> tuple[bo
                    "--static")
 
 
+def _state_path(ctx: Context) -> Path:
+    return ctx.workspace.root / STATE_FILE
+
+
+def _read_state(ctx: Context) -> dict[str, Any]:
+    path = _state_path(ctx)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def run(args: argparse.Namespace, ctx: Context) -> None:
     if args.cutoff is not None:
         raise ConfigError("gfm refresh sets the cutoff itself (--to); drop --cutoff")
     current = ctx.timeline()
     new_cutoff = dt.datetime.combine(args.to, dt.time())
-    if new_cutoff <= current.cutoff:
+    state = _read_state(ctx)
+    resume = (new_cutoff == current.cutoff and state.get("to") == str(args.to)
+              and state.get("status") == "running")
+    if new_cutoff <= current.cutoff and not resume:
         raise ConfigError(
             f"--to {args.to} is not after the workspace's cutoff {current.cutoff:%Y-%m-%d}: a "
             "refresh moves the timeline forward. To evaluate an earlier cutoff, run "
             "`gfm pipeline --cutoff DATE` on another --workdir")
+    if resume:
+        print(f"resuming the refresh to {args.to} that began at {state['started_at']} and did "
+              "not finish", flush=True)
+        current = dataclasses.replace(current, cutoff=dt.datetime.fromisoformat(state["from"]))
     last = last_event_ts(ctx.workspace)
     if last < new_cutoff - dt.timedelta(days=1):  # the day before --to must hold events
         raise WorkspaceError(
@@ -88,13 +111,19 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
             "the new days first (`gfm import parquet --append`), then refresh")
     timeline = dataclasses.replace(current, cutoff=new_cutoff)
     static, why = static_layer_due(ctx, timeline, args.static)
+    if resume and state.get("static"):  # its HGNN may be trained already: then it is reused
+        static, why = True, "retrained, as the interrupted refresh decided"
     print(f"refresh: cutoff {current.cutoff:%Y-%m-%d} -> {args.to}; events up to {last}; "
           f"static layer {why}", flush=True)
 
     path = args.config or ctx.workspace.root / CONFIG_FILE_NAME
     ctx.workspace.ensure()
-    today = dt.datetime.now(dt.UTC)
-    write_timeline_cutoff(path, args.to, f"gfm refresh, {today:%Y-%m-%d %H:%M} UTC, from "
+    began = dt.datetime.now(dt.UTC)
+    # Before the cutoff moves: a refresh that stops part-way is finished by the same command.
+    record = {"to": str(args.to), "from": current.cutoff.isoformat(), "static": static,
+              "started_at": f"{began:%Y-%m-%d %H:%M:%S} UTC", "status": "running"}
+    atomic_write_text(_state_path(ctx), json.dumps(record, indent=2) + "\n")
+    write_timeline_cutoff(path, args.to, f"gfm refresh, {began:%Y-%m-%d %H:%M} UTC, from "
                                          f"{current.cutoff:%Y-%m-%d}")
     resolved = load_config(ctx.workspace.root, args.config, parse_overrides(args.overrides))
     if resolved.timeline.cutoff != args.to:  # a --set flag wins over the file
@@ -106,5 +135,9 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
     retired = retire_old_versions(ctx.workspace, resolved, resolved.serving.keep_versions)
     print(f"{retired.summary()} (serving.keep_versions {resolved.serving.keep_versions})")
+    finished = dt.datetime.now(dt.UTC)
+    record.update(status="done", finished_at=f"{finished:%Y-%m-%d %H:%M:%S} UTC",
+                  wall_s=round((finished - began).total_seconds(), 1))
+    atomic_write_text(_state_path(ctx), json.dumps(record, indent=2) + "\n")
     print(f"workspace {ctx.workspace.root} refreshed to {args.to}; a running `gfm serve` swaps "
           "to the new model by itself (docs/serving.md)")
