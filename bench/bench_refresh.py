@@ -109,10 +109,10 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
         wall = run(gfm("refresh", "--to", str(day), "--workdir", str(served)), log)
         run(gfm("evaluate", "--models", MODELS, "--workdir", str(served)),
             base / f"evaluate_{day}.log")
-        text = log.read_text()
+        record = json.loads((served / "refresh.json").read_text())  # what gfm refresh did
         days.append({"cutoff": str(day), "kind": "refresh", "wall_s": round(wall, 1),
                      "stages": stage_times(log), "hr@10": hr(served),
-                     "static": "static layer retrained" in text or "static layer trained" in text})
+                     "static": bool(record["static"])})
         print(f"      {wall:.0f} s; HR@10 {days[-1]['hr@10']}", flush=True)
     refreshed_hits = load_user_hits(served / "reports" / "user_hits.npz")
 

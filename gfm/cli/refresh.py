@@ -16,12 +16,19 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gfm.cli.common import Context, child_flags
 from gfm.cli.pipeline import run_plan
-from gfm.config import CONFIG_FILE_NAME, load_config, parse_overrides, write_timeline_cutoff
+from gfm.config import (
+    CONFIG_FILE_NAME,
+    Config,
+    load_config,
+    parse_overrides,
+    write_timeline_cutoff,
+)
 from gfm.errors import ConfigError, WorkspaceError
 from gfm.files import atomic_write_text
 from gfm.stages import refresh_stages
@@ -87,57 +94,92 @@ def _read_state(ctx: Context) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run(args: argparse.Namespace, ctx: Context) -> None:
-    if args.cutoff is not None:
-        raise ConfigError("gfm refresh sets the cutoff itself (--to); drop --cutoff")
+@dataclass
+class RefreshPlan:
+    """What a refresh to `to` will do, decided before anything is written."""
+
+    to: dt.date
+    previous: dt.datetime  # the cutoff it moves from
+    static: bool  # retrain the HGNN
+    why: str  # why the static layer is kept or retrained
+    resume: bool  # finishing a refresh to `to` that stopped part-way
+    last_event: dt.datetime
+
+    def summary(self) -> str:
+        return (f"refresh: cutoff {self.previous:%Y-%m-%d} -> {self.to}; events up to "
+                f"{self.last_event}; static layer {self.why}")
+
+
+def plan_refresh(ctx: Context, to: dt.date, force_static: bool = False) -> RefreshPlan:
+    """Check that a refresh to `to` can run, and decide what it runs; writes nothing."""
     current = ctx.timeline()
-    new_cutoff = dt.datetime.combine(args.to, dt.time())
+    new_cutoff = dt.datetime.combine(to, dt.time())
     state = _read_state(ctx)
-    resume = (new_cutoff == current.cutoff and state.get("to") == str(args.to)
+    resume = (new_cutoff == current.cutoff and state.get("to") == str(to)
               and state.get("status") == "running")
     if new_cutoff <= current.cutoff and not resume:
         raise ConfigError(
-            f"--to {args.to} is not after the workspace's cutoff {current.cutoff:%Y-%m-%d}: a "
+            f"--to {to} is not after the workspace's cutoff {current.cutoff:%Y-%m-%d}: a "
             "refresh moves the timeline forward. To evaluate an earlier cutoff, run "
             "`gfm pipeline --cutoff DATE` on another --workdir")
     if resume:
-        print(f"resuming the refresh to {args.to} that began at {state['started_at']} and did "
-              "not finish", flush=True)
         current = dataclasses.replace(current, cutoff=dt.datetime.fromisoformat(state["from"]))
     last = last_event_ts(ctx.workspace)
     if last < new_cutoff - dt.timedelta(days=1):  # the day before --to must hold events
         raise WorkspaceError(
-            f"raw/ holds events up to {last}, not up to the day before --to {args.to}: append "
+            f"raw/ holds events up to {last}, not up to the day before --to {to}: append "
             "the new days first (`gfm import parquet --append`), then refresh")
-    timeline = dataclasses.replace(current, cutoff=new_cutoff)
-    static, why = static_layer_due(ctx, timeline, args.static)
+    static, why = static_layer_due(ctx, dataclasses.replace(current, cutoff=new_cutoff),
+                                   force_static)
     if resume and state.get("static"):  # its HGNN may be trained already: then it is reused
         static, why = True, "retrained, as the interrupted refresh decided"
-    print(f"refresh: cutoff {current.cutoff:%Y-%m-%d} -> {args.to}; events up to {last}; "
-          f"static layer {why}", flush=True)
+    if resume:
+        why += f" (resuming the refresh begun at {state['started_at']}, which did not finish)"
+    return RefreshPlan(to, current.cutoff, static, why, resume, last)
 
-    path = args.config or ctx.workspace.root / CONFIG_FILE_NAME
+
+def begin_refresh(ctx: Context, plan: RefreshPlan, config_path: Path | None,
+                  overrides: dict[str, Any]) -> Config:
+    """Record the refresh as running, then move the cutoff in the config file; returns the
+    configuration at the new cutoff."""
+    path = config_path or ctx.workspace.root / CONFIG_FILE_NAME
     ctx.workspace.ensure()
     began = dt.datetime.now(dt.UTC)
     # Before the cutoff moves: a refresh that stops part-way is finished by the same command.
-    record = {"to": str(args.to), "from": current.cutoff.isoformat(), "static": static,
+    record = {"to": str(plan.to), "from": plan.previous.isoformat(), "static": plan.static,
               "started_at": f"{began:%Y-%m-%d %H:%M:%S} UTC", "status": "running"}
     atomic_write_text(_state_path(ctx), json.dumps(record, indent=2) + "\n")
-    write_timeline_cutoff(path, args.to, f"gfm refresh, {began:%Y-%m-%d %H:%M} UTC, from "
-                                         f"{current.cutoff:%Y-%m-%d}")
-    resolved = load_config(ctx.workspace.root, args.config, parse_overrides(args.overrides))
-    if resolved.timeline.cutoff != args.to:  # a --set flag wins over the file
-        raise ConfigError(f"a --set timeline.cutoff flag overrides the cutoff {args.to} that "
+    write_timeline_cutoff(path, plan.to, f"gfm refresh, {began:%Y-%m-%d %H:%M} UTC, from "
+                                         f"{plan.previous:%Y-%m-%d}")
+    resolved = load_config(ctx.workspace.root, config_path, overrides)
+    if resolved.timeline.cutoff != plan.to:  # a --set flag wins over the file
+        raise ConfigError(f"a --set timeline.cutoff flag overrides the cutoff {plan.to} that "
                           f"gfm refresh wrote into {path}: drop the flag")
-    run_plan(refresh_stages(static), ["--workdir", str(args.workdir), *child_flags(args)],
-             what="refresh")
+    return resolved
+
+
+def finish_refresh(ctx: Context, config: Config) -> str:
+    """Retire versions beyond serving.keep_versions and record the refresh as done; returns
+    what was retired, as a line."""
     from serving.retention import retire_old_versions
 
-    retired = retire_old_versions(ctx.workspace, resolved, resolved.serving.keep_versions)
-    print(f"{retired.summary()} (serving.keep_versions {resolved.serving.keep_versions})")
+    retired = retire_old_versions(ctx.workspace, config, config.serving.keep_versions)
+    record = _read_state(ctx)
     finished = dt.datetime.now(dt.UTC)
-    record.update(status="done", finished_at=f"{finished:%Y-%m-%d %H:%M:%S} UTC",
-                  wall_s=round((finished - began).total_seconds(), 1))
+    record.update(status="done", finished_at=f"{finished:%Y-%m-%d %H:%M:%S} UTC")
     atomic_write_text(_state_path(ctx), json.dumps(record, indent=2) + "\n")
+    return f"{retired.summary()} (serving.keep_versions {config.serving.keep_versions})"
+
+
+def run(args: argparse.Namespace, ctx: Context) -> None:
+    if args.cutoff is not None:
+        raise ConfigError("gfm refresh sets the cutoff itself (--to); drop --cutoff")
+    plan = plan_refresh(ctx, args.to, args.static)
+    print(plan.summary(), flush=True)
+    begin_refresh(ctx, plan, args.config, parse_overrides(args.overrides))
+    run_plan(refresh_stages(plan.static), ["--workdir", str(args.workdir), *child_flags(args)],
+             what="refresh")
+    print(finish_refresh(ctx, load_config(ctx.workspace.root, args.config,
+                                          parse_overrides(args.overrides))))
     print(f"workspace {ctx.workspace.root} refreshed to {args.to}; a running `gfm serve` swaps "
           "to the new model by itself (docs/serving.md)")
