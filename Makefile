@@ -48,9 +48,13 @@ setup-spark: setup
 	else echo "java not found and cannot apt-get (not root): install Java 17 for Spark"; fi
 
 # The optional Dagster code location (orchestrate/): its own pip call (STACK.md: asking for it
-# together with the Spark extra did not resolve in 13 minutes).
+# together with the Spark extra did not resolve in 13 minutes). dagster-dbt asks for
+# sqlglot[rs], which brings sqlglotc, a compiled sqlglot generator that breaks the SQL ibis
+# writes for Feast's DuckDB offline store (TypeError in interval_sql, every training set
+# fails): removed again, plain sqlglot serves dagster-dbt as well.
 setup-orchestrate: setup
 	$(BIN)/pip install --quiet -e ".[orchestrate]"
+	$(BIN)/pip uninstall --quiet --yes sqlglotc sqlglotrs
 
 # The Dagster UI and its schedule daemon on loopback, for the workspace WORKDIR; Dagster's own
 # state in $(WORKDIR)/dagster with telemetry off.

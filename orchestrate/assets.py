@@ -23,15 +23,15 @@ the code of the CLI, so a run here equals `gfm refresh`:
 
 One job, `refresh`, on two schedules: daily (the dynamic layer; the HGNN is retrained only once
 hgnn.refresh_every_days have passed) and weekly (static: true). The dbt models run on DuckDB
-(warehouse.engine duckdb): on Spark, run `gfm refresh`.
+(warehouse.engine duckdb): on Spark, run `gfm refresh`. No `from __future__ import
+annotations` here: Dagster reads the config classes from the functions' annotations.
 """
-
-from __future__ import annotations
 
 import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import dagster as dg
@@ -131,10 +131,14 @@ def build_definitions(target: Target) -> dg.Definitions:
         if c.config.warehouse.engine != "duckdb":
             raise GfmError("the Dagster code location runs the dbt models on DuckDB; with "
                            "warehouse.engine spark, run `gfm refresh`")
-        keys = sorted(context.selected_asset_keys)
-        select = ["--select", *[key.path[-1] for key in keys]] if context.is_subset else []
+        keys = set(context.selected_asset_keys)
+        select = (["--select", *sorted(key.path[-1] for key in keys)] if context.is_subset
+                  else [])
         run_dbt(c.workspace, c.config, c.timeline(), ["build", *select])
-        for key in keys:
+        # Dagster wants a multi-asset's results in dependency order.
+        deps = context.assets_def.asset_deps
+        order = TopologicalSorter({key: deps.get(key, set()) & keys for key in keys})
+        for key in order.static_order():
             yield dg.MaterializeResult(asset_key=key)
 
     mart_keys = list(warehouse_marts.keys)
@@ -187,7 +191,10 @@ def build_definitions(target: Target) -> dg.Definitions:
 
     assets = [raw_at_cutoff, warehouse_marts, text_embeddings, hgnn_vectors, feature_views,
               online_store, two_tower_model, milvus_index, retired_versions]
+    # In one process: the stages run one after another anyway, and each would otherwise pay
+    # for importing torch, dbt and Feast again.
     refresh = dg.define_asset_job("refresh", selection=dg.AssetSelection.assets(*assets),
+                                  executor_def=dg.in_process_executor,
                                   description="gfm refresh: the served chain at a new cutoff")
 
     def at(day: dt.date, static: bool) -> dict:
