@@ -21,6 +21,7 @@ import yaml
 
 from gfm.device import check_device_setting
 from gfm.errors import ConfigError
+from gfm.files import atomic_write_text
 
 # Sections that a stage owns: the stage package defines the dataclass (it is saved with that
 # stage's models). The foundation imports no stage at import time: it names them here and loads
@@ -152,6 +153,9 @@ class ServingConfig:
     recall_queries: int = 300  # user vectors `gfm index` measures ANN recall@10 with
     # Largest request body `gfm serve` reads; a larger one is a 413 before it is parsed.
     max_body_bytes: int = 1 << 20
+    # `gfm refresh` keeps the served model and the newest keep_versions versions of it, with
+    # their Milvus collections and FeatureServices, and retires older ones (serving/retention.py).
+    keep_versions: int = 3
 
 
 @dataclass
@@ -372,3 +376,41 @@ def load_config(
     config = _build(Config, data, "")
     _validate(config)
     return config
+
+
+def write_timeline_cutoff(path: Path, cutoff: dt.date, note: str) -> Path:
+    """Set timeline.cutoff in the config file `path` (a workspace's gfm.yaml; created if
+    missing) to `cutoff`, with `note` as its comment, keeping every other line of the file,
+    comments included. The file must still load; if it does not, it is left as it was."""
+    existed = path.exists()
+    before = path.read_text() if existed else ""
+    lines = before.splitlines()
+    entry = f"cutoff: {cutoff.isoformat()}  # {note}"
+    start = next((i for i, line in enumerate(lines) if re.match(r"timeline:\s*(#.*)?$", line)),
+                 None)
+    if start is None:
+        if any(re.match(r"timeline\s*:", line) for line in lines):
+            raise ConfigError(f"{path}: write the timeline section as a block (`timeline:` on its "
+                              "own line, one key per line) so that its cutoff can be moved")
+        lines += ["timeline:", "  " + entry]
+    else:
+        end = start + 1
+        while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t")):
+            end += 1
+        body = [i for i in range(start + 1, end) if lines[i].strip()]
+        indent = (re.match(r"\s*", lines[body[0]]).group(0) if body else "  ")
+        at = next((i for i in body if re.match(r"\s+cutoff\s*:", lines[i])), None)
+        if at is None:
+            lines.insert(start + 1, indent + entry)
+        else:
+            lines[at] = indent + entry
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    try:
+        load_config(config_path=path)
+    except ConfigError:  # leave the file as it was
+        if existed:
+            atomic_write_text(path, before)
+        else:
+            path.unlink()
+        raise
+    return path

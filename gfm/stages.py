@@ -4,6 +4,8 @@ paper experiments' workspace copies run from.
 A stage is a `gfm` subcommand (its argv). `needed_by` names the evaluated models whose inputs the
 stage builds: a workspace copy that evaluates some models runs only the stages they need. The
 last stages (materialize, evaluate, index) build what is served and reported, which no copy needs.
+`gfm refresh` runs the stages of the served chain, less the static layer unless it is due, and
+less the evaluation (a refreshed cutoff has no hold-out yet).
 """
 
 from __future__ import annotations
@@ -48,3 +50,16 @@ def stages_for(models: Iterable[str], without: Iterable[str] = ()) -> list[list[
     models, skip = set(models), set(without)
     return [list(stage.argv) for stage in STAGES
             if stage.needed_for(models) and " ".join(stage.argv) not in skip]
+
+
+STATIC_STAGES = frozenset({"train hgnn"})
+
+
+def refresh_stages(static: bool) -> list[list[str]]:
+    """What `gfm refresh` runs, in pipeline order: every stage but the evaluation, the static
+    layer's (the HGNN) only when `static`, and the two-tower warm-started from the served one
+    (unless the HGNN is new: its vectors are another space)."""
+    skip = {"evaluate"} | (set() if static else STATIC_STAGES)
+    plan = [list(stage.argv) for stage in STAGES if " ".join(stage.argv) not in skip]
+    return [argv + ["--warm-start"] if argv == ["train", "two-tower"] and not static else argv
+            for argv in plan]

@@ -81,7 +81,7 @@ def _examples(table: pa.Table, mask: pa.ChunkedArray | pa.Array, columns: list[s
     return "\n".join(lines)
 
 
-def _count(mask) -> int:
+def count_true(mask) -> int:
     return int(pc.sum(pc.fill_null(mask, False).cast(pa.int64())).as_py() or 0)
 
 
@@ -106,7 +106,7 @@ def check_table(name: str, table: pa.Table, source: str) -> pa.Table:
             nulls = pc.is_null(table.column(col.name))
             if col.kind == STRING:
                 nulls = pc.or_kleene(nulls, pc.equal(pc.utf8_length(table.column(col.name)), 0))
-            if n := _count(nulls):
+            if n := count_true(nulls):
                 problems.append(
                     f"column {col.name!r} has {n} null or empty value(s), it must not:\n"
                     + _examples(table, nulls, [c.name for c in SCHEMAS[name][:3]])
@@ -117,7 +117,7 @@ def check_table(name: str, table: pa.Table, source: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=arrow_schema(name))
 
 
-def _check_unique(table: pa.Table, column: str, source: str) -> None:
+def check_unique(table: pa.Table, column: str, source: str) -> None:
     counts = pc.value_counts(table.column(column))
     dupes = [v["values"] for v in counts.to_pylist() if v["counts"] > 1][:MAX_EXAMPLES]
     if dupes:
@@ -133,7 +133,7 @@ def _check_foreign_key(
     unknown = pc.invert(pc.is_in(values, value_set=known))
     if skip_null:
         unknown = pc.and_(unknown, pc.is_valid(values))
-    if n := _count(unknown):
+    if n := count_true(unknown):
         raise ContractError(
             f"{source}: refused: column {column!r} has {n} value(s) not found in {target}:\n"
             + _examples(table, unknown, table.column_names[:3])
@@ -144,8 +144,8 @@ def validate(tables: dict[str, pa.Table], sources: dict[str, str]) -> dict[str, 
     """Validate all three tables (columns, types, nulls, keys); return them in canonical schema."""
     checked = {name: check_table(name, tables[name], sources[name]) for name in SCHEMAS}
     items, users, interactions = checked["items"], checked["users"], checked["interactions"]
-    _check_unique(items, "item_id", sources["items"])
-    _check_unique(users, "user_id", sources["users"])
+    check_unique(items, "item_id", sources["items"])
+    check_unique(users, "user_id", sources["users"])
     item_ids = items.column("item_id").combine_chunks()
     _check_foreign_key(items, "parent_id", item_ids, sources["items"], "items.item_id", True)
     # Only one level of nesting: a parent must itself be top-level.
@@ -154,7 +154,7 @@ def validate(tables: dict[str, pa.Table], sources: dict[str, str]) -> dict[str, 
         value_set=pc.drop_null(items.column("parent_id")).combine_chunks(),
     )
     nested = pc.and_(parents_of_parents, pc.is_valid(items.column("parent_id")))
-    if n := _count(nested):
+    if n := count_true(nested):
         raise ContractError(
             f"{sources['items']}: refused: {n} item(s) have a parent_id and are themselves a "
             "parent; only one level (show -> episode) is supported:\n"

@@ -6,6 +6,7 @@ staging directory. A refused import leaves the workspace exactly as it was.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -13,12 +14,21 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gfm.errors import ContractError
+from gfm.errors import ContractError, WorkspaceError
 from gfm.workspace import Workspace
-from ingest.contract import arrow_schema, read_parquet, validate
-from ingest.raw_store import guard_existing, staged_raw_dir
+from ingest.contract import (
+    SCHEMAS,
+    arrow_schema,
+    check_table,
+    check_unique,
+    count_true,
+    read_parquet,
+    validate,
+)
+from ingest.raw_store import guard_existing, read_manifest, staged_raw_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,108 @@ def import_parquet(
     }
     return write_validated(workspace, tables, {k: str(v) for k, v in paths.items()}, manifest,
                            overwrite)
+
+
+# Columns that identify an interaction: an appended row equal to a raw/ row on all of them is
+# the same event sent twice.
+EVENT_KEY = ("user_id", "item_id", "event_ts", "event_type")
+
+
+def _existing_rows(table: pa.Table, known: pa.Table, key: str, source: str) -> pa.Table:
+    """The rows of `table` whose `key` is new. A row whose key raw/ already holds must equal the
+    stored row (sent again: dropped); a changed one would rewrite the past: refused."""
+    check_unique(table, key, source)  # before aligning rows by key
+    known_ids = known.column(key).combine_chunks()
+    seen = pc.is_in(table.column(key), value_set=known_ids)
+    if not pc.any(seen).as_py():
+        return table
+    sent = table.filter(seen).to_pandas().set_index(key).sort_index()
+    stored = (known.filter(pc.is_in(known.column(key), value_set=pa.array(sent.index)))
+              .to_pandas().set_index(key).sort_index())
+    changed = ~(sent.eq(stored) | (sent.isna() & stored.isna())).all(axis=1)
+    if changed.any():
+        names = ", ".join(map(repr, changed[changed].index[:5]))
+        raise ContractError(
+            f"{source}: refused: {int(changed.sum())} row(s) change a {key} raw/ already holds "
+            f"({names}); an append adds new rows only. To correct the past, import the whole "
+            "corrected data with `gfm import parquet --overwrite`"
+        )
+    return table.filter(pc.invert(seen))
+
+
+def _before_cutoff(table: pa.Table, column: str, cutoff: dt.datetime, source: str,
+                   what: str) -> None:
+    early = pc.less(table.column(column), pa.scalar(cutoff, pa.timestamp("us")))
+    if n := count_true(early):
+        first = pc.min(table.column(column)).as_py()
+        raise ContractError(
+            f"{source}: refused: {n} {what} before the workspace's cutoff {cutoff:%Y-%m-%d} "
+            f"(the earliest: {first}); the days before the cutoff are what the trained models "
+            "learnt from, so an append may only add days from the cutoff on. To change the "
+            "past, import the whole data with `gfm import parquet --overwrite`"
+        )
+
+
+def append_parquet(
+    workspace: Workspace, cutoff: dt.datetime, interactions: Path, items: Path | None = None,
+    users: Path | None = None,
+) -> dict[str, int]:
+    """Add new days of interactions, and new items and users, to raw/. Returns the rows added.
+
+    Refused, with nothing written, when the result breaks the contract, or when it would rewrite
+    the past: an event, a release or a signup before `cutoff`, or a changed item or user. The
+    same file again adds nothing (its fingerprint is in the manifest), and so do rows raw/
+    already holds; raw/ is rewritten through a staging directory, so a crash leaves it whole.
+    """
+    manifest = read_manifest(workspace)
+    if manifest is None or not workspace.has_raw_data():
+        raise WorkspaceError(
+            f"{workspace.raw_dir} holds no raw data to append to: import the data once without "
+            "--append (or `gfm generate`), then append new days"
+        )
+    paths = {name: path for name, path in
+             {"items": items, "users": users, "interactions": interactions}.items() if path}
+    fingerprint = _fingerprint(list(paths.values()))
+    appends = manifest.get("appends", [])
+    if any(a["fingerprint"] == fingerprint for a in appends):
+        log.info("raw/ already holds this append; nothing to do")
+        return {name: 0 for name in SCHEMAS}
+    new = {name: (check_table(name, read_parquet(paths[name], name), str(paths[name]))
+                  if name in paths else arrow_schema(name).empty_table()) for name in SCHEMAS}
+    sources = {name: str(paths.get(name, workspace.raw_path(name))) for name in SCHEMAS}
+    raw = {name: pq.read_table(workspace.raw_path(name)) for name in SCHEMAS}
+    new["items"] = _existing_rows(new["items"], raw["items"], "item_id", sources["items"])
+    new["users"] = _existing_rows(new["users"], raw["users"], "user_id", sources["users"])
+    _before_cutoff(new["interactions"], "event_ts", cutoff, sources["interactions"], "event(s)")
+    _before_cutoff(new["items"], "created_at", cutoff, sources["items"], "new item(s) released")
+    _before_cutoff(new["users"], "signup_at", cutoff, sources["users"], "new user(s) signed up")
+    sent_again = pc.is_in(_event_keys(new["interactions"]),
+                          value_set=_event_keys(raw["interactions"]))
+    if pc.all(sent_again).as_py() and len(new["interactions"]) and not (
+            len(new["items"]) or len(new["users"])):
+        log.info("raw/ already holds every event of this append; nothing to do")
+        return {name: 0 for name in SCHEMAS}
+    if pc.any(sent_again).as_py():
+        raise ContractError(
+            f"{sources['interactions']}: refused: {count_true(sent_again)} event(s) are already "
+            "in raw/ (same user, item, time and type): an append holds new events only"
+        )
+    merged = validate({name: pa.concat_tables([raw[name], new[name]]) for name in SCHEMAS},
+                      sources)
+    added = {name: new[name].num_rows for name in SCHEMAS}
+    appends = [*appends, {"files": {n: str(p.resolve()) for n, p in paths.items()},
+                          "fingerprint": fingerprint, "rows": added}]
+    with staged_raw_dir(workspace, {**manifest, "appends": appends,
+                                    "rows": {n: t.num_rows for n, t in merged.items()}}) as staging:
+        for name, table in merged.items():
+            pq.write_table(table, staging / f"{name}.parquet")
+    return added
+
+
+def _event_keys(table: pa.Table) -> pa.Array:
+    """One string per event of its EVENT_KEY columns (for set membership)."""
+    parts = [pc.cast(table.column(c), pa.string()) for c in EVENT_KEY]
+    return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
 
 
 # MovieLens -> contract. Movies become top-level items whose type is the family of their first

@@ -80,7 +80,7 @@ def check_config(serving: ServingConfig) -> None:
                           f"{', '.join(INDEX_TYPES)}")
     for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef", "ivf_nlist", "ivf_nprobe",
                  "workers", "torch_threads", "recall_queries",
-                 "max_body_bytes"):
+                 "max_body_bytes", "keep_versions"):
         if getattr(serving, name) < 1:
             raise ConfigError(f"serving.{name} must be at least 1, got {getattr(serving, name)}")
     uri = serving.milvus_uri.strip()

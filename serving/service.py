@@ -51,6 +51,12 @@ from serving.schemas import (
 logger = logging.getLogger(__name__)
 
 RETRY_S = 5.0
+# A worker looks at the workspace's serving pointer (`gfm train two-tower`, `gfm refresh` move
+# it) at most this often; a new model is loaded beside the served one and swapped in whole once
+# it is ready (its index built), and the old one is closed CLOSE_GRACE_S later, when the
+# requests that began on it are done.
+SWAP_CHECK_S = 1.0
+CLOSE_GRACE_S = 30.0
 # Read when `bentoml serve` imports this module: `gfm serve` sets them from the config.
 WORKERS = int(os.environ.get("GFM_SERVE_WORKERS", "1"))
 ACCESS_LOG = os.environ.get("GFM_ACCESS_LOG", "1") != "0"
@@ -100,6 +106,9 @@ class Recommender:
         self._error = "not loaded yet"
         self._last_try = 0.0
         self._lock = threading.Lock()
+        self._next_swap_check = 0.0
+        self._swapping = False
+        self.swaps = 0  # models swapped in since the worker started (/readyz)
         self._load()
         _LIVE["service"] = self  # for /readyz's details (serving/http.py)
 
@@ -124,7 +133,56 @@ class Recommender:
             with self._lock:
                 if self._engine is None:
                     self._load()
+        elif self._engine is not None:
+            self._check_pointer()
         return self._engine
+
+    def _check_pointer(self) -> None:
+        """Start loading the model the serving pointer names, when it is not the served one."""
+        from training.two_tower.store import served_tag
+
+        now = time.monotonic()
+        if now < self._next_swap_check or self._swapping:
+            return
+        self._next_swap_check = now + SWAP_CHECK_S
+        try:
+            tag = served_tag(self._engine.workspace)
+        except Exception:  # a pointer being replaced or removed: keep serving, look again
+            return
+        if tag == self._engine.manifest["model_tag"]:
+            return
+        with self._lock:
+            if self._swapping:
+                return
+            self._swapping = True
+        threading.Thread(target=self._swap, args=(tag,), name="gfm-model-swap",
+                         daemon=True).start()
+
+    def _swap(self, tag: str) -> None:
+        """Load the new model beside the served one, then swap the engine reference (one
+        assignment: a request holds the engine it began with, so it answers from one model and
+        that model's index). Until the new model is servable (`gfm index` not run yet, ...)
+        the old one goes on serving, and loading is retried every RETRY_S."""
+        from serving.engine import engine_from_environment
+
+        old = self._engine
+        try:
+            engine = engine_from_environment()
+        except Exception as exc:
+            logger.warning("%s is pointed at but cannot be served yet (%s: %s); serving %s, "
+                           "retrying in %.0f s", tag, type(exc).__name__, exc,
+                           old.manifest["model_tag"], RETRY_S)
+            self._next_swap_check = time.monotonic() + RETRY_S
+            self._swapping = False
+            return
+        self._engine = engine
+        self.swaps += 1
+        self._swapping = False
+        logger.info("swapped %s for %s", old.manifest["model_tag"], engine.manifest["model_tag"])
+        if engine is not old:
+            closer = threading.Timer(CLOSE_GRACE_S, old.close)
+            closer.daemon = True
+            closer.start()
 
     def __is_ready__(self) -> bool:
         return self._ready_engine() is not None
@@ -135,7 +193,7 @@ class Recommender:
         if engine is None:
             return False, {"error": f"the service is not ready: {self._error}",
                            "retry_after_s": RETRY_S}
-        return True, engine.status()
+        return True, {**engine.status(), "swaps": self.swaps}
 
     @bentoml.on_shutdown
     def close(self) -> None:

@@ -311,6 +311,24 @@ def _run_dbt_in_process(workspace: Workspace, config: Config,
     return lines or ["  - dbt reported a failure without details"], failed_staging
 
 
+def parse_manifest(workspace: Workspace, config: Config, timeline: Timeline,
+                   target: str) -> Path:
+    """`dbt parse` of the project with this workspace's vars, paths and profile, into
+    <workdir>/dbt/<target>/; returns its manifest.json (what an orchestrator reads the models
+    and their lineage from). Needs no raw data: nothing is run."""
+    from dbt.cli.main import dbtRunner
+
+    workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
+    cli_args = dbt_args(workspace, config, timeline, ["parse"], target=target)
+    with _environment(dbt_environment(workspace, config), cwd=workspace.root):
+        outcome = dbtRunner(callbacks=[_forward_event]).invoke(cli_args)
+    path = workspace.dbt_dir / target / "manifest.json"
+    if not outcome.success or not path.exists():
+        raise GfmError(f"dbt parse failed for workspace {workspace.root} "
+                       f"({outcome.exception or 'see ' + str(workspace.dbt_dir / 'logs')})")
+    return path
+
+
 def _run_dbt_on_spark(workspace: Workspace, config: Config,
                       cli_args: list[str]) -> tuple[list[str], bool]:
     """dbt-spark in a child process: each run gets its own JVM and SparkSession, so no process

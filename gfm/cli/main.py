@@ -19,6 +19,7 @@ from gfm.cli import (
     index,
     models,
     pipeline,
+    refresh,
     report,
     serve,
     show_config,
@@ -30,7 +31,7 @@ from gfm.cli.common import add_common_arguments, context_from_args
 from gfm.errors import GfmError
 
 SUBCOMMANDS = [generate, import_data, transform, dbt, embed, train, features, tune, evaluate, index,
-               models, serve, build, report, pipeline, show_config]
+               models, serve, build, report, pipeline, refresh, show_config]
 
 
 def _offline_environment() -> None:

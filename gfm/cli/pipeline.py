@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gfm.cli.common import Context, child_flags
+from gfm.cli.common import Context, child_flags, context_from_args
 from gfm.stages import pipeline_stages
 
 
@@ -39,16 +39,22 @@ def _common_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
-def run(args: argparse.Namespace, ctx: Context) -> None:
+def run_plan(plan: list[list[str]], flags: list[str], what: str = "pipeline") -> None:
+    """Run each stage (a `gfm` argv) with `flags`, in order, as its own subcommand would run,
+    with its own context: a stage sees what the stages before it wrote (gfm.yaml included)."""
     from gfm.cli.main import build_parser
 
     parser = build_parser()
-    plan = stages(args, ctx)
     began = time.monotonic()
     for i, argv in enumerate(plan, 1):
         print(f"\n== [{i}/{len(plan)}] gfm {' '.join(argv)}", flush=True)
         t0 = time.monotonic()
-        stage_args = parser.parse_args([*argv, *_common_flags(args)])
-        stage_args.handler(stage_args, ctx)
+        stage_args = parser.parse_args([*argv, *flags])
+        stage_args.handler(stage_args, context_from_args(stage_args))
         print(f"== [{i}/{len(plan)}] done in {time.monotonic() - t0:.0f} s", flush=True)
-    print(f"\npipeline finished in {time.monotonic() - began:.0f} s; workspace {ctx.workspace.root}")
+    print(f"\n{what} finished in {time.monotonic() - began:.0f} s")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> None:
+    run_plan(stages(args, ctx), _common_flags(args))
+    print(f"workspace {ctx.workspace.root}")

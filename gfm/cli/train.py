@@ -18,26 +18,32 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     hgnn.add_argument("--force", action="store_true",
                       help="retrain even if this version (same config and inputs) exists")
-    models.add_parser(
+    two_tower = models.add_parser(
         "two-tower",
         help="unified two-tower from Feast point-in-time joins (in-batch softmax, log-Q); saved "
              "to <workdir>/bentoml as unified_2t:<version>, which `gfm serve` then serves "
              "(settings: the two_tower section of the config)",
     )
+    two_tower.add_argument("--warm-start", action="store_true",
+                           help="begin from the served model's weights and train "
+                                "two_tower.warm_start_epochs (what `gfm refresh` runs); from "
+                                "scratch when no model is served")
     return parser
 
 
 def run(args: argparse.Namespace, ctx: Context) -> None:
     if args.model == "two-tower":
-        _run_two_tower(ctx)
+        _run_two_tower(ctx, args.warm_start)
     else:
         _run_hgnn(args, ctx)
 
 
-def _run_two_tower(ctx: Context) -> None:
+def _run_two_tower(ctx: Context, warm_start: bool) -> None:
     from training.two_tower.train import train_two_tower
 
-    run_ = train_two_tower(ctx.workspace, ctx.config, ctx.timeline())
+    run_ = train_two_tower(ctx.workspace, ctx.config, ctx.timeline(), warm_start=warm_start)
+    if run_.metrics.get("warm_start"):
+        print(f"warm-started from {run_.metrics['warm_start']['from']}")
     print(f"two-tower {run_.tag}: validation recall@10 (discovery, last epoch) "
           f"{run_.metrics['val_recall@10']:.4f} on {run_.metrics['n_examples']:,} examples; feature service "
           f"{run_.metrics['feature_service']}")

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from gfm.config import Config, load_config, parse_overrides
+from gfm.config import Config, load_config, parse_overrides, write_timeline_cutoff
 from gfm.errors import ConfigError
 from gfm.timeline import Timeline, resolve_timeline
 from gfm.workspace import Workspace
@@ -106,3 +106,33 @@ def test_stage_sections_load_and_refuse_unknown_keys():
     assert Config().to_dict()["hgnn"] == HGNNConfig().__dict__
     with pytest.raises(ConfigError, match="hgnn: unknown key"):
         load_config(overrides=parse_overrides(["hgnn.max_epoch=5"]))
+
+
+@pytest.mark.parametrize("before, after", [
+    ("", "timeline:\n  cutoff: 2025-07-02  # moved\n"),
+    ("# mine\ntimeline:\n    label_days: 7  # why\nhgnn:\n  max_epochs: 3\n",
+     "# mine\ntimeline:\n    cutoff: 2025-07-02  # moved\n    label_days: 7  # why\nhgnn:\n"
+     "  max_epochs: 3\n"),
+    ("timeline:  # ours\n  label_days: 7\n\n  cutoff: 2025-06-01  # old\n",
+     "timeline:  # ours\n  label_days: 7\n\n  cutoff: 2025-07-02  # moved\n"),
+    ("hgnn:\n  max_epochs: 3\n", "hgnn:\n  max_epochs: 3\ntimeline:\n  cutoff: 2025-07-02  # moved\n"),
+])
+def test_write_timeline_cutoff_keeps_the_rest_of_the_file(tmp_path, before, after):
+    path = tmp_path / "gfm.yaml"
+    if before:
+        path.write_text(before)
+    write_timeline_cutoff(path, dt.date(2025, 7, 2), "moved")
+    assert path.read_text() == after
+    assert load_config(tmp_path).timeline.cutoff == dt.date(2025, 7, 2)
+
+
+def test_write_timeline_cutoff_refuses_what_it_cannot_edit_and_changes_nothing(tmp_path):
+    path = tmp_path / "gfm.yaml"
+    path.write_text("timeline: {label_days: 7}\n")
+    with pytest.raises(ConfigError, match="as a block"):
+        write_timeline_cutoff(path, dt.date(2025, 7, 2), "moved")
+    assert path.read_text() == "timeline: {label_days: 7}\n"
+    path.write_text("timeline:\n  label_days: nine\n")  # broken before: still broken, untouched
+    with pytest.raises(ConfigError, match="label_days"):
+        write_timeline_cutoff(path, dt.date(2025, 7, 2), "moved")
+    assert path.read_text() == "timeline:\n  label_days: nine\n"

@@ -172,3 +172,122 @@ def test_movielens_mapping(tmp_path):
     events = pq.read_table(tmp_path / "ws" / "raw" / "interactions.parquet").to_pylist()
     assert [e["event_type"] for e in events] == ["stream", "preview", "stream"]
     assert events[0]["event_ts"] == dt.datetime(2000, 1, 1)
+
+
+# -- gfm import parquet --append ---------------------------------------------------------------
+# The base data's events fall on 2025-01-02..04; the workspace's cutoff is pinned at 01-03.
+CUTOFF = "2025-01-03"
+
+
+def _new_day(**changes):
+    """A day after the cutoff: a new audiobook, a new user, three events (one on an old item)."""
+    day = dt.datetime(2025, 1, 5)
+    tables = {
+        "items": pa.table({"item_id": ["b2"], "item_type": ["audiobook"], "parent_id": [None],
+                           "title": ["New book"], "description": ["a new book"],
+                           "language": ["en"], "genre": ["Fantasy"], "created_at": [day]},
+                          schema=arrow_schema("items")),
+        "users": pa.table({"user_id": ["u3"], "country": ["NO"], "age_bucket": ["18-24"],
+                           "signup_at": [day]}, schema=arrow_schema("users")),
+        "interactions": pa.table(
+            {"user_id": ["u3", "u1", "u2"], "item_id": ["b2", "b2", "b1"],
+             "event_ts": [day + dt.timedelta(hours=h) for h in (1, 2, 3)],
+             "event_type": ["stream"] * 3, "played_ms": [60_000] * 3},
+            schema=arrow_schema("interactions")),
+    }
+    for name, change in changes.items():
+        tables[name] = change(tables[name])
+    return tables
+
+
+def _append(workdir, directory, tables, *extra):
+    directory.mkdir(exist_ok=True)
+    paths = _write(directory, tables)
+    argv = ["import", "parquet", "--append", "--workdir", str(workdir), "--cutoff", CUTOFF,
+            "--interactions", str(paths["interactions"])]
+    for name in ("items", "users"):
+        if name in paths:
+            argv += [f"--{name}", str(paths[name])]
+    return main([*argv, *extra])
+
+
+def _imported(tmp_path):
+    ws = tmp_path / "ws"
+    assert _import(ws, _write(tmp_path, _good_tables())) == 0
+    return ws
+
+
+def test_append_adds_new_days_once(tmp_path, capsys):
+    ws = _imported(tmp_path)
+    assert _append(ws, tmp_path / "day5", _new_day()) == 0
+    assert "1 items, 1 users, 3 interactions" in capsys.readouterr().out
+    events = pq.read_table(ws / "raw" / "interactions.parquet")
+    assert events.num_rows == 6
+    assert "b2" in pq.read_table(ws / "raw" / "items.parquet").column("item_id").to_pylist()
+    after = _tree_digest(ws)
+    assert _append(ws, tmp_path / "day5", _new_day()) == 0  # the same file: nothing to do
+    assert _tree_digest(ws) == after
+    assert "0 interactions" in capsys.readouterr().out
+    # The same rows from another file (a re-export, in another order) add nothing either.
+    again = _new_day(interactions=lambda t: t.take([2, 1, 0]))
+    assert _append(ws, tmp_path / "again", again) == 0
+    assert "0 items, 0 users, 0 interactions" in capsys.readouterr().out
+    assert _tree_digest(ws) == after
+    # Only new events may reference items and users raw/ already holds.
+    later = _new_day(items=lambda t: t.slice(0, 0), users=lambda t: t.slice(0, 0))
+    later["interactions"] = later["interactions"].set_column(
+        2, "event_ts", pa.array([dt.datetime(2025, 1, 6)] * 3, pa.timestamp("us")))
+    del later["items"], later["users"]
+    assert _append(ws, tmp_path / "day6", later) == 0
+    assert pq.read_table(ws / "raw" / "interactions.parquet").num_rows == 9
+
+
+def _early(column, when=dt.datetime(2025, 1, 2, 12)):
+    def change(table):
+        return table.set_column(table.column_names.index(column), column,
+                                pa.array([when] * table.num_rows, pa.timestamp("us")))
+    return change
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"interactions": _early("event_ts")},
+         ["3 event(s) before the workspace's cutoff 2025-01-03", "--overwrite"]),
+        ({"items": _early("created_at")}, ["1 new item(s) released before", "2025-01-03"]),
+        ({"users": _early("signup_at")}, ["1 new user(s) signed up before"]),
+        # A changed title of an item raw/ holds: the past rewritten.
+        ({"items": lambda t: pa.concat_tables([t, pa.table(
+            {"item_id": ["b1"], "item_type": ["audiobook"], "parent_id": [None],
+             "title": ["Renamed"], "description": ["a book"], "language": ["en"],
+             "genre": ["Fantasy"], "created_at": [T0]}, schema=arrow_schema("items"))])},
+         ["1 row(s) change a item_id raw/ already holds ('b1')"]),
+        # The contract holds for the whole: an event of an item in neither file nor raw/.
+        ({"items": lambda t: t.slice(0, 0)}, ["'item_id'", "not found in items.item_id", "b2"]),
+    ],
+)
+def test_append_that_rewrites_the_past_or_breaks_the_contract_changes_nothing(
+        tmp_path, capsys, changes, expected):
+    ws = _imported(tmp_path)
+    before = _tree_digest(ws)
+    assert _append(ws, tmp_path / "bad", _new_day(**changes)) == 2
+    err = capsys.readouterr().err
+    for fragment in expected:
+        assert fragment in err
+    assert _tree_digest(ws) == before
+
+
+def test_append_needs_data_and_refuses_events_sent_twice_among_new_ones(tmp_path, capsys):
+    assert _append(tmp_path / "empty", tmp_path / "day5", _new_day()) == 2
+    assert "import the data once without --append" in capsys.readouterr().err
+    ws = _imported(tmp_path)
+    assert _append(ws, tmp_path / "day5", _new_day()) == 0
+    before = _tree_digest(ws)
+    twice = _new_day()
+    del twice["items"], twice["users"]
+    twice["interactions"] = pa.concat_tables([twice["interactions"], pa.table(
+        {"user_id": ["u1"], "item_id": ["b1"], "event_ts": [dt.datetime(2025, 1, 7)],
+         "event_type": ["stream"], "played_ms": [1]}, schema=arrow_schema("interactions"))])
+    assert _append(ws, tmp_path / "twice", twice) == 2
+    assert "3 event(s) are already in raw/" in capsys.readouterr().err
+    assert _tree_digest(ws) == before

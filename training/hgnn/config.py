@@ -65,6 +65,11 @@ class HGNNConfig:
     fanouts: list[int] = field(default_factory=lambda: [10, 10])
     inference_batch_nodes: int = 4_096
     time_budget_s: float = 900.0  # training stops at the end of the step that exceeds it
+    # `gfm refresh` retrains the static layer (edges' graph, HGNN) once the graph it serves is
+    # this many days behind the refreshed timeline's graph_as_of (or with --static); otherwise
+    # it keeps it, as the paper's Table 3 found daily retraining buys nothing. 0 = only with
+    # --static. Not part of the version id (it says when to train, not how).
+    refresh_every_days: int = 7
     seed: int = 0
     threads: int = 0  # torch threads; 0 = torch's default
     # auto | cpu | cuda: auto = CUDA when torch sees a GPU, else the CPU (gfm/device.py). The

@@ -83,7 +83,7 @@ def message_index(edge_index: np.ndarray, n_src: int, n_dst: int, device: str) -
 
 def hgnn_version(config: HGNNConfig, graph_as_of: dt.datetime, text_version: str, edges: str) -> str:
     semantic = {k: v for k, v in dataclasses.asdict(config).items()
-                if k not in ("threads", "device")}
+                if k not in ("threads", "device", "refresh_every_days")}
     payload = json.dumps([semantic, graph_as_of.isoformat(), text_version, edges], sort_keys=True)
     return "hgnn_" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 

@@ -122,6 +122,9 @@ class TwoTowerConfig:
     batch_size: int = 512
     lr: float = 1e-3
     epochs: int = 5  # best epoch on the small profile's validation split (docs/two_tower_variants.md)
+    # Epochs of a warm-started training (`gfm train two-tower --warm-start`, what `gfm refresh`
+    # runs): it begins from the served model's weights, so it needs fewer.
+    warm_start_epochs: int = 1
     # Leave out the examples whose item is already in the user's history of that day (about
     # 70% on the synthetic data: episodes of a show the user follows). What is served, and the
     # primary evaluation, leave history items out; but on the small profile's validation split
@@ -159,6 +162,10 @@ class TwoTowerConfig:
         if self.cold_item_rate > 0 and self.negatives != "catalog":
             raise ConfigError("two_tower.cold_item_rate works on the catalogue softmax: set "
                               "negatives: catalog, or cold_item_rate: 0")
+        for name in ("epochs", "warm_start_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"two_tower.{name} must be a whole number >= 1, got "
+                                  f"{getattr(self, name)!r}")
         if not isinstance(self.popularity_lag_days, int) or self.popularity_lag_days < 0:
             raise ConfigError("two_tower.popularity_lag_days must be a whole number of days "
                               f">= 0, got {self.popularity_lag_days!r}")

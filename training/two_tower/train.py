@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from gfm.config import Config
 from gfm.device import deterministic_torch, device_name, resolve_device
-from gfm.errors import GfmError
+from gfm.errors import GfmError, WorkspaceError
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 from training.text_neighbours import text_neighbour_mean
@@ -44,7 +44,8 @@ from training.two_tower.data import (
 )
 from training.two_tower.loss import catalog_softmax_loss, in_batch_softmax_loss
 from training.two_tower.model import TwoTowerModel
-from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, save_bundle
+from training.two_tower.store import SERVED_MODEL_NAME, TwoTowerBundle, load_bundle, save_bundle
+from training.two_tower.warm_start import warm_start_weights
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
     on_epoch=None, item_popularity: pd.DataFrame | None = None,
+    warm_start: TwoTowerBundle | None = None,
 ) -> tuple[TwoTowerBundle, dict]:
     """Train on a point-in-time frame (one row per example with every feature joined, and the
     user's history lists item_ids_<type> of the example's day). `on_epoch(epoch, bundle)`, if
@@ -255,6 +257,9 @@ def fit_two_tower(
     id_counts = np.ones(len(id_index) + 1)
     np.add.at(id_counts, items.ids.numpy()[variant_index[train_rows]], 1.0)
     model.log_q.copy_(torch.from_numpy(np.log(id_counts / id_counts.sum()).astype(np.float32)))
+    warm = (warm_start_weights(model, item_vocab, user_vocab, id_index, warm_start)
+            if warm_start is not None else None)
+    n_epochs = config.warm_start_epochs if warm_start is not None else config.epochs
     bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, list(item_types), hgnn_dim,
                             text_dim, {}, id_index)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -365,7 +370,7 @@ def fit_two_tower(
 
     epochs = []
     started = time.monotonic()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         model.train()
         t0 = time.monotonic()
         order = train_rows[rng.permutation(len(train_rows))]
@@ -416,6 +421,7 @@ def fit_two_tower(
         "step_examples_per_s": float(np.mean([e["step_examples_per_s"] for e in epochs])),
         "device": device,
         "device_name": device_name(device),
+        "warm_start": warm,
     }
     return bundle, metrics
 
@@ -455,11 +461,21 @@ def training_frame(workspace: Workspace, timeline: Timeline, service: str,
     return pd.concat([frame, leave_one_out(at_cutoff, item_types)], ignore_index=True)
 
 
+def served_bundle_or_none(workspace: Workspace) -> TwoTowerBundle | None:
+    """The served model to warm-start from, or None (with the reason logged)."""
+    try:
+        return load_bundle(workspace)
+    except WorkspaceError as exc:
+        log.warning("no served model to warm-start from (%s): training from scratch", exc)
+        return None
+
+
 def train_two_tower(
     workspace: Workspace, config: Config, timeline: Timeline, *, name: str = SERVED_MODEL_NAME,
-    item_type_filter: list[str] | None = None, serve: bool = True,
+    item_type_filter: list[str] | None = None, serve: bool = True, warm_start: bool = False,
 ) -> TwoTowerRun:
-    """Train, save to the model store, register the model's FeatureService in Feast."""
+    """Train, save to the model store, register the model's FeatureService in Feast.
+    `warm_start`: begin from the served model's weights, for two_tower.warm_start_epochs."""
     from feature_store import core as feature_store
     from feature_store.training_set import HISTORY_VIEW, POPULARITY_VIEW
 
@@ -473,9 +489,18 @@ def train_two_tower(
     log.info("training on %d examples through %s", len(frame), input_service)
     popularity = (popularity_snapshots(workspace, timeline, frame)
                   if cfg.popularity_prior == "recent" else None)
-    bundle, metrics = fit_two_tower(frame, cfg, item_types, item_popularity=popularity)
+    start = served_bundle_or_none(workspace) if warm_start else None
+    if start is not None and start.item_types != list(item_types):
+        log.warning("the served model ranks %s, this one %s: training from scratch",
+                    start.item_types, item_types)
+        start = None
+    bundle, metrics = fit_two_tower(frame, cfg, item_types, item_popularity=popularity,
+                                    warm_start=start)
 
-    version = model_version(cfg, input_service, timeline, name, {"types": item_type_filter})
+    extra = {"types": item_type_filter}
+    if start is not None:
+        extra["warm_start"] = start.version
+    version = model_version(cfg, input_service, timeline, name, extra)
     service_name = f"two_tower_v{version.removeprefix('2t_')}" if serve else input_service
     bundle.metadata.update({
         "model_name": name,
@@ -491,6 +516,7 @@ def train_two_tower(
         "item_type_filter": item_type_filter,
         "config": dataclasses.asdict(cfg),
         "val_recall@10": metrics["val_recall@10"],
+        "warm_started_from": start.version if start is not None else None,
     })
     if serve:
         # The model's own service pins exactly the views it was trained on.

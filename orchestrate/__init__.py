@@ -1,0 +1,1 @@
+"""Orchestration: the stages as Dagster assets and schedules (the `orchestrate` extra)."""

@@ -1,0 +1,111 @@
+"""The Dagster code location (orchestrate/) on a copy of the tiny pipeline workspace: its asset
+graph holds the dbt models and every stage, and its `refresh` job, run by Dagster's own CLI,
+moves the workspace one day on as `gfm refresh` does.
+
+Needs the `orchestrate` extra (`make setup-orchestrate`): without it these tests skip, unless
+GFM_REQUIRE_DAGSTER=1 (CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.orchestrate]
+
+
+def _served(workdir: Path) -> str:
+    return json.loads((workdir / "models" / "two_tower" / "serving.json").read_text())["tag"]
+
+
+@pytest.fixture(scope="module")
+def location(tiny_pipeline_workspace, tmp_path_factory):
+    """(workdir, the code location's Definitions) on a copy of the tiny workspace."""
+    try:
+        import dagster  # noqa: F401
+        import dagster_dbt  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("GFM_REQUIRE_DAGSTER") == "1":
+            pytest.fail(f"GFM_REQUIRE_DAGSTER=1 but the orchestrate extra is missing ({exc})")
+        pytest.skip(f"the orchestrate extra is not installed ({exc}): make setup-orchestrate")
+    from orchestrate.assets import Target, build_definitions
+
+    workdir = tmp_path_factory.mktemp("dagster") / "ws"
+    shutil.copytree(tiny_pipeline_workspace, workdir, symlinks=True)
+    return workdir, build_definitions(Target(workdir))
+
+
+def test_the_asset_graph_holds_the_dbt_models_and_every_stage(location):
+    _, defs = location
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"raw/interactions", "stg_interactions", "co_interaction_edges", "user_history",
+            "item_catalog", "text_embeddings", "hgnn_vectors", "feature_views", "online_store",
+            "two_tower_model", "milvus_index", "retired_versions"} <= keys
+    assert not {k for k in keys if k.startswith("user_avg_hgnn")}  # built by feature_views
+
+    def upstream(name: str) -> set[str]:
+        seen, todo = set(), [graph.get(dg_key(name))]
+        while todo:
+            node = todo.pop()
+            for parent in node.parent_keys:
+                if parent.to_user_string() not in seen:
+                    seen.add(parent.to_user_string())
+                    todo.append(graph.get(parent))
+        return seen
+
+    # the lineage the daily job runs in: raw data -> dbt -> vectors -> features -> model -> index
+    assert {"raw/interactions", "user_history", "hgnn_vectors",
+            "feature_views"} <= upstream("milvus_index")
+    assert {schedule.name for schedule in defs.schedules} == {"daily_refresh",
+                                                              "weekly_static_refresh"}
+
+
+def dg_key(name: str):
+    import dagster as dg
+
+    return dg.AssetKey(name.split("/"))
+
+
+def test_the_refresh_job_moves_the_workspace_one_day_on(location, tmp_path):
+    """`dagster job execute` of `refresh` (a subprocess: its embedded milvus-lite stays out of
+    this process): the cutoff moves, a new two-tower is served, warm-started, the HGNN kept."""
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from gfm.workspace import Workspace
+
+    workdir, _ = location
+    old = resolve_timeline(load_config(workdir).timeline, Workspace.at(workdir)).cutoff
+    new = (old + dt.timedelta(days=1)).date()
+    served, hgnn = _served(workdir), sorted((workdir / "features" / "item_hgnn_embedding").glob(
+        "*.parquet"))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(
+        {"ops": {"raw_at_cutoff": {"config": {"to": str(new)}}}}))
+    env = {**os.environ, "GFM_WORKDIR": str(workdir), "DAGSTER_HOME": str(home),
+           "DAGSTER_DISABLE_TELEMETRY": "1",
+           "GFM_SET": json.dumps(["two_tower.epochs=2", "hgnn.max_epochs=2"])}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
+         "orchestrate.definitions", "-j", "refresh", "-c", str(tmp_path / "run.yaml")],
+        capture_output=True, text=True, timeout=1200, env=env)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-4000:]}"
+    assert yaml.safe_load((workdir / "gfm.yaml").read_text())["timeline"]["cutoff"] == new
+    assert _served(workdir) != served
+    record = json.loads((workdir / "refresh.json").read_text())
+    assert record["status"] == "done" and record["to"] == str(new) and not record["static"]
+    assert sorted((workdir / "features" / "item_hgnn_embedding").glob("*.parquet")) == hgnn
+    from training.two_tower.store import load_bundle
+
+    bundle = load_bundle(Workspace.at(workdir))
+    assert bundle.metadata["warm_started_from"] == served.split(":", 1)[1]

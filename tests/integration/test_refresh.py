@@ -1,0 +1,228 @@
+"""`gfm refresh`: one day on, on a copy of the tiny pipeline workspace.
+
+The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a new served two-tower and
+its index, the online store's user histories of the new day); the static layer (the HGNN) is
+kept. A refresh backwards, or past data raw/ does not hold, is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+
+from serving.milvus import start_lite_server, stop_process
+from test_serving import _start_server
+from tests.integration.conftest import PIPELINE_FLAGS
+
+pytestmark = pytest.mark.integration
+
+SWAP_WAIT_S = 60
+
+
+def _gfm(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gfm.cli.main", *argv], capture_output=True,
+                          text=True, timeout=1200)
+
+
+def _served(workdir: Path) -> str:
+    return json.loads((workdir / "models" / "two_tower" / "serving.json").read_text())["tag"]
+
+
+def _version(tag: str) -> str:
+    return tag.split(":", 1)[1]
+
+
+def _hgnn_versions(workdir: Path) -> list[str]:
+    return sorted(p.stem for p in (workdir / "features" / "item_hgnn_embedding").glob("*.parquet"))
+
+
+class Load:
+    """POST /recommend in a loop from a thread, keeping (status, model_version) of each answer."""
+
+    def __init__(self, url: str, users: list[str]):
+        self.url, self.users = url, users
+        self.answers: list[tuple[int, str | None]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            i = 0
+            while not self._stop.is_set():
+                user = self.users[i % len(self.users)]
+                i += 1
+                try:
+                    response = client.post(f"{self.url}/recommend",
+                                           json={"user_id": user, "k": 10})
+                except httpx.HTTPError as exc:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                body = response.json() if response.status_code == 200 else {}
+                self.answers.append((response.status_code, body.get("model_version")))
+                if response.status_code != 200:
+                    self.errors.append(f"{response.status_code}: {response.text[:300]}")
+                time.sleep(0.05)
+
+    def versions(self) -> list[str | None]:
+        return [version for _, version in self.answers]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def refreshed(tiny_pipeline_workspace, tmp_path_factory):
+    """The copy refreshed one day on while `gfm serve` (reaching a milvus-lite server, as a
+    refresh under a running service needs) answers a steady load: (workdir, old cutoff, new
+    cutoff, served tag before, HGNN versions before, refresh output, the load's record)."""
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from gfm.workspace import Workspace
+
+    base = tmp_path_factory.mktemp("refresh")
+    workdir = base / "ws"
+    shutil.copytree(tiny_pipeline_workspace, workdir, symlinks=True)
+    workspace = Workspace.at(workdir)
+    old = resolve_timeline(load_config(workdir).timeline, workspace).cutoff
+    new = old + dt.timedelta(days=1)
+    served, hgnn = _served(workdir), _hgnn_versions(workdir)
+    users = sorted(pd.read_parquet(workdir / "raw" / "users.parquet").user_id)[:50]
+    uri, milvus = start_lite_server(workdir / "milvus" / "index.db", base / "milvus.log")
+    flags = ["--set", f"serving.milvus_uri={uri}"]
+    try:
+        url, server = _start_server(workdir, base / "serve.log", *flags)
+        try:
+            load = Load(url, users)
+            result = _gfm("refresh", "--to", f"{new:%Y-%m-%d}", "--workdir", str(workdir),
+                          *PIPELINE_FLAGS, *flags)
+            # The swap is bounded: a check every SWAP_CHECK_S, then the new model's load.
+            deadline = time.monotonic() + SWAP_WAIT_S
+            while time.monotonic() < deadline and load.versions()[-1:] == [_version(served)]:
+                time.sleep(0.5)
+            time.sleep(2)  # a few answers from the new model
+            load.stop()
+        finally:
+            stop_process(server)
+    finally:
+        stop_process(milvus)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return workdir, old, new, served, hgnn, result.stdout, load
+
+
+def test_the_service_swaps_to_the_new_model_without_a_failed_request(refreshed):
+    """Every answer during the refresh is a 200 naming one model; the served version changes
+    without a restart, and once the new one answers the old one does not come back."""
+    *_, served_before, _, _, load = refreshed
+    assert load.errors == []
+    versions = load.versions()
+    assert len(versions) > 20, "the load generator hardly ran"
+    assert versions[0] == _version(served_before)
+    assert versions[-1] != _version(served_before)
+    first_new = versions.index(versions[-1])
+    assert set(versions[first_new:]) == {versions[-1]}
+    assert set(versions) == {versions[0], versions[-1]}
+
+
+def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refreshed):
+    workdir, old, new, served_before, hgnn_before, out, _ = refreshed
+    config = yaml.safe_load((workdir / "gfm.yaml").read_text())
+    assert config["timeline"]["cutoff"] == new.date()
+    assert "static layer kept" in out
+    assert _hgnn_versions(workdir) == hgnn_before  # the static layer as it was
+    served = _served(workdir)
+    assert served != served_before
+    from gfm.workspace import Workspace
+    from training.two_tower.store import load_bundle
+
+    bundle = load_bundle(Workspace.at(workdir), served)
+    assert bundle.metadata["cutoff"] == new.isoformat()
+    # the dynamic layer's daily step begins from the served model's weights
+    assert bundle.metadata["warm_started_from"] == _version(served_before)
+    assert f"warm-started from {_version(served_before)}" in out
+    indexed = {json.loads(p.read_text())["model_version"]
+               for p in (workdir / "milvus").glob("items_*.json")}
+    assert bundle.version in indexed  # gfm index built the new model's collection
+
+
+def test_the_new_days_streams_are_in_the_online_history(refreshed):
+    """What a user streamed on the refreshed day is in their online history, which /recommend
+    leaves out of what it returns."""
+    from feature_store.repo import open_store
+    from gfm.workspace import Workspace
+
+    workdir, old, new, *_ = refreshed
+    events = pd.read_parquet(workdir / "raw" / "interactions.parquet")
+    items = pd.read_parquet(workdir / "raw" / "items.parquet").set_index("item_id")
+    day = events[(events.event_ts >= old) & (events.event_ts < new)
+                 & (events.event_type == "stream")]
+    top = day.item_id.map(lambda i: items.parent_id.get(i) or i)  # episodes roll up to shows
+    day = day.assign(top=top, item_type=top.map(items.item_type))
+    assert len(day), "the tiny data has no stream on the day after its cutoff"
+    store = open_store(Workspace.at(workdir))
+    checked = 0
+    for (user, item_type), rows in day.groupby(["user_id", "item_type"]):
+        history = store.get_online_features(
+            features=[f"user_history:item_ids_{item_type}"],
+            entity_rows=[{"user_id": user}]).to_dict()[f"item_ids_{item_type}"][0]
+        assert set(rows.top) <= set(history or []), (user, item_type)
+        checked += 1
+        if checked == 20:
+            break
+    assert checked
+
+
+def test_refresh_backwards_or_past_the_data_is_refused_and_changes_nothing(refreshed):
+    workdir, old, new, *_ = refreshed
+    before = (workdir / "gfm.yaml").read_text()
+    result = _gfm("refresh", "--to", f"{old:%Y-%m-%d}", "--workdir", str(workdir))
+    assert result.returncode == 2
+    assert "is not after the workspace's cutoff" in result.stderr
+    last = pd.read_parquet(workdir / "raw" / "interactions.parquet").event_ts.max()
+    beyond = f"{last + dt.timedelta(days=3):%Y-%m-%d}"
+    result = _gfm("refresh", "--to", beyond, "--workdir", str(workdir))
+    assert result.returncode == 2
+    assert "append the new days first" in result.stderr
+    result = _gfm("refresh", "--to", beyond, "--cutoff", beyond, "--workdir", str(workdir))
+    assert result.returncode == 2
+    assert "drop --cutoff" in result.stderr
+    assert (workdir / "gfm.yaml").read_text() == before
+
+
+def test_versions_beyond_keep_are_retired_but_never_the_served_one(refreshed):
+    """serving.keep_versions 1: the model served before the refresh leaves the model store,
+    with its Milvus collection and its FeatureService; the served one stays whole."""
+    from feature_store.versions import RETIRED, FeatureVersions
+    from gfm.workspace import Workspace
+    from serving.milvus import collection_name
+
+    workdir, _, _, served_before, *_ = refreshed
+    code = ("import sys; from gfm.config import load_config; from gfm.workspace import Workspace;"
+            " from serving.retention import retire_old_versions;"
+            " w = Workspace.at(sys.argv[1]);"
+            " print(retire_old_versions(w, load_config(w.root), 1).summary())")
+    result = subprocess.run([sys.executable, "-c", code, str(workdir)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "retired 1 model(s), 1 collection(s)" in result.stdout
+    models = [json.loads(line) for line in
+              _gfm("models", "--json", "--workdir", str(workdir)).stdout.splitlines()]
+    assert [m["served"] for m in models if m["tag"].startswith("unified_2t:")] == [True]
+    old_version = _version(served_before)
+    assert not (workdir / "milvus" / f"{collection_name(old_version)}.json").exists()
+    state = FeatureVersions.load(Workspace.at(workdir))
+    assert state.services[f"two_tower_v{old_version.removeprefix('2t_')}"]["status"] == RETIRED
+    assert (workdir / "milvus" / f"{collection_name(_version(_served(workdir)))}.json").exists()
