@@ -1,8 +1,11 @@
-"""`gfm refresh`: one day on, on a copy of the tiny pipeline workspace.
+"""`gfm refresh`: one day on, on a copy of the tiny pipeline workspace, while it is served.
 
-The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a new served two-tower and
-its index, the online store's user histories of the new day); the static layer (the HGNN) is
-kept. A refresh backwards, or past data raw/ does not hold, is refused and changes nothing.
+The new day is appended (`gfm import parquet --append`: a new audiobook and a stream of it),
+then refreshed under load. The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a
+new two-tower, warm-started, and its index; the online store's user histories of the new day);
+the static layer (the HGNN) is kept. The running service swaps models with no failed request;
+the day's new item is served, and not to whom streamed it. A refresh backwards, or past data
+raw/ does not hold, is refused and changes nothing; versions beyond keep_versions are retired.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,6 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from gfm.config import write_timeline_cutoff
 from serving.milvus import start_lite_server, stop_process
 from test_serving import _start_server
 from tests.integration.conftest import PIPELINE_FLAGS
@@ -84,11 +89,47 @@ class Load:
         self._thread.join(timeout=60)
 
 
+NEW_ITEM = "b_released_on_the_new_day"
+
+
+@dataclass
+class Refreshed:
+    workdir: Path
+    old: dt.datetime  # the cutoff before
+    new: dt.datetime  # the cutoff after
+    served_before: str  # the served model's tag before
+    hgnn_before: list[str]
+    output: str  # gfm refresh's
+    load: Load
+    streamer: str  # the user who streamed NEW_ITEM on the new day
+    probes: dict[str, httpx.Response]  # answers of the swapped service about NEW_ITEM
+
+
+def _append_the_new_day(workdir: Path, base: Path, old: dt.datetime) -> str:
+    """`gfm import parquet --append`: an audiobook released on the new day (another's text),
+    streamed that day by a user with audiobook history; returns that user."""
+    items = pd.read_parquet(workdir / "raw" / "items.parquet")
+    events = pd.read_parquet(workdir / "raw" / "interactions.parquet")
+    books = items[items.item_type == "audiobook"]
+    user = sorted(events[events.item_id.isin(books.item_id) & (events.event_ts < old)]
+                  .user_id)[0]
+    item = books.iloc[[0]].assign(item_id=NEW_ITEM, created_at=old + dt.timedelta(hours=6))
+    event = events.iloc[[0]].assign(user_id=user, item_id=NEW_ITEM, event_type="stream",
+                                    event_ts=old + dt.timedelta(hours=8), played_ms=600_000)
+    item.to_parquet(base / "new_items.parquet", index=False)
+    event.to_parquet(base / "new_day.parquet", index=False)
+    result = _gfm("import", "parquet", "--append", "--workdir", str(workdir),
+                  "--interactions", str(base / "new_day.parquet"),
+                  "--items", str(base / "new_items.parquet"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return user
+
+
 @pytest.fixture(scope="module")
-def refreshed(tiny_pipeline_workspace, tmp_path_factory):
-    """The copy refreshed one day on while `gfm serve` (reaching a milvus-lite server, as a
-    refresh under a running service needs) answers a steady load: (workdir, old cutoff, new
-    cutoff, served tag before, HGNN versions before, refresh output, the load's record)."""
+def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
+    """The new day appended to a copy, then the copy refreshed one day on while `gfm serve`
+    (reaching a milvus-lite server, as a refresh under a running service needs) answers a
+    steady load; then the swapped service asked about the day's new item."""
     from gfm.config import load_config
     from gfm.timeline import resolve_timeline
     from gfm.workspace import Workspace
@@ -100,6 +141,10 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory):
     old = resolve_timeline(load_config(workdir).timeline, workspace).cutoff
     new = old + dt.timedelta(days=1)
     served, hgnn = _served(workdir), _hgnn_versions(workdir)
+    # Pinned before the append: the cutoff then stays where it was (left unset, it would move
+    # with the last event's day).
+    write_timeline_cutoff(workdir / "gfm.yaml", old.date(), "the tiny pipeline's")
+    streamer = _append_the_new_day(workdir, base, old)
     users = sorted(pd.read_parquet(workdir / "raw" / "users.parquet").user_id)[:50]
     uri, milvus = start_lite_server(workdir / "milvus" / "index.db", base / "milvus.log")
     flags = ["--set", f"serving.milvus_uri={uri}"]
@@ -115,34 +160,59 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory):
                 time.sleep(0.5)
             time.sleep(2)  # a few answers from the new model
             load.stop()
+            probes = {
+                "score": httpx.post(f"{url}/score", timeout=30, json={
+                    "user_id": streamer, "item_ids": [NEW_ITEM]}),
+                "similar": httpx.post(f"{url}/similar", timeout=30, json={
+                    "item_id": NEW_ITEM, "k": 5}),
+                "recommend": httpx.post(f"{url}/recommend", timeout=30, json={
+                    "user_id": streamer, "k": 200, "item_types": ["audiobook"]}),
+            }
         finally:
             stop_process(server)
     finally:
         stop_process(milvus)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return workdir, old, new, served, hgnn, result.stdout, load
+    return Refreshed(workdir, old, new, served, hgnn, result.stdout, load, streamer, probes)
 
 
 def test_the_service_swaps_to_the_new_model_without_a_failed_request(refreshed):
     """Every answer during the refresh is a 200 naming one model; the served version changes
     without a restart, and once the new one answers the old one does not come back."""
-    *_, served_before, _, _, load = refreshed
+    load = refreshed.load
     assert load.errors == []
     versions = load.versions()
     assert len(versions) > 20, "the load generator hardly ran"
-    assert versions[0] == _version(served_before)
-    assert versions[-1] != _version(served_before)
+    assert versions[0] == _version(refreshed.served_before)
+    assert versions[-1] != _version(refreshed.served_before)
     first_new = versions.index(versions[-1])
     assert set(versions[first_new:]) == {versions[-1]}
     assert set(versions) == {versions[0], versions[-1]}
 
 
+def test_the_days_new_item_is_served_and_left_out_for_who_streamed_it(refreshed):
+    """The item released on the new day (appended, no HGNN vector: the HGNN was kept) is in
+    the new model's index, scored for a user, and not recommended to the user who streamed
+    it that day."""
+    probes = refreshed.probes
+    assert probes["score"].status_code == 200, probes["score"].text
+    score = probes["score"].json()
+    assert score["unknown_item_ids"] == []
+    assert [item["item_id"] for item in score["items"]] == [NEW_ITEM]
+    assert probes["similar"].status_code == 200, probes["similar"].text
+    recommended = probes["recommend"].json()
+    assert recommended["model_version"] == score["model_version"]
+    assert len(recommended["items"]) == 200
+    assert NEW_ITEM not in [item["item_id"] for item in recommended["items"]]
+
+
 def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refreshed):
-    workdir, old, new, served_before, hgnn_before, out, _ = refreshed
+    r = refreshed
+    workdir, new, served_before, out = r.workdir, r.new, r.served_before, r.output
     config = yaml.safe_load((workdir / "gfm.yaml").read_text())
     assert config["timeline"]["cutoff"] == new.date()
     assert "static layer kept" in out
-    assert _hgnn_versions(workdir) == hgnn_before  # the static layer as it was
+    assert _hgnn_versions(workdir) == r.hgnn_before  # the static layer as it was
     served = _served(workdir)
     assert served != served_before
     from gfm.workspace import Workspace
@@ -164,7 +234,7 @@ def test_the_new_days_streams_are_in_the_online_history(refreshed):
     from feature_store.repo import open_store
     from gfm.workspace import Workspace
 
-    workdir, old, new, *_ = refreshed
+    workdir, old, new = refreshed.workdir, refreshed.old, refreshed.new
     events = pd.read_parquet(workdir / "raw" / "interactions.parquet")
     items = pd.read_parquet(workdir / "raw" / "items.parquet").set_index("item_id")
     day = events[(events.event_ts >= old) & (events.event_ts < new)
@@ -186,7 +256,7 @@ def test_the_new_days_streams_are_in_the_online_history(refreshed):
 
 
 def test_refresh_backwards_or_past_the_data_is_refused_and_changes_nothing(refreshed):
-    workdir, old, new, *_ = refreshed
+    workdir, old = refreshed.workdir, refreshed.old
     before = (workdir / "gfm.yaml").read_text()
     result = _gfm("refresh", "--to", f"{old:%Y-%m-%d}", "--workdir", str(workdir))
     assert result.returncode == 2
@@ -209,7 +279,7 @@ def test_versions_beyond_keep_are_retired_but_never_the_served_one(refreshed):
     from gfm.workspace import Workspace
     from serving.milvus import collection_name
 
-    workdir, _, _, served_before, *_ = refreshed
+    workdir, served_before = refreshed.workdir, refreshed.served_before
     code = ("import sys; from gfm.config import load_config; from gfm.workspace import Workspace;"
             " from serving.retention import retire_old_versions;"
             " w = Workspace.at(sys.argv[1]);"
