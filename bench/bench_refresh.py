@@ -12,9 +12,10 @@ docs/results.md reports:
 2. on it, `gfm refresh --to` each next day up to V, each followed by `gfm evaluate --models
    unified_2t,popularity` at that day (HR@10 per day: the paper's Table 3 setting, run as
    operations; the HGNN is retrained when hgnn.refresh_every_days have passed);
-3. `gfm pipeline` with the cutoff V on another fresh workspace: the full rebuild one refresh
-   replaces, and the model trained from scratch that the last refreshed one is compared with
-   (paired, on the same users).
+3. `gfm pipeline` on another fresh workspace at the last day whose refresh kept the HGNN (a
+   warm-started two-tower): the full rebuild one refresh replaces, and the model trained from
+   scratch that the refreshed one is compared with (paired, on the same users). A refresh that
+   retrains the HGNN trains the two-tower from scratch too, so it would equal the pipeline.
 
 The cutoffs are written into each workspace's gfm.yaml, as `gfm refresh` does. Printed, and
 written to the section "Daily refresh" of docs/benchmarks.md with a plot.
@@ -110,14 +111,17 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
         run(gfm("evaluate", "--models", MODELS, "--workdir", str(served)),
             base / f"evaluate_{day}.log")
         record = json.loads((served / "refresh.json").read_text())  # what gfm refresh did
+        shutil.copy(served / "reports" / "user_hits.npz", base / f"user_hits_{day}.npz")
         days.append({"cutoff": str(day), "kind": "refresh", "wall_s": round(wall, 1),
                      "stages": stage_times(log), "hr@10": hr(served),
                      "static": bool(record["static"])})
         print(f"      {wall:.0f} s; HR@10 {days[-1]['hr@10']}", flush=True)
-    refreshed_hits = load_user_hits(served / "reports" / "user_hits.npz")
+    warm = [d for d in days if d["kind"] == "refresh" and not d["static"]]
+    compared_day = dt.date.fromisoformat(warm[-1]["cutoff"] if warm else str(validation))
+    refreshed_hits = load_user_hits(base / f"user_hits_{compared_day}.npz")
 
-    scratch = fresh(base, "scratch", raw_ws / "raw", validation, "bench_refresh: from scratch")
-    print(f"[3/3] gfm pipeline at {validation}", flush=True)
+    scratch = fresh(base, "scratch", raw_ws / "raw", compared_day, "bench_refresh: from scratch")
+    print(f"[3/3] gfm pipeline at {compared_day}", flush=True)
     wall = run(gfm("pipeline", "--workdir", str(scratch)), base / "pipeline_full.log")
     scratch_hits = load_user_hits(scratch / "reports" / "user_hits.npz")
     hits = {"refreshed": refreshed_hits["unified_2t"], "scratch": scratch_hits["unified_2t"]}
@@ -126,7 +130,7 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
     return {
         "profile": args.profile, "seed": args.seed, "days": days,
         "validation_cutoff": str(validation),
-        "pipeline": {"cutoff": str(validation), "wall_s": round(wall, 1),
+        "pipeline": {"cutoff": str(compared_day), "wall_s": round(wall, 1),
                      "stages": stage_times(base / "pipeline_full.log"), "hr@10": hr(scratch)},
         "refreshed_vs_scratch": {**per_type, "all types": pooled},
         "commit": _commit(), "machine": cpu_name(),
@@ -191,7 +195,7 @@ def render(result: dict) -> str:
         f"cutoff, so the hold-out of docs/results.md is never read): a pipeline at "
         f"{days[0]['cutoff']}, then one `gfm refresh` per day up to {result['validation_cutoff']}"
         ", each followed by `gfm evaluate`; and a full pipeline at "
-        f"{result['validation_cutoff']} to compare with.", "",
+        f"{pipeline['cutoff']}, the last day whose refresh kept the HGNN, to compare with.", "",
     ]
     if mean_daily is not None:
         lines += [f"A daily refresh (HGNN kept) took {mean_daily:.0f} s on average, "
@@ -214,8 +218,8 @@ def render(result: dict) -> str:
                                     *[f"{pipeline['hr@10']['popularity'][t]:.3f}"
                                       for t in types]]) + " |")
     compared = result["refreshed_vs_scratch"]
-    lines += ["", f"Last refreshed model minus the one trained from scratch at "
-              f"{result['validation_cutoff']} (paired, same users; 95% bootstrap interval): "
+    lines += ["", f"The model refreshed to {pipeline['cutoff']} (warm-started) minus the one "
+              f"trained from scratch there (paired, same users; 95% bootstrap interval): "
               + "; ".join(f"{t} {format_difference(c)}" for t, c in compared.items()) + ".", ""]
     stages = sorted(set(pipeline["stages"]) | {s for d in refreshes for s in d["stages"]})
     if daily:
