@@ -1,7 +1,7 @@
 """Benchmark the daily loop: `gfm refresh` day after day against a full `gfm pipeline`.
 
     .venv/bin/python bench/bench_refresh.py [--profile small] [--seed 7] [--days 14]
-        [--workdir DIR] [--json FILE] [--no-write]
+        [--set SECTION.KEY=VALUE ...] [--workdir DIR] [--json FILE] [--no-write]
 
 Everything runs on the validation timeline, which ends at the profile's cutoff (V = the cutoff
 `gfm pipeline` picks, minus holdout_days), so nothing here reads the hold-out that
@@ -18,7 +18,9 @@ docs/results.md reports:
    retrains the HGNN trains the two-tower from scratch too, so it would equal the pipeline.
 
 The cutoffs are written into each workspace's gfm.yaml, as `gfm refresh` does. Printed, and
-written to the section "Daily refresh" of docs/benchmarks.md with a plot.
+written to the section "Daily refresh" of docs/benchmarks.md with a plot. `--set` passes
+config overrides to every pipeline and refresh (a variant of the daily loop, e.g.
+two_tower.warm_start_examples=new), recorded with the figures.
 """
 
 from __future__ import annotations
@@ -98,16 +100,18 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
     print(f"validation cutoff {validation} (the profile's cutoff {cutoff} minus the hold-out); "
           f"refreshes from {start}", flush=True)
 
+    flags = [x for override in args.set for x in ("--set", override)]
     served = fresh(base, "served", raw_ws / "raw", start, "bench_refresh: the served start")
     print(f"[1/3] gfm pipeline at {start}", flush=True)
-    start_wall = run(gfm("pipeline", "--workdir", str(served)), base / "pipeline_start.log")
+    start_wall = run(gfm("pipeline", "--workdir", str(served), *flags),
+                     base / "pipeline_start.log")
     days = [{"cutoff": str(start), "kind": "pipeline", "wall_s": round(start_wall, 1),
              "stages": stage_times(base / "pipeline_start.log"), "hr@10": hr(served)}]
     for i in range(1, args.days + 1):
         day = start + dt.timedelta(days=i)
         print(f"[2/3] day {i}/{args.days}: gfm refresh --to {day}", flush=True)
         log = base / f"refresh_{day}.log"
-        wall = run(gfm("refresh", "--to", str(day), "--workdir", str(served)), log)
+        wall = run(gfm("refresh", "--to", str(day), "--workdir", str(served), *flags), log)
         run(gfm("evaluate", "--models", MODELS, "--workdir", str(served)),
             base / f"evaluate_{day}.log")
         record = json.loads((served / "refresh.json").read_text())  # what gfm refresh did
@@ -122,13 +126,13 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
 
     scratch = fresh(base, "scratch", raw_ws / "raw", compared_day, "bench_refresh: from scratch")
     print(f"[3/3] gfm pipeline at {compared_day}", flush=True)
-    wall = run(gfm("pipeline", "--workdir", str(scratch)), base / "pipeline_full.log")
+    wall = run(gfm("pipeline", "--workdir", str(scratch), *flags), base / "pipeline_full.log")
     scratch_hits = load_user_hits(scratch / "reports" / "user_hits.npz")
     hits = {"refreshed": refreshed_hits["unified_2t"], "scratch": scratch_hits["unified_2t"]}
     per_type = compare_models(hits, "refreshed", "scratch")
     pooled = compare_pooled(hits, "refreshed", "scratch")
     return {
-        "profile": args.profile, "seed": args.seed, "days": days,
+        "profile": args.profile, "seed": args.seed, "settings": list(args.set), "days": days,
         "validation_cutoff": str(validation),
         "pipeline": {"cutoff": str(compared_day), "wall_s": round(wall, 1),
                      "stages": stage_times(base / "pipeline_full.log"), "hr@10": hr(scratch)},
@@ -190,7 +194,8 @@ def render(result: dict) -> str:
     lines = [
         SECTION, "",
         f"`python bench/bench_refresh.py --profile {result['profile']} --seed {result['seed']} "
-        f"--days {len(refreshes)}` at commit {result['commit']}, {result['measured_at']}; "
+        f"--days {len(refreshes)}"
+        + "".join(f" --set {s}" for s in result.get("settings", [])) + "` at commit {result['commit']}, {result['measured_at']}; "
         f"{result['machine']}, shared. On the validation timeline (it ends at the profile's "
         f"cutoff, so the hold-out of docs/results.md is never read): a pipeline at "
         f"{days[0]['cutoff']}, then one `gfm refresh` per day up to {result['validation_cutoff']}"
@@ -241,6 +246,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14, help="daily refreshes")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the workspaces go (default: a temporary directory)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config override for every pipeline and refresh (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="also save the raw figures")
     parser.add_argument("--render-only", type=Path, default=None, metavar="JSON",
                         help="render a saved --json again, measuring nothing")

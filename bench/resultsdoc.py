@@ -23,6 +23,8 @@ from resultsrun import (
 )
 
 UNIFIED = "unified_2t"
+# bench/bench_refresh.py's saved figures (--json): the daily loop's section at the end.
+REFRESH_RECORD = REPO / "bench" / "results_refresh" / "small.json"
 BASELINES = ("als", "ease")
 
 INTRO = """\
@@ -455,9 +457,26 @@ def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render_document(views: list[RunView], reference: Mapping[str, Any]) -> str:
+def render_daily_refresh(record: Path) -> str:
+    """The paper's Table 3 setting run as operations: bench/bench_refresh.py's saved figures
+    (HR@10 per day through daily refreshes, the refreshed model against one trained from
+    scratch), the section it also writes into docs/benchmarks.md."""
+    if not record.is_file():
+        return ""
+    from bench_refresh import SECTION, render
+
+    section = render(json.loads(record.read_text()))
+    lead = (f"{SECTION} (`bench/bench_refresh.py`)\n\nNot a named run: the figures of the "
+            f"benchmark's record `{record.relative_to(REPO)}` (`--json`), the same section as "
+            "in docs/benchmarks.md.")
+    return section.replace(SECTION, lead, 1)
+
+
+def render_document(views: list[RunView], reference: Mapping[str, Any],
+                    daily_refresh: str = "") -> str:
     parts = [INTRO, render_overview(views), baseline_comparisons(views)]
     parts += [render_run(v, reference) for v in views]
+    parts += [daily_refresh] if daily_refresh else []
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -502,5 +521,5 @@ def write_document(runs: list[Run], root: Path, doc: Path,
     shown = [r for r in runs if r.default or read_record(records_dir(doc), r.name) is not None]
     views = [load_view(r, by_name, code, doc) for r in shown]
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render_document(views, reference))
+    doc.write_text(render_document(views, reference, render_daily_refresh(REFRESH_RECORD)))
     return doc

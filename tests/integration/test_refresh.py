@@ -230,6 +230,11 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
     # the dynamic layer's daily step begins from the served model's weights
     assert bundle.metadata["warm_started_from"] == _version(served_before)
     assert f"warm-started from {_version(served_before)}" in out
+    # on the days the served model had not seen (two_tower.warm_start_examples: new)
+    trained = json.loads((workdir / "reports" / "two_tower_metrics_unified_2t.json").read_text())
+    assert trained["warm_start"]["examples"]["since"] == (new - dt.timedelta(days=1)).isoformat()
+    assert trained["n_train_examples"] == trained["warm_start"]["examples"]["n_train_examples"]
+    assert trained["n_train_examples"] < trained["n_examples"]
     indexed = {json.loads(p.read_text())["model_version"]
                for p in (workdir / "milvus").glob("items_*.json")}
     assert bundle.version in indexed  # gfm index built the new model's collection

@@ -1,4 +1,5 @@
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,15 @@ def test_write_timeline_cutoff_refuses_what_it_cannot_edit_and_changes_nothing(t
     with pytest.raises(ConfigError, match="label_days"):
         write_timeline_cutoff(path, dt.date(2025, 7, 2), "moved")
     assert path.read_text() == "timeline:\n  label_days: nine\n"
+
+
+def test_the_defaults_in_docs_configuration_md_are_what_gfm_config_prints():
+    """docs/configuration.md shows `gfm config` on an empty workspace: a key added to a config
+    dataclass without it fails here (regenerate the block with that command)."""
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
+    assert block == yaml.safe_dump(load_config().to_dict(), sort_keys=False)

@@ -52,3 +52,24 @@ def test_a_changed_shape_keeps_its_initialisation_and_is_reported():
     assert "item_net.0.weight" in report["kept"]
     assert torch.equal(new.model.item_net[0].weight, before)
     assert torch.equal(new.model.ids.weight[1], old.model.ids.weight[1])
+
+
+def test_warm_start_examples_new_keeps_only_rows_since_the_served_cutoff():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from gfm.errors import ConfigError
+    from training.two_tower.train import _new_since
+
+    served = _bundle(["a"], ["Crime"], ["SE"], seed=0)
+    served.metadata["cutoff"] = "2025-06-10T00:00:00"
+    days = pd.Series(pd.to_datetime(["2025-06-08", "2025-06-09", "2025-06-10", "2025-06-10",
+                                     "2025-06-11"], utc=True))
+    rows = np.array([0, 2, 3, 4])  # row 1 is a validation row
+    assert _new_since(rows, days, served).tolist() == [2, 3, 4]
+    assert _new_since(rows, days.dt.tz_localize(None), served).tolist() == [2, 3, 4]
+    served.metadata.pop("cutoff")  # a model from before the cutoff was recorded: every row
+    assert _new_since(rows, days, served).tolist() == [0, 2, 3, 4]
+    with pytest.raises(ConfigError, match="warm_start_examples"):
+        TwoTowerConfig(warm_start_examples="recent")

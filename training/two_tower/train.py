@@ -260,6 +260,11 @@ def fit_two_tower(
     warm = (warm_start_weights(model, item_vocab, user_vocab, id_index, warm_start)
             if warm_start is not None else None)
     n_epochs = config.warm_start_epochs if warm_start is not None else config.epochs
+    if warm_start is not None and config.warm_start_examples == "new":
+        train_rows = _new_since(train_rows, days, warm_start)
+        if warm is not None:
+            warm["examples"] = {"since": warm_start.metadata.get("cutoff"),
+                                "n_train_examples": int(len(train_rows))}
     bundle = TwoTowerBundle(model, config, item_vocab, user_vocab, list(item_types), hgnn_dim,
                             text_dim, {}, id_index)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -424,6 +429,23 @@ def fit_two_tower(
         "warm_start": warm,
     }
     return bundle, metrics
+
+
+def _new_since(train_rows: np.ndarray, days: pd.Series, served: TwoTowerBundle) -> np.ndarray:
+    """The training rows dated at or after the served model's cutoff (two_tower.
+    warm_start_examples: new): the days it has not trained on."""
+    since = served.metadata.get("cutoff")
+    if not since:
+        log.warning("the served model %s does not record its cutoff: the warm start trains on "
+                    "every example", served.version)
+        return train_rows
+    since = pd.Timestamp(since)
+    if days.dt.tz is not None and since.tz is None:  # the cutoff is naive UTC (gfm.timeline)
+        since = since.tz_localize("UTC")
+    new = (days >= since).to_numpy()[train_rows]
+    log.info("warm start: %d of %d training example(s) dated since the served model's cutoff "
+             "%s", int(new.sum()), len(train_rows), since)
+    return train_rows[new]
 
 
 def popularity_snapshots(workspace: Workspace, timeline: Timeline,
