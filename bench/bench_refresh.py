@@ -195,7 +195,8 @@ def render(result: dict) -> str:
         SECTION, "",
         f"`python bench/bench_refresh.py --profile {result['profile']} --seed {result['seed']} "
         f"--days {len(refreshes)}"
-        + "".join(f" --set {s}" for s in result.get("settings", [])) + "` at commit {result['commit']}, {result['measured_at']}; "
+        + "".join(f" --set {s}" for s in result.get("settings", []))
+        + f"` at commit {result['commit']}, {result['measured_at']}; "
         f"{result['machine']}, shared. On the validation timeline (it ends at the profile's "
         f"cutoff, so the hold-out of docs/results.md is never read): a pipeline at "
         f"{days[0]['cutoff']}, then one `gfm refresh` per day up to {result['validation_cutoff']}"
