@@ -4,8 +4,8 @@ paper experiments' workspace copies run from.
 A stage is a `gfm` subcommand (its argv). `needed_by` names the evaluated models whose inputs the
 stage builds: a workspace copy that evaluates some models runs only the stages they need. The
 last stages (materialize, evaluate, index) build what is served and reported, which no copy needs.
-`gfm refresh` runs the stages of the served chain, less the static layer unless it is due, and
-less the evaluation (a refreshed cutoff has no hold-out yet).
+`gfm refresh` runs the stages of the served chain but the evaluation (a refreshed cutoff has no
+hold-out yet), with the static layer extended to new items rather than retrained unless due.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def stages_for(models: Iterable[str], without: Iterable[str] = ()) -> list[list[
             if stage.needed_for(models) and " ".join(stage.argv) not in skip]
 
 
-STATIC_STAGES = frozenset({"train hgnn"})
-
-
 def refresh_stages(static: bool) -> list[list[str]]:
-    """What `gfm refresh` runs, in pipeline order: every stage but the evaluation, the static
-    layer's (the HGNN) only when `static`, and the two-tower warm-started from the served one
-    (unless the HGNN is new: its vectors are another space)."""
-    skip = {"evaluate"} | (set() if static else STATIC_STAGES)
-    plan = [list(stage.argv) for stage in STAGES if " ".join(stage.argv) not in skip]
-    return [argv + ["--warm-start"] if argv == ["train", "two-tower"] and not static else argv
+    """What `gfm refresh` runs, in pipeline order: every stage but the evaluation. The static
+    layer (the HGNN) is retrained only when `static`; otherwise its vectors are extended to the
+    items released since it ran (`train hgnn --new-items`), and the two-tower is warm-started
+    from the served one (not after a retrained HGNN: its vectors are another space)."""
+    plan = [list(stage.argv) for stage in STAGES if stage.argv != ("evaluate",)]
+    if static:
+        return plan
+    return [argv + ["--new-items"] if argv == ["train", "hgnn"]
+            else argv + ["--warm-start"] if argv == ["train", "two-tower"] else argv
             for argv in plan]

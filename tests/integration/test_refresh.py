@@ -3,9 +3,10 @@
 The new day is appended (`gfm import parquet --append`: a new audiobook and a stream of it),
 then refreshed under load. The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a
 new two-tower, warm-started, and its index; the online store's user histories of the new day);
-the static layer (the HGNN) is kept. The running service swaps models with no failed request;
-the day's new item is served, and not to whom streamed it. A refresh backwards, or past data
-raw/ does not hold, is refused and changes nothing; versions beyond keep_versions are retired.
+the static layer (the HGNN) is kept, its vectors extended to the new item from its text. The
+running service swaps models with no failed request; the day's new item is served, and not to
+whom streamed it. A refresh backwards, or past data raw/ does not hold, is refused and changes
+nothing; versions beyond keep_versions are retired.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def _hgnn_versions(workdir: Path) -> list[str]:
     return sorted(p.stem for p in (workdir / "features" / "item_hgnn_embedding").glob("*.parquet"))
 
 
+def _hgnn_checkpoints(workdir: Path) -> list[str]:
+    return sorted(p.parent.name for p in (workdir / "models" / "hgnn").glob("*/checkpoint.pt"))
+
+
 class Load:
     """POST /recommend in a loop from a thread, keeping (status, model_version) of each answer."""
 
@@ -101,7 +106,8 @@ class Refreshed:
     old: dt.datetime  # the cutoff before
     new: dt.datetime  # the cutoff after
     served_before: str  # the served model's tag before
-    hgnn_before: list[str]
+    hgnn_before: list[str]  # HGNN vector versions
+    checkpoints_before: list[str]  # trained HGNN runs
     output: str  # gfm refresh's
     load: Load
     streamer: str  # the user who streamed NEW_ITEM on the new day
@@ -144,7 +150,8 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
     workspace = Workspace.at(workdir)
     old = resolve_timeline(load_config(workdir).timeline, workspace).cutoff
     new = old + dt.timedelta(days=1)
-    served, hgnn = _served(workdir), _hgnn_versions(workdir)
+    served, hgnn, checkpoints = (_served(workdir), _hgnn_versions(workdir),
+                                 _hgnn_checkpoints(workdir))
     # Pinned before the append: the cutoff then stays where it was (left unset, it would move
     # with the last event's day).
     write_timeline_cutoff(workdir / "gfm.yaml", old.date(), "the tiny pipeline's")
@@ -177,7 +184,8 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
     finally:
         stop_process(milvus)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return Refreshed(workdir, old, new, served, hgnn, result.stdout, load, streamer, probes)
+    return Refreshed(workdir, old, new, served, hgnn, checkpoints, result.stdout, load, streamer,
+                     probes)
 
 
 def test_the_service_swaps_to_the_new_model_without_a_failed_request(refreshed):
@@ -195,8 +203,8 @@ def test_the_service_swaps_to_the_new_model_without_a_failed_request(refreshed):
 
 
 def test_the_days_new_item_is_served_and_left_out_for_who_streamed_it(refreshed):
-    """The item released on the new day (appended, no HGNN vector: the HGNN was kept) is in
-    the new model's index, scored for a user, and not recommended to the user who streamed
+    """The item released on the new day (appended after the kept HGNN ran) is in the new
+    model's index, scored for a user, and not recommended to the user who streamed
     it that day."""
     probes = refreshed.probes
     assert probes["score"].status_code == 200, probes["score"].text
@@ -219,7 +227,12 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
     config = yaml.safe_load((workdir / "gfm.yaml").read_text())
     assert config["timeline"]["cutoff"] == new.date()
     assert "static layer kept" in out
-    assert _hgnn_versions(workdir) == r.hgnn_before  # the static layer as it was
+    assert _hgnn_checkpoints(workdir) == r.checkpoints_before  # no HGNN trained
+    extended = sorted(set(_hgnn_versions(workdir)) - set(r.hgnn_before))
+    assert len(extended) == 1  # the kept run's vectors, extended to the new day's item
+    lineage = json.loads((workdir / "features" / "item_hgnn_embedding"
+                          / f"{extended[0]}.json").read_text())
+    assert lineage["extends"] in r.hgnn_before
     served = _served(workdir)
     assert served != served_before
     from gfm.workspace import Workspace
@@ -238,6 +251,31 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
     indexed = {json.loads(p.read_text())["model_version"]
                for p in (workdir / "milvus").glob("items_*.json")}
     assert bundle.version in indexed  # gfm index built the new model's collection
+
+
+def test_the_days_new_item_gets_text_and_an_hgnn_vector_from_the_kept_run(refreshed):
+    """The served model's views hold the new item: its text (the same as the audiobook whose
+    text it copies) and a vector from the kept HGNN run (text-only, inductive), online."""
+    from feature_store.repo import open_store
+    from gfm.workspace import Workspace
+    from training.two_tower.store import load_bundle
+
+    workdir = refreshed.workdir
+    assert "1 item(s) released since it ran got text-only vectors" in refreshed.output
+    items = pd.read_parquet(workdir / "raw" / "items.parquet")
+    twin = items[items.item_type == "audiobook"].item_id.iloc[0]
+    workspace = Workspace.at(workdir)
+    views = [v if isinstance(v, str) else v["view"]
+             for v in load_bundle(workspace).metadata["feature_views"]]
+    text_view = next(v for v in views if v.startswith("item_text_embedding_v"))
+    hgnn_view = next(v for v in views if v.startswith("item_hgnn_embedding_v"))
+    online = open_store(workspace).get_online_features(
+        features=[f"{text_view}:text_embedding", f"{hgnn_view}:hgnn_embedding"],
+        entity_rows=[{"item_id": NEW_ITEM}, {"item_id": twin}]).to_dict()
+    text, hgnn = online["text_embedding"], online["hgnn_embedding"]
+    assert text[0] is not None and text[0] == pytest.approx(text[1], abs=1e-6)
+    assert hgnn[0] is not None and hgnn[1] is not None
+    assert sum(v * v for v in hgnn[0]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_the_new_days_streams_are_in_the_online_history(refreshed):

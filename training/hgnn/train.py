@@ -466,7 +466,16 @@ def write_item_vectors(
         ids.append(item)
         types.append(item_type)
         vectors.append(z[t][i])
-    matrix = normalise(np.stack(vectors).astype(np.float32))
+    write_vector_table(path, ids, types, np.stack(vectors), as_of, version)
+    return len(ids)
+
+
+def write_vector_table(path: Path, ids: list[str], types: list[str], vectors: np.ndarray,
+                       as_of: dt.datetime, version: str) -> None:
+    """features/item_hgnn_embedding/<version>.parquet: a row per item, L2-normalised."""
+    from gfm.files import atomic_write
+
+    matrix = normalise(vectors.astype(np.float32))
     dim = matrix.shape[1]
     table = pa.table({
         "item_id": pa.array(ids, pa.string()),
@@ -476,10 +485,7 @@ def write_item_vectors(
         "event_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us")),
         "version": pa.array([version] * len(ids), pa.string()),
     })
-    from gfm.files import atomic_write
-
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-    return len(ids)
 
 
 @deterministic_torch()
@@ -602,6 +608,9 @@ def train_hgnn(
                 "regressor_state_dict": regressor_state,
                 "node_types": graph.node_types, "relations": sorted(split.message_edges),
                 "in_dim": next(iter(graph.x.values())).shape[1], "version": version,
+                # what `gfm train hgnn --new-items` averages over (inductive_vectors text_knn)
+                "connected_items": {t: graph.item_ids[t][c].tolist()
+                                    for t, c in connected.items()},
                 "text_version": text_version, "graph_as_of": timeline.graph_as_of.isoformat()},
                checkpoint_path)
     (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
