@@ -18,7 +18,8 @@ docs/results.md reports:
    retrains the HGNN trains the two-tower from scratch too, so it would equal the pipeline.
 
 The cutoffs are written into each workspace's gfm.yaml, as `gfm refresh` does. Printed, and
-written to the section "Daily refresh" of docs/benchmarks.md with a plot. `--set` passes
+written to the section "Daily refresh" of docs/benchmarks.md with a plot ("Daily refresh
+(PROFILE)" for a profile other than small). `--set` passes
 config overrides to every pipeline and refresh (a variant of the daily loop, e.g.
 two_tower.warm_start_examples=new), recorded with the figures.
 """
@@ -45,7 +46,7 @@ from gfm.config import load_config, write_timeline_cutoff  # noqa: E402
 from gfm.timeline import resolve_timeline  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 
-SECTION = "## Daily refresh"
+SECTION = "## Daily refresh"  # small's; another profile's gets a section of its own
 IMAGE = REPO / "docs" / "img" / "bench_refresh.png"
 MODELS = "unified_2t,popularity"
 STAGE_DONE = re.compile(r"^== \[\d+/\d+\] done in (\d+) s")
@@ -150,6 +151,14 @@ def _commit() -> str:
                                                   else "")
 
 
+def section(profile: str) -> str:
+    return SECTION if profile == "small" else f"{SECTION} ({profile})"
+
+
+def image(profile: str) -> Path:
+    return IMAGE if profile == "small" else IMAGE.with_name(f"{IMAGE.stem}_{profile}.png")
+
+
 def plot(result: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -192,7 +201,7 @@ def render(result: dict) -> str:
     types = sorted(pipeline["hr@10"]["unified_2t"])
     mean_daily = sum(d["wall_s"] for d in daily) / len(daily) if daily else None
     lines = [
-        SECTION, "",
+        section(result["profile"]), "",
         f"`python bench/bench_refresh.py --profile {result['profile']} --seed {result['seed']} "
         f"--days {len(refreshes)}"
         + "".join(f" --set {s}" for s in result.get("settings", []))
@@ -236,7 +245,7 @@ def render(result: dict) -> str:
             lines.append(f"| `{stage}` | {pipeline['stages'].get(stage, '–')} | "
                          + (f"{sum(mean) / len(mean):.0f}" if mean else "–") + " |")
         lines.append("")
-    lines += [f"![daily refresh](img/{IMAGE.name})", ""]
+    lines += [f"![daily refresh](img/{image(result['profile']).name})", ""]
     return "\n".join(lines)
 
 
@@ -266,8 +275,8 @@ def main() -> None:
             result = measure(args, Path(tmp))
     save_json(args.json, result)
     if not args.no_write:
-        plot(result, IMAGE)
-    publish(SECTION, render(result), not args.no_write)
+        plot(result, image(result["profile"]))
+    publish(section(result["profile"]), render(result), not args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from resultsrun import (
 
 UNIFIED = "unified_2t"
 # bench/bench_refresh.py's saved figures (--json): the daily loop's section at the end.
-REFRESH_RECORD = REPO / "bench" / "results_refresh" / "small.json"
+# bench_refresh's records, <profile>.json (small first), beside bench_swap's
+REFRESH_RECORDS = REPO / "bench" / "results_refresh"
 BASELINES = ("als", "ease")
 
 INTRO = """\
@@ -457,19 +458,24 @@ def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render_daily_refresh(record: Path) -> str:
+def render_daily_refresh(records: Path) -> str:
     """The paper's Table 3 setting run as operations: bench/bench_refresh.py's saved figures
     (HR@10 per day through daily refreshes, the refreshed model against one trained from
-    scratch), the section it also writes into docs/benchmarks.md."""
-    if not record.is_file():
-        return ""
-    from bench_refresh import SECTION, render
+    scratch), per profile, the sections it also writes into docs/benchmarks.md."""
+    from bench_refresh import render, section
 
-    section = render(json.loads(record.read_text()))
-    lead = (f"{SECTION} (`bench/bench_refresh.py`)\n\nNot a named run: the figures of the "
-            f"benchmark's record `{record.relative_to(REPO)}` (`--json`), the same section as "
-            "in docs/benchmarks.md.")
-    return section.replace(SECTION, lead, 1)
+    paths = sorted(records.glob("*.json"), key=lambda p: (p.stem != "small", p.stem))
+    parts = []
+    for record in paths:
+        result = json.loads(record.read_text())
+        if "days" not in result:  # bench_swap's record (swap_<profile>.json)
+            continue
+        heading = section(result["profile"])
+        lead = (f"{heading} (`bench/bench_refresh.py`)\n\nNot a named run: the figures of the "
+                f"benchmark's record `{record.relative_to(REPO)}` (`--json`), the same section "
+                "as in docs/benchmarks.md.")
+        parts.append(render(result).replace(heading, lead, 1))
+    return "\n".join(parts)
 
 
 def render_document(views: list[RunView], reference: Mapping[str, Any],
@@ -521,5 +527,5 @@ def write_document(runs: list[Run], root: Path, doc: Path,
     shown = [r for r in runs if r.default or read_record(records_dir(doc), r.name) is not None]
     views = [load_view(r, by_name, code, doc) for r in shown]
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render_document(views, reference, render_daily_refresh(REFRESH_RECORD)))
+    doc.write_text(render_document(views, reference, render_daily_refresh(REFRESH_RECORDS)))
     return doc

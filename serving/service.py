@@ -49,6 +49,9 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger(__name__)
+# A model swap is an operational event: in the server's log (the workers' root logger stays at
+# WARNING, where BentoML leaves it).
+logger.setLevel(logging.INFO)
 
 RETRY_S = 5.0
 # A worker looks at the workspace's serving pointer (`gfm train two-tower`, `gfm refresh` move

@@ -1,7 +1,7 @@
 """`gfm refresh`: one day on, on a copy of the tiny pipeline workspace, while it is served.
 
 The new day is appended (`gfm import parquet --append`: a new audiobook and a stream of it),
-then refreshed under load. The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a
+then refreshed while `gfm serve --workers 2` answers a steady load. The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a
 new two-tower, warm-started, and its index; the online store's user histories of the new day);
 the static layer (the HGNN) is kept, its vectors extended to the new item from its text. The
 running service swaps models with no failed request; the day's new item is served, and not to
@@ -31,12 +31,13 @@ import yaml
 from gfm.config import write_timeline_cutoff
 from ingest.contract import arrow_schema
 from serving.milvus import start_lite_server, stop_process
-from test_serving import _start_server
+from test_serving import START_TIMEOUT_S, _start_server, _workers
 from tests.integration.conftest import PIPELINE_FLAGS
 
 pytestmark = pytest.mark.integration
 
 SWAP_WAIT_S = 60
+WORKERS = {"1", "2"}  # `gfm serve --workers 2`: each worker swaps by itself
 
 
 def _gfm(*argv: str) -> subprocess.CompletedProcess:
@@ -61,7 +62,8 @@ def _hgnn_checkpoints(workdir: Path) -> list[str]:
 
 
 class Load:
-    """POST /recommend in a loop from a thread, keeping (status, model_version) of each answer."""
+    """POST /recommend in a loop from a thread, keeping (status, model_version) of each answer.
+    A new connection for each request: the kernel then spreads them over the workers."""
 
     def __init__(self, url: str, users: list[str]):
         self.url, self.users = url, users
@@ -72,7 +74,7 @@ class Load:
         self._thread.start()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             i = 0
             while not self._stop.is_set():
                 user = self.users[i % len(self.users)]
@@ -110,6 +112,8 @@ class Refreshed:
     checkpoints_before: list[str]  # trained HGNN runs
     output: str  # gfm refresh's
     load: Load
+    answered_when_swapped: int  # answers before every worker had swapped
+    serve_log: Path
     streamer: str  # the user who streamed NEW_ITEM on the new day
     probes: dict[str, httpx.Response]  # answers of the swapped service about NEW_ITEM
 
@@ -138,8 +142,9 @@ def _append_the_new_day(workdir: Path, base: Path, old: dt.datetime) -> str:
 @pytest.fixture(scope="module")
 def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
     """The new day appended to a copy, then the copy refreshed one day on while `gfm serve`
-    (reaching a milvus-lite server, as a refresh under a running service needs) answers a
-    steady load; then the swapped service asked about the day's new item."""
+    with two workers (reaching a milvus-lite server, as a refresh under a running service and
+    several workers need) answers a steady load; then the swapped service asked about the
+    day's new item."""
     from gfm.config import load_config
     from gfm.timeline import resolve_timeline
     from gfm.workspace import Workspace
@@ -160,16 +165,22 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
     uri, milvus = start_lite_server(workdir / "milvus" / "index.db", base / "milvus.log")
     flags = ["--set", f"serving.milvus_uri={uri}"]
     try:
-        url, server = _start_server(workdir, base / "serve.log", *flags)
+        log = base / "serve.log"
+        url, server = _start_server(workdir, log, *flags, "--workers", "2")
         try:
+            deadline = time.monotonic() + START_TIMEOUT_S  # /readyz reached one worker
+            while _workers(log, "Service gfm_recommender initialized") != WORKERS:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
             load = Load(url, users)
             result = _gfm("refresh", "--to", f"{new:%Y-%m-%d}", "--workdir", str(workdir),
                           *PIPELINE_FLAGS, *flags)
             # The swap is bounded: a check every SWAP_CHECK_S, then the new model's load.
             deadline = time.monotonic() + SWAP_WAIT_S
-            while time.monotonic() < deadline and load.versions()[-1:] == [_version(served)]:
+            while time.monotonic() < deadline and _workers(log, "swapped") != WORKERS:
                 time.sleep(0.5)
-            time.sleep(2)  # a few answers from the new model
+            answered_when_swapped = len(load.answers)
+            time.sleep(3)  # answers from the new model, on both workers
             load.stop()
             probes = {
                 "score": httpx.post(f"{url}/score", timeout=30, json={
@@ -184,22 +195,24 @@ def refreshed(tiny_pipeline_workspace, tmp_path_factory) -> Refreshed:
     finally:
         stop_process(milvus)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return Refreshed(workdir, old, new, served, hgnn, checkpoints, result.stdout, load, streamer,
-                     probes)
+    return Refreshed(workdir, old, new, served, hgnn, checkpoints, result.stdout, load,
+                     answered_when_swapped, log, streamer, probes)
 
 
 def test_the_service_swaps_to_the_new_model_without_a_failed_request(refreshed):
-    """Every answer during the refresh is a 200 naming one model; the served version changes
-    without a restart, and once the new one answers the old one does not come back."""
+    """Two workers under load: every answer during the refresh is a 200 naming one model; each
+    worker swaps without a restart, and once both have, the old version does not answer."""
     load = refreshed.load
     assert load.errors == []
     versions = load.versions()
     assert len(versions) > 20, "the load generator hardly ran"
-    assert versions[0] == _version(refreshed.served_before)
-    assert versions[-1] != _version(refreshed.served_before)
-    first_new = versions.index(versions[-1])
-    assert set(versions[first_new:]) == {versions[-1]}
-    assert set(versions) == {versions[0], versions[-1]}
+    old, new = _version(refreshed.served_before), versions[-1]
+    assert versions[0] == old and new != old
+    assert set(versions) == {old, new}
+    assert _workers(refreshed.serve_log, "swapped") == WORKERS
+    assert _workers(refreshed.serve_log, "path=/recommend", "status=200") == WORKERS
+    after = versions[refreshed.answered_when_swapped:]
+    assert len(after) > 5 and set(after) == {new}
 
 
 def test_the_days_new_item_is_served_and_left_out_for_who_streamed_it(refreshed):
