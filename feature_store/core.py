@@ -325,8 +325,9 @@ def materialize_features(
 
     Windows come from the data, never from "now": a snapshot view loads its latest snapshot at
     or before the cutoff (start = end = that instant: a user without history then gets no
-    row, rather than an older snapshot); every other view loads [its earliest row, cutoff]
-    (the latest row per key wins).
+    row, rather than an older snapshot, and a user the online store holds from an earlier
+    snapshot gets an empty one); every other view loads [its earliest row, cutoff] (the
+    latest row per key wins).
     """
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -364,11 +365,44 @@ def materialize_features(
                                   end_date=end.replace(tzinfo=dt.UTC), feature_views=[name])
             except RedisConnectionError as exc:
                 raise online_store_unreachable(store, exc) from None
+            if kind == "snapshot" and key == "user_id":
+                cleared = _clear_aged_out(store, con, name, source, start)
+                if cleared:
+                    logger.info("%s: %d user(s) without history at %s cleared", name, cleared,
+                                start)
             stats.append(MaterializeStat(name, start, end, int(n), time.perf_counter() - began))
             logger.info("materialized %s: %d rows in %.2f s", name, n, stats[-1].seconds)
     finally:
         con.close()
     return stats
+
+
+def _clear_aged_out(store, con: duckdb.DuckDBPyConnection, name: str, source: str,
+                    snapshot: dt.datetime) -> int:
+    """Empty the online row of every user who is in an earlier snapshot of this user view but
+    not in `snapshot`, the one just loaded: their history aged out of the window (or they
+    left the data), so at the cutoff they have none, as the offline features say. Without
+    this, materialization (an upsert) would leave yesterday's row online: served as a user
+    with history, and their old items still left out of what they are recommended."""
+    rows = con.execute(f"select distinct user_id from {source} where event_timestamp < ? "
+                       f"except select user_id from {source} where event_timestamp = ?",
+                       [snapshot, snapshot]).fetchall()
+    if not rows:
+        return 0
+    import pandas as pd
+    from feast.types import Array, Int32, Int64, String
+
+    frame = pd.DataFrame({"user_id": [r[0] for r in rows],
+                          "event_timestamp": pd.Timestamp(snapshot, tz="UTC")})
+    for feature in store.get_feature_view(name).features:
+        # What a user without history reads offline: no items, a count of 0, no vector (null,
+        # which the towers and /recommend take as "no history"). Feast writes no row whose
+        # features are all null, so the lists and counts are written as empty and 0.
+        empty = ([] if feature.dtype == Array(String)
+                 else 0 if feature.dtype in (Int32, Int64) else None)
+        frame[feature.name] = [empty] * len(frame) if isinstance(empty, list) else empty
+    store.write_to_online_store(name, frame)
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------------------------

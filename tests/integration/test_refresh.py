@@ -318,6 +318,53 @@ def test_the_new_days_streams_are_in_the_online_history(refreshed):
     assert checked
 
 
+def test_a_user_whose_history_aged_out_reads_as_without_history_online(refreshed):
+    """A user in an earlier daily snapshot but in none at the cutoff (their streams left the
+    window) reads online as offline once the views are materialized: no history items, no
+    average vector, rather than the row an earlier materialization left (upserts alone would
+    keep it)."""
+    import duckdb
+
+    from feature_store.core import materialize_features
+    from feature_store.repo import open_store
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from gfm.workspace import Workspace
+    from training.two_tower.store import load_bundle
+
+    workdir, new = refreshed.workdir, refreshed.new
+    path = str(workdir / "features" / "user_history.parquet")
+    con = duckdb.connect()
+    aged = [row[0] for row in con.execute(
+        "select distinct user_id from read_parquet(?) where event_timestamp < ? except "
+        "select user_id from read_parquet(?) where event_timestamp = ? order by 1",
+        [path, new, path, new]).fetchall()]
+    assert aged, "no user's history ages out in the tiny data"
+    user = aged[0]
+    last_row = con.execute("select * from read_parquet(?) where user_id = ? order by "
+                           "event_timestamp desc limit 1", [path, user]).df()
+    last_row["event_timestamp"] = pd.to_datetime(last_row["event_timestamp"]).dt.tz_localize("UTC")
+    workspace = Workspace.at(workdir)
+    bundle = load_bundle(workspace)
+    views = [v if isinstance(v, str) else v["view"] for v in bundle.metadata["feature_views"]]
+    average = next(v for v in views if v.startswith("user_avg_hgnn_v"))
+    refs = [f"user_history:item_ids_{t}" for t in bundle.item_types]
+    store = open_store(workspace)
+
+    def online() -> dict:
+        return store.get_online_features(
+            features=[*refs, f"{average}:avg_hgnn_all", f"{average}:n_items_all"],
+            entity_rows=[{"user_id": user}]).to_dict()
+
+    store.write_to_online_store("user_history", last_row)  # the row of an earlier day
+    assert any(online()[f"item_ids_{t}"][0] for t in bundle.item_types)
+    materialize_features(workspace, resolve_timeline(load_config(workdir).timeline, workspace),
+                         ["user_history", average])
+    after = online()
+    assert all(after[f"item_ids_{t}"][0] == [] for t in bundle.item_types)
+    assert after["avg_hgnn_all"] == [None] and not after["n_items_all"][0]
+
+
 def test_refresh_backwards_or_past_the_data_is_refused_and_changes_nothing(refreshed):
     workdir, old = refreshed.workdir, refreshed.old
     before = (workdir / "gfm.yaml").read_text()
