@@ -1,6 +1,7 @@
 """The Dagster code location (orchestrate/) on a copy of the tiny pipeline workspace: its asset
-graph holds the dbt models and every stage, and its `refresh` job, run by Dagster's own CLI,
-moves the workspace one day on as `gfm refresh` does.
+graph holds the dbt models and every stage, the web UI (`make dagster`) lists that graph, and
+its `refresh` job, run by Dagster's own CLI, moves the workspace one day on as `gfm refresh`
+does.
 
 Needs the `orchestrate` extra (`make setup-orchestrate`): without it these tests skip, unless
 GFM_REQUIRE_DAGSTER=1 (CI), where they fail instead.
@@ -14,8 +15,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -69,6 +72,58 @@ def test_the_asset_graph_holds_the_dbt_models_and_every_stage(location):
                                                               "weekly_static_refresh"}
 
 
+def _dagster_env(workdir: Path, home: Path) -> dict[str, str]:
+    """What `make dagster` sets: Dagster's state in `home`, telemetry off, the workspace."""
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "GFM_WORKDIR": str(workdir), "DAGSTER_HOME": str(home),
+            "DAGSTER_DISABLE_TELEMETRY": "1"}
+
+
+def test_the_web_ui_lists_the_asset_graph(location, tmp_path):
+    """`dagster-webserver` on the code location, as `make dagster` starts it: the page loads,
+    and its GraphQL API (what the UI draws the asset graph from) lists every stage and the dbt
+    models, in their groups and lineage."""
+    from test_serving import _free_port
+
+    workdir, _ = location
+    port = _free_port()
+    log = tmp_path / "webserver.log"
+    query = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster_webserver", "-m", "orchestrate.definitions",
+             "-h", "127.0.0.1", "-p", str(port)],
+            stdout=handle, stderr=subprocess.STDOUT, env=_dagster_env(workdir, tmp_path / "home"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, answer = time.monotonic() + 180, None
+        while answer is None:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=30)
+                if response.status_code == 200 and (response.json().get("data") or {}).get(
+                        "assetNodes"):
+                    answer = response.json()["data"]["assetNodes"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        page = httpx.get(f"{url}/asset-groups", timeout=30)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in answer}
+    assert {"raw/interactions", "user_history", "co_interaction_edges", "text_embeddings",
+            "hgnn_vectors", "feature_views", "online_store", "two_tower_model", "milvus_index",
+            "retired_versions"} <= set(nodes)
+    assert nodes["hgnn_vectors"]["groupName"] == "static_layer"
+    assert nodes["two_tower_model"]["groupName"] == "dynamic_layer"
+    parents = {"/".join(k["path"]) for k in nodes["hgnn_vectors"]["dependencyKeys"]}
+    assert "text_embeddings" in parents
+
+
 def dg_key(name: str):
     import dagster as dg
 
@@ -87,13 +142,9 @@ def test_the_refresh_job_moves_the_workspace_one_day_on(location, tmp_path):
     new = (old + dt.timedelta(days=1)).date()
     served, hgnn = _served(workdir), sorted((workdir / "features" / "item_hgnn_embedding").glob(
         "*.parquet"))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(
         {"ops": {"raw_at_cutoff": {"config": {"to": str(new)}}}}))
-    env = {**os.environ, "GFM_WORKDIR": str(workdir), "DAGSTER_HOME": str(home),
-           "DAGSTER_DISABLE_TELEMETRY": "1",
+    env = {**_dagster_env(workdir, tmp_path / "dagster_home"),
            "GFM_SET": json.dumps(["two_tower.epochs=2", "hgnn.max_epochs=2"])}
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
