@@ -113,6 +113,7 @@ def apply_features(
                     "history_event_types": list(config.warehouse.history_event_types),
                     "history_at_events": config.warehouse.history_at_events}
     to_build = []
+    superseded = superseded_extensions(state)
     for version, entry in state.entries(HGNN):
         number, lineage = entry["number"], entry["lineage"]
         existing = state.views[USER_AVG].get(version)
@@ -120,7 +121,8 @@ def apply_features(
             continue
         out = tables.user_avg_path(workspace, version)
         if (out.exists() and existing is not None and not rebuild
-                and existing["lineage"].get("user_history") == user_history):
+                and (existing["lineage"].get("user_history") == user_history
+                     or version in superseded)):
             continue
         as_of = dt.datetime.fromisoformat(lineage["graph_as_of"])
         if as_of > timeline.cutoff:
@@ -159,6 +161,22 @@ def apply_features(
     result.added, result.skipped = added, skipped
     result.built_user_avg = [view_name(USER_AVG, hgnn_view_number(state, v)) for v, _ in to_build]
     return result
+
+
+def superseded_extensions(state: FeatureVersions) -> set[str]:
+    """Active HGNN versions of one trained run (one checkpoint) but its newest: `gfm train
+    hgnn --new-items` adds a version a day with new items, each holding every vector of the
+    older ones. Only models kept for rollback read the older ones; their user averages stay as
+    built (at those models' cutoffs) instead of being rebuilt at each new cutoff, which would
+    cost one build per kept version on every refresh."""
+    newest: dict[str, str] = {}
+    for version, entry in state.entries(HGNN):  # by number: the last of a checkpoint wins
+        checkpoint = entry["lineage"].get("hgnn_checkpoint")
+        if checkpoint:
+            newest[checkpoint] = version
+    return {version for version, entry in state.entries(HGNN)
+            if entry["lineage"].get("hgnn_checkpoint")
+            and newest[entry["lineage"]["hgnn_checkpoint"]] != version}
 
 
 def hgnn_view_number(state: FeatureVersions, hgnn_version: str) -> int:

@@ -246,6 +246,12 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
     lineage = json.loads((workdir / "features" / "item_hgnn_embedding"
                           / f"{extended[0]}.json").read_text())
     assert lineage["extends"] in r.hgnn_before
+    # The kept run's user averages stay as built at the old cutoff (only the models kept for
+    # rollback read them); the extension's are built at the new one.
+    averages = json.loads((workdir / "features" / "feature_versions.json").read_text())[
+        "views"]["user_avg_hgnn"]
+    assert averages[extended[0]]["lineage"]["cutoff"] == f"{new:%Y-%m-%d %H:%M:%S}"
+    assert averages[lineage["extends"]]["lineage"]["cutoff"] == f"{r.old:%Y-%m-%d %H:%M:%S}"
     served = _served(workdir)
     assert served != served_before
     from gfm.workspace import Workspace
