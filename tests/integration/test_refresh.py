@@ -1,12 +1,13 @@
 """`gfm refresh`: one day on, on a copy of the tiny pipeline workspace, while it is served.
 
 The new day is appended (`gfm import parquet --append`: a new audiobook and a stream of it),
-then refreshed while `gfm serve --workers 2` answers a steady load. The cutoff moves in gfm.yaml; the dynamic layer is rebuilt there (a
-new two-tower, warm-started, and its index; the online store's user histories of the new day);
-the static layer (the HGNN) is kept, its vectors extended to the new item from its text. The
-running service swaps models with no failed request; the day's new item is served, and not to
-whom streamed it. A refresh backwards, or past data raw/ does not hold, is refused and changes
-nothing; versions beyond keep_versions are retired.
+then refreshed while `gfm serve --workers 2` answers a steady load. The cutoff moves in
+gfm.yaml; the dynamic layer is rebuilt there (a new two-tower, warm-started, and its index; the
+online store's user histories of the new day); the static layer (the HGNN) is kept, its vectors
+extended to the new item from its text. The running service swaps models with no failed
+request; the day's new item is served, and not to whom streamed it. A refresh backwards, or
+past data raw/ does not hold, is refused and changes nothing; versions beyond keep_versions are
+retired.
 """
 
 from __future__ import annotations

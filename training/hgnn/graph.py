@@ -62,14 +62,26 @@ def edge_fingerprint(workspace: Workspace) -> str:
     return f"{n}_{h}_{as_of}"
 
 
+CATALOG_SQL = "select item_id, item_type, parent_id from item_catalog order by item_id"
+
+
+def read_catalog(workspace: Workspace) -> list[tuple[str, str, str | None]]:
+    """(item_id, item_type, parent_id) of every catalogue item, by id (parent: an episode's show)."""
+    from transforms.warehouse import open_warehouse
+
+    con = open_warehouse(workspace)
+    try:
+        return con.execute(CATALOG_SQL).fetchall()
+    finally:
+        con.close()
+
+
 def load_item_graph(workspace: Workspace, text_path: Path) -> ItemGraph:
     from transforms.warehouse import open_warehouse
 
     con = open_warehouse(workspace)
     try:
-        catalog = con.execute(
-            "select item_id, item_type, parent_id from item_catalog order by item_id"
-        ).fetchall()
+        catalog = con.execute(CATALOG_SQL).fetchall()
         # Node ids are assigned in SQL so edges map to them without a Python loop per edge.
         nodes_sql = """
             select item_id, item_type,

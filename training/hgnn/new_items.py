@@ -30,7 +30,7 @@ from gfm.errors import WorkspaceError
 from gfm.files import atomic_write_text
 from gfm.workspace import Workspace
 from training.hgnn.config import HGNNConfig
-from training.hgnn.graph import read_vectors
+from training.hgnn.graph import read_catalog, read_vectors
 from training.hgnn.model import HeteroGraphSAGE
 from training.hgnn.train import FEATURE_DIR, TextRegressor, write_vector_table
 from training.text_neighbours import text_neighbour_mean
@@ -95,17 +95,6 @@ def inductive_rows(checkpoint: dict[str, Any], node_type: str, text: np.ndarray,
         return model({node_type: x}, {})[node_type].numpy()
 
 
-def _catalog(workspace: Workspace) -> list[tuple[str, str, str | None]]:
-    from transforms.warehouse import open_warehouse
-
-    con = open_warehouse(workspace)
-    try:
-        return con.execute("select item_id, item_type, parent_id from item_catalog "
-                           "order by item_id").fetchall()
-    finally:
-        con.close()
-
-
 def add_new_items(workspace: Workspace, text_path: Path) -> NewItemsRun:
     """Extend the newest HGNN vectors to every catalogue item they lack (see the module)."""
     kept_version, kept_meta, kept_path = newest_hgnn_run(workspace)
@@ -134,7 +123,7 @@ def add_new_items(workspace: Workspace, text_path: Path) -> NewItemsRun:
     type_of = dict(zip(kept["item_id"], kept["item_type"]))
     text_ids, text_vectors = read_vectors(text_path)
     text_row = {item: r for r, item in enumerate(text_ids)}
-    catalog = _catalog(workspace)
+    catalog = read_catalog(workspace)
     node_types = list(checkpoint["node_types"])
     # The connected items the run placed by the graph (the pool text_knn averages over); a
     # checkpoint from before this was recorded: every item the run wrote of that type.
