@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import logging
 import os
 import shlex
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -242,6 +244,142 @@ def _what_to_do(details: str, failed_staging: bool, workspace: Workspace) -> str
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# user_history, the one incremental model: when appending is sound
+
+HISTORY_MODEL = "user_history"
+# What the last build of user_history was made from (beside dbt's target/): its settings, its
+# cutoff, a digest of the raw rows its snapshots read, and the id of its last full build.
+HISTORY_STATE = "user_history_state.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryBuild:
+    """How this run builds user_history: appending the new days, or from scratch (and why)."""
+
+    incremental: bool
+    reason: str
+    build_id: str  # the full build the table descends from (a new one when from scratch)
+
+
+def history_settings(config: Config, timeline: Timeline) -> dict[str, Any]:
+    """Everything besides the raw rows that a daily snapshot depends on (the cutoff aside:
+    moving it on only adds snapshots)."""
+    warehouse = config.warehouse
+    return {"engine": warehouse.engine, "history_days": timeline.history_days,
+            "label_days": timeline.label_days, "early_label_days": timeline.early_label_days,
+            "history_event_types": sorted(warehouse.history_event_types),
+            "history_at_events": warehouse.history_at_events}
+
+
+def raw_digest(workspace: Workspace, before: dt.datetime) -> str:
+    """A digest of the raw rows the snapshots up to `before` read: every event before it, and
+    the items (and their shows) those events are on. Equal digests: those snapshots would
+    come out the same."""
+    interactions = workspace.raw_path("interactions").as_posix().replace("'", "''")
+    items = workspace.raw_path("items").as_posix().replace("'", "''")
+    con = duckdb.connect()
+    try:
+        row = con.execute(f"""
+            with events as (
+                select user_id, item_id, event_type, event_ts
+                from read_parquet('{interactions}') where event_ts < ?
+            ),
+            items as (select item_id, item_type, parent_id from read_parquet('{items}')),
+            used as (
+                select item_id from items where item_id in (select item_id from events)
+                union
+                select parent_id from items
+                where parent_id is not null and item_id in (select item_id from events)
+            ),
+            used_items as (select * from items where item_id in (select item_id from used))
+            select (select count(*) from events),
+                   (select coalesce(sum(hash(user_id, item_id, event_type, event_ts)), 0)
+                    from events),
+                   (select count(*) from used_items),
+                   (select coalesce(sum(hash(item_id, item_type, parent_id)), 0)
+                    from used_items)""", [before]).fetchall()[0]
+    finally:
+        con.close()
+    return "-".join(str(v) for v in row)
+
+
+def history_state_path(workspace: Workspace) -> Path:
+    return workspace.dbt_dir / HISTORY_STATE
+
+
+def read_history_state(workspace: Workspace) -> dict[str, Any] | None:
+    try:
+        return json.loads(history_state_path(workspace).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _history_max_snapshot(workspace: Workspace) -> dt.datetime | None:
+    """The latest snapshot the warehouse's user_history holds; None without the table."""
+    if not workspace.warehouse_path.exists():
+        return None
+    try:
+        return warehouse_query(workspace, f"select max(snapshot_ts) from {HISTORY_MODEL}")[0][0]
+    except (duckdb.Error, GfmError):
+        return None
+
+
+def plan_history_build(workspace: Workspace, config: Config, timeline: Timeline) -> HistoryBuild:
+    """Append only when every snapshot the table holds would come out the same today: the
+    same settings, the raw rows before its cutoff unchanged, and nothing held after the new
+    cutoff. Anything else (no record, another setting, a rewritten past) builds from scratch."""
+    state = read_history_state(workspace)
+    fresh = uuid.uuid4().hex[:12]
+
+    def scratch(reason: str) -> HistoryBuild:
+        return HistoryBuild(False, reason, fresh)
+
+    if timeline.protocol != "global":
+        return scratch(f"timeline.protocol {timeline.protocol} moves every event with the cutoff")
+    if state is None:
+        return scratch("no record of an earlier build")
+    if state.get("settings") != history_settings(config, timeline):
+        return scratch("its settings changed")
+    held = _history_max_snapshot(workspace)
+    if held is None:
+        return scratch("the warehouse holds no user_history")
+    cutoff = dt.datetime.fromisoformat(state["cutoff"])
+    if timeline.cutoff < cutoff or held > timeline.cutoff:
+        return scratch(f"the cutoff moved back from {cutoff:%Y-%m-%d} to "
+                       f"{timeline.cutoff:%Y-%m-%d}")
+    if raw_digest(workspace, cutoff) != state.get("raw_digest"):
+        return scratch(f"raw data before {cutoff:%Y-%m-%d} changed")
+    return HistoryBuild(True, f"appending the snapshots after {held:%Y-%m-%d %H:%M}",
+                        state["build_id"])
+
+
+def record_history_build(workspace: Workspace, config: Config, timeline: Timeline,
+                         build: HistoryBuild) -> None:
+    """After a successful build: what the next run compares with (written atomically)."""
+    state = {"settings": history_settings(config, timeline),
+             "cutoff": timeline.cutoff.isoformat(),
+             "raw_digest": raw_digest(workspace, timeline.cutoff),
+             "build_id": build.build_id,
+             "incremental": build.incremental}
+    path = history_state_path(workspace)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def builds_history(args: Sequence[str]) -> bool:
+    """Whether a dbt command line (build or run) builds user_history."""
+    if not args or args[0] not in ("build", "run"):
+        return False
+    if "--select" not in args:
+        return True
+    selected = args[args.index("--select") + 1:]
+    selected = selected[:next((i for i, a in enumerate(selected) if a.startswith("--")),
+                              len(selected))]
+    return HISTORY_MODEL in selected
+
+
 def run_dbt(
     workspace: Workspace,
     config: Config,
@@ -265,8 +403,19 @@ def run_dbt(
             "run `gfm generate` or `gfm import` for this workspace first"
         )
     workspace.dbt_dir.mkdir(parents=True, exist_ok=True)
+    args = list(args or ["build"])
+    history = None
+    if builds_history(args) and "--full-refresh" not in args:
+        history = plan_history_build(workspace, config, timeline)
+        logger.info("%s: %s (%s)", HISTORY_MODEL,
+                    "incremental" if history.incremental else "built from scratch",
+                    history.reason)
+        if not history.incremental:
+            args.append("--full-refresh")
+    elif builds_history(args):
+        history = HistoryBuild(False, "--full-refresh given", uuid.uuid4().hex[:12])
     cli_args = dbt_args(workspace, config, timeline, args, extra_vars, target)
-    command = " ".join(args or ["build"])
+    command = " ".join(args)
     if config.warehouse.engine == "spark":
         logger.info("dbt %s on Spark (%s, tables in %s; as of %s)", command,
                     config.warehouse.spark_master, spark_warehouse_dir(workspace, config),
@@ -276,13 +425,17 @@ def run_dbt(
             views = publish_spark_tables(workspace, config)
             logger.info("%d Spark tables readable through %s", len(views),
                         workspace.warehouse_path)
-            return
     else:
         logger.info("dbt %s on %s (as of %s)", command, workspace.warehouse_path,
                     timeline.cutoff)
         lines, failed_staging = _run_dbt_in_process(workspace, config, cli_args)
-        if not lines:
-            return
+    if not lines:
+        if history is not None:
+            record_history_build(workspace, config, timeline, history)
+        return
+    if history is not None:
+        # A failed run may have appended some snapshots: the next one starts from scratch.
+        history_state_path(workspace).unlink(missing_ok=True)
     details = "\n".join(lines)
     raise GfmError(
         f"dbt {command} failed for workspace {workspace.root}:\n{details}\n"

@@ -8,6 +8,8 @@ GFM_REQUIRE_SPARK=1 (CI), where they fail instead.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +24,7 @@ from gfm.errors import GfmError
 from gfm.spark import require_spark
 from tests.integration.conftest import PIPELINE_FLAGS
 from training.two_tower.export import first_difference
-from transforms.warehouse import transform_models
+from transforms.warehouse import HISTORY_STATE, transform_models
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -107,3 +109,37 @@ def test_spark_training_set_equals_the_duckdb_one(spark_workspace, tiny_pipeline
     assert "SparkSource" in (spark_workspace / "feature_repo" / "data_sources.py").read_text()
     assert len(local) > 100
     assert first_difference(spark, local, atol=1e-5) is None
+
+
+def test_a_later_cutoff_appends_spark_snapshots_equal_to_duckdb_from_scratch(
+        spark_workspace, tiny_pipeline_workspace, tmp_path):
+    """user_history is incremental on Spark too (dbt-spark's append on the Parquet table).
+    Last in this module: it moves the Spark workspace's cutoff on by two days."""
+    local = _connect(tiny_pipeline_workspace)
+    try:
+        cutoff = local.execute("select max(snapshot_ts) from user_history").fetchall()[0][0]
+    finally:
+        local.close()
+    later = (cutoff + dt.timedelta(days=2)).date()
+    spark_flags = ["--set", "warehouse.engine=spark", "--set",
+                   "warehouse.spark_shuffle_partitions=2"]
+    scratch = tmp_path / "scratch"
+    shutil.copytree(tiny_pipeline_workspace / "raw", scratch / "raw")
+    for workdir, flags in ((spark_workspace, spark_flags), (scratch, [])):
+        result = subprocess.run(
+            [sys.executable, "-m", "gfm.cli.main", "transform", "--workdir", str(workdir),
+             "--set", f"timeline.cutoff={later}", *flags],
+            capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((spark_workspace / "dbt" / HISTORY_STATE).read_text())
+    assert state["incremental"] is True
+    spark, expected = _connect(spark_workspace), _connect(scratch)
+    try:
+        query = "select * from user_history where snapshot_ts >= ? order by all"
+        window_start = expected.execute("select min(snapshot_ts) from user_history"
+                                        ).fetchall()[0][0]
+        rows = expected.execute(query, [window_start]).fetchall()
+        assert len(rows) > 1000 and spark.execute(query, [window_start]).fetchall() == rows
+    finally:
+        spark.close()
+        expected.close()

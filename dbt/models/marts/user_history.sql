@@ -15,6 +15,18 @@
 -- daily snapshot's), from the events in [midnight of t - history_days, t): the day's snapshot
 -- plus that day's events before t. Each such snapshot pairs every event before t with t, so it
 -- costs the sum over users of instants x events.
+--
+-- Incremental: a snapshot depends only on the events before it, and raw data only grows
+-- after the cutoff (`gfm import parquet --append`), so a run appends the snapshots after the
+-- latest one the table holds and keeps the rest. transforms.warehouse decides when that is
+-- sound (same settings, the raw rows before the last cutoff unchanged, the cutoff not moved
+-- back) and passes --full-refresh otherwise. Snapshots older than the current window stay:
+-- they are still true of their day; every reader selects the instants it needs.
+{{ config(materialized='incremental', incremental_strategy='append') }}
+{%- set built_until = none -%}
+{%- if is_incremental() and execute -%}
+    {%- set built_until = run_query('select max(snapshot_ts) from ' ~ this).columns[0].values()[0] -%}
+{%- endif %}
 with
 
 interactions as (
@@ -25,7 +37,10 @@ interactions as (
 
 snapshot_spine as (
 
-    {{ snapshot_spine() }}
+    select * from ({{ snapshot_spine() }}) as spine
+    {%- if built_until %}
+    where snapshot_ts > timestamp '{{ built_until }}'
+    {%- endif %}
 
 ),
 
@@ -46,6 +61,10 @@ daily as (
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('history_days') }}
             - {{ timeline_days('early_label_days') }}
         and event_ts < {{ timeline_ts('cutoff') }}
+        {%- if built_until %}
+        -- the days no snapshot after built_until can see are left out
+        and event_ts >= timestamp '{{ built_until }}' - {{ timeline_days('history_days') }}
+        {%- endif %}
     group by 1, 2, 3, 4
 
 ),
@@ -133,6 +152,9 @@ example_instants as (
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('early_label_days') }}
         and event_ts < {{ timeline_ts('cutoff') }}
         and event_ts <> date_trunc('day', event_ts)
+        {%- if built_until %}
+        and event_ts > timestamp '{{ built_until }}'
+        {%- endif %}
 
 ),
 
@@ -144,6 +166,9 @@ history_events as (
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('history_days') }}
             - {{ timeline_days('early_label_days') }}
         and event_ts < {{ timeline_ts('cutoff') }}
+        {%- if built_until %}
+        and event_ts >= timestamp '{{ built_until }}' - {{ timeline_days('history_days') }}
+        {%- endif %}
 
 ),
 
