@@ -111,7 +111,8 @@ def apply_features(
     user_history = {"cutoff": _ts(timeline.cutoff), "history_days": timeline.history_days,
                     "early_label_days": timeline.early_label_days,
                     "history_event_types": list(config.warehouse.history_event_types),
-                    "history_at_events": config.warehouse.history_at_events}
+                    "history_at_events": config.warehouse.history_at_events,
+                    "build": history_build_id(workspace)}
     to_build = []
     superseded = superseded_extensions(state)
     for version, entry in state.entries(HGNN):
@@ -129,11 +130,16 @@ def apply_features(
             skipped.append(f"{view_name(USER_AVG, number)}: {version} is stamped {as_of}, after "
                            f"the cutoff {timeline.cutoff}: no user snapshot can use it")
             continue
-        to_build.append((version, lineage))
+        base = (None if rebuild else
+                _reusable_user_avg(workspace, state, version, lineage, user_history, types))
+        if base is not None:
+            logger.info("%s: the user averages of %s are kept up to %s; later snapshots are "
+                        "computed", view_name(USER_AVG, number), base.version, base.until)
+        to_build.append((version, lineage, base))
     tables.build_tables(workspace, config, timeline, types, to_build)
     state.tables = {"item_types": types, **context, "history_days": timeline.history_days,
                     "built_at": _ts(dt.datetime.now(dt.UTC).replace(tzinfo=None))}
-    for version, lineage in to_build:
+    for version, lineage, base in to_build:
         number = hgnn_view_number(state, version)
         user_avg = {
             "path": str(tables.user_avg_path(workspace, version).relative_to(workspace.root)),
@@ -144,6 +150,8 @@ def apply_features(
             "item_types": types,
             "history_days": timeline.history_days,
             "user_history": user_history,
+            "reused": ({"from": base.version, "until": _ts(base.until)} if base is not None
+                       else None),
             **context,
         }
         if version in state.views[USER_AVG]:
@@ -159,8 +167,83 @@ def apply_features(
     state.save()
     result = publish(workspace, config, state)
     result.added, result.skipped = added, skipped
-    result.built_user_avg = [view_name(USER_AVG, hgnn_view_number(state, v)) for v, _ in to_build]
+    result.built_user_avg = [view_name(USER_AVG, hgnn_view_number(state, v))
+                             for v, _, _ in to_build]
     return result
+
+
+def history_build_id(workspace: Workspace) -> str | None:
+    """The id of the full build of user_history the warehouse's snapshots descend from (an
+    incremental transform keeps it; transforms.warehouse)."""
+    from transforms.warehouse import read_history_state
+
+    state = read_history_state(workspace)
+    return state.get("build_id") if state else None
+
+
+def _reusable_user_avg(workspace: Workspace, state: FeatureVersions, version: str,
+                       lineage: dict[str, Any], user_history: dict[str, Any],
+                       types: list[str]) -> tables.UserAvgBase | None:
+    """User averages built earlier whose rows up to their cutoff hold for `version` now, so
+    only the later snapshots need computing: this version's own, or those of an earlier
+    version of the same HGNN run (`gfm train hgnn --new-items` adds one a day). They hold when
+    they were built from the same user_history build and settings, at a cutoff not after
+    this one, from the same graph_as_of and item types, and every vector they read is the same
+    in this version (an extension only adds items; any item it adds that a kept snapshot
+    holds would change that snapshot's averages, so then nothing is reused)."""
+    if user_history.get("build") is None:
+        return None
+    checkpoint = lineage.get("hgnn_checkpoint")
+    candidates = [version] + [
+        v for v, entry in reversed(state.entries(HGNN))
+        if v != version and checkpoint and entry["lineage"].get("hgnn_checkpoint") == checkpoint]
+    for candidate in candidates:
+        built = state.views[USER_AVG].get(candidate)
+        if built is None or built["status"] != ACTIVE:
+            continue
+        old = built["lineage"]
+        history = dict(old.get("user_history") or {})
+        path = workspace.root / old["path"]
+        until = dt.datetime.fromisoformat(history.pop("cutoff", "9999-12-31"))
+        same = {k: v for k, v in user_history.items() if k != "cutoff"} == history
+        if (not same or not path.exists() or old.get("item_types") != types
+                or old.get("graph_as_of") != lineage["graph_as_of"]
+                or until > dt.datetime.fromisoformat(user_history["cutoff"])):
+            continue
+        if candidate != version and not _extends(workspace, state, candidate, version, until):
+            continue
+        return tables.UserAvgBase(candidate, path, until)
+    return None
+
+
+def _extends(workspace: Workspace, state: FeatureVersions, older: str, newer: str,
+             until: dt.datetime) -> bool:
+    """Whether HGNN version `newer` holds every vector of `older` unchanged, and none of the
+    items it adds is in a user_history snapshot at or before `until`."""
+    from transforms.warehouse import open_warehouse
+
+    def vectors(version: str) -> str:
+        path = workspace.root / state.views[HGNN][version]["lineage"]["path"]
+        return f"read_parquet('{path.as_posix().replace(chr(39), chr(39) * 2)}')"
+
+    con = open_warehouse(workspace)
+    try:
+        changed = con.execute(
+            f"select count(*) from {vectors(older)} o left join {vectors(newer)} n "
+            "using (item_id) where n.embedding is distinct from o.embedding").fetchall()[0][0]
+        if changed:
+            return False
+        added = [r[0] for r in con.execute(
+            f"select item_id from {vectors(newer)} except "
+            f"select item_id from {vectors(older)}").fetchall()]
+        if not added:
+            return True
+        held = con.execute("select count(*) from user_history where snapshot_ts <= ? "
+                           "and list_has_any(item_ids, ?::varchar[])",
+                           [until, added]).fetchall()[0][0]
+        return held == 0
+    finally:
+        con.close()
 
 
 def superseded_extensions(state: FeatureVersions) -> set[str]:

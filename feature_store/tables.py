@@ -14,10 +14,12 @@ manifest of the last `gfm transform` (hashed into the views' lineage tags) is ke
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +118,22 @@ def run_feature_models(
             extra_vars=feature_vars, target="target_features", engine="duckdb")
 
 
+@dataclass(frozen=True)
+class UserAvgBase:
+    """User averages built earlier (of `version`, at `path`) whose rows up to `until` hold for
+    the version being built: kept, and only later snapshots computed."""
+
+    version: str
+    path: Path
+    until: dt.datetime
+
+
 def build_tables(
     workspace: Workspace, config: Config, timeline: Timeline, types: list[str],
-    user_avg: list[tuple[str, dict[str, Any]]],
+    user_avg: list[tuple[str, dict[str, Any], UserAvgBase | None]],
 ) -> None:
-    """Write the three unversioned tables, and user averages for each (hgnn version, lineage).
+    """Write the three unversioned tables, and user averages for each (hgnn version, lineage,
+    reusable earlier averages or None).
 
     The first HGNN version is built in the same dbt invocation as the tables (dbt's start-up
     is most of the cost on small workspaces); each further one takes its own invocation.
@@ -137,7 +150,7 @@ def build_tables(
         feature_vars = dict(base)
         select = ["path:models/features"] if first else ["user_avg_hgnn"]
         if pending:
-            version, lineage = pending.pop(0)
+            version, lineage, reuse = pending.pop(0)
             out = user_avg_path(workspace, version)
             out.parent.mkdir(parents=True, exist_ok=True)
             feature_vars.update({
@@ -147,5 +160,8 @@ def build_tables(
                 "hgnn_version": version,
                 "user_avg_hgnn_path": relative(workspace, out),
             })
+            if reuse is not None:
+                feature_vars.update({"user_avg_reuse_path": relative(workspace, reuse.path),
+                                     "user_avg_reuse_until": str(reuse.until)})
         run_feature_models(workspace, config, timeline, select, feature_vars)
         first = False

@@ -273,6 +273,35 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
     assert bundle.version in indexed  # gfm index built the new model's collection
 
 
+def test_the_refresh_computes_only_the_new_days_and_equals_a_rebuild(refreshed, tmp_path):
+    """The daily snapshots and the user averages are incremental: user_history appended the
+    new day (dbt incremental), and the extension's user averages kept the kept run's up to the
+    old cutoff, computing only the new day's; both equal what a build from scratch gives."""
+    import duckdb
+
+    from transforms.warehouse import HISTORY_STATE
+
+    workdir, old = refreshed.workdir, refreshed.old
+    assert json.loads((workdir / "dbt" / HISTORY_STATE).read_text())["incremental"] is True
+    extended = sorted(set(_hgnn_versions(workdir)) - set(refreshed.hgnn_before))[0]
+    averages = json.loads((workdir / "features" / "feature_versions.json").read_text())[
+        "views"]["user_avg_hgnn"]
+    extends = json.loads((workdir / "features" / "item_hgnn_embedding"
+                          / f"{extended}.json").read_text())["extends"]
+    assert averages[extended]["lineage"]["reused"] == {"from": extends,
+                                                       "until": f"{old:%Y-%m-%d %H:%M:%S}"}
+    copy = tmp_path / "ws"
+    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("milvus"))
+    result = _gfm("features", "apply", "--rebuild", "--workdir", str(copy))
+    assert result.returncode == 0, result.stderr[-3000:]
+    con = duckdb.connect()
+    query = "select * from read_parquet(?) order by user_id, event_timestamp"
+    path = Path("features") / "user_avg_hgnn" / f"{extended}.parquet"
+    rows = con.execute(query, [str(workdir / path)]).fetchall()
+    assert len(rows) > 1000 and rows == con.execute(query, [str(copy / path)]).fetchall()
+    assert any(r[1] > old for r in rows) and any(r[1] <= old for r in rows)
+
+
 def test_the_days_new_item_gets_text_and_an_hgnn_vector_from_the_kept_run(refreshed):
     """The served model's views hold the new item: its text (the same as the audiobook whose
     text it copies) and a vector from the kept HGNN run (text-only, inductive), online."""

@@ -33,7 +33,7 @@ from training.hgnn.config import HGNNConfig
 from training.hgnn.graph import read_catalog, read_vectors
 from training.hgnn.model import HeteroGraphSAGE
 from training.hgnn.train import FEATURE_DIR, TextRegressor, write_vector_table
-from training.text_neighbours import text_neighbour_mean
+from training.text_neighbours import normalise, text_neighbour_mean
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def add_new_items(workspace: Workspace, text_path: Path) -> NewItemsRun:
                               text_vectors[[text_row[i] for i in pool]],
                               np.stack([vector_of[i] for i in pool]) if pool
                               else np.zeros((0, kept_vectors.shape[1]), np.float32))
-        for item, vector in zip(items, rows):
+        for item, vector in zip(items, normalise(rows.astype(np.float32))):
             vector_of[item], type_of[item] = vector, node_type
         n_new += len(items)
     for item, item_type in new_top:
@@ -164,7 +164,8 @@ def add_new_items(workspace: Workspace, text_path: Path) -> NewItemsRun:
     ids = sorted(vector_of)
     graph_as_of = dt.datetime.fromisoformat(kept_meta["graph_as_of"])
     write_vector_table(path, ids, [type_of[i] for i in ids],
-                       np.stack([vector_of[i] for i in ids]), graph_as_of, version)
+                       np.stack([vector_of[i] for i in ids]), graph_as_of, version,
+                       normalised=True)
     lineage = {**{k: kept_meta.get(k) for k in ("graph_as_of", "checkpoint", "val_auc", "val_mrr",
                                                 "config")},
                "version": version, "text_version": text_version, "extends": base,

@@ -471,11 +471,13 @@ def write_item_vectors(
 
 
 def write_vector_table(path: Path, ids: list[str], types: list[str], vectors: np.ndarray,
-                       as_of: dt.datetime, version: str) -> None:
-    """features/item_hgnn_embedding/<version>.parquet: a row per item, L2-normalised."""
+                       as_of: dt.datetime, version: str, normalised: bool = False) -> None:
+    """features/item_hgnn_embedding/<version>.parquet: a row per item, L2-normalised (here,
+    unless `normalised` says they are already: normalising again moves some floats by an ulp,
+    and an extension keeps its kept run's vectors bit for bit)."""
     from gfm.files import atomic_write
 
-    matrix = normalise(vectors.astype(np.float32))
+    matrix = vectors.astype(np.float32) if normalised else normalise(vectors.astype(np.float32))
     dim = matrix.shape[1]
     table = pa.table({
         "item_id": pa.array(ids, pa.string()),

@@ -6,7 +6,12 @@
     hgnn_version         its version id (written beside the vectors, for lineage)
     user_avg_hgnn_path   where this model writes (features/user_avg_hgnn/<version>.parquet)
     feature_item_types   the top-level item types, one avg_hgnn_<type> column each
-  so a plain `dbt build` (gfm transform) works before any HGNN output exists.
+  so a plain `dbt build` (gfm transform) works before any HGNN output exists. Optionally:
+    user_avg_reuse_path   user averages built earlier that hold for this version up to
+    user_avg_reuse_until  this snapshot instant (feature_store.core decides when: the same
+                          user_history build and settings, and every vector they read is this
+                          version's); their rows up to it are kept, and only later snapshots
+                          are computed (a daily refresh computes one day).
 -#}
 {{ config(
     enabled=var('hgnn_embedding_path', '') != '',
@@ -14,6 +19,7 @@
 ) }}
 {%- set dim = var('hgnn_dim', 0) | int -%}
 {%- set item_types = var('feature_item_types', []) -%}
+{%- set reuse_path = var('user_avg_reuse_path', '') -%}
 
 -- The user tower's input (DESIGN.md): at every snapshot of user_history, the mean HGNN
 -- vector of the items in the user's history window (timeline.history_days), over all types
@@ -32,6 +38,9 @@ history as (
 
     select * from {{ ref('user_history') }}
     where snapshot_ts >= timestamp '{{ var("hgnn_as_of", "1970-01-01 00:00:00") }}'
+    {%- if reuse_path %}
+        and snapshot_ts > timestamp '{{ var("user_avg_reuse_until") }}'
+    {%- endif %}
 
 ),
 
@@ -129,4 +138,33 @@ final as (
 
 )
 
+{%- if reuse_path %}
+
+, reused as (
+
+    select
+        user_id,
+        event_timestamp,
+        avg_hgnn_all,
+        n_items_all,
+        {% for item_type in item_types -%}
+        avg_hgnn_{{ item_type }},
+        n_items_{{ item_type }},
+        {% endfor -%}
+        '{{ var("hgnn_version", "") }}' as hgnn_version
+
+    from {{ parquet_file(reuse_path) }}
+    where event_timestamp >= timestamp '{{ var("hgnn_as_of", "1970-01-01 00:00:00") }}'
+        and event_timestamp <= timestamp '{{ var("user_avg_reuse_until") }}'
+
+)
+
+select * from reused
+union all
 select * from final
+
+{%- else %}
+
+select * from final
+
+{%- endif %}
