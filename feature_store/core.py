@@ -10,6 +10,7 @@ retire and register_feature_service) rebuilds the registry from it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from feature_store.versions import (
 )
 from gfm.config import Config, FeatureStoreConfig
 from gfm.errors import GfmError, WorkspaceError
+from gfm.files import atomic_write_text
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
@@ -399,6 +401,7 @@ class MaterializeStat:
     end: dt.datetime
     rows: int  # entity rows written to the online store
     seconds: float
+    incremental: bool = False  # Feast's materialize_incremental, from the view's last end
 
     @property
     def rows_per_s(self) -> float:
@@ -428,7 +431,10 @@ def materialize_features(
     or before the cutoff (start = end = that instant: a user without history then gets no
     row, rather than an older snapshot, and a user the online store holds from an earlier
     snapshot gets an empty one); every other view loads [its earliest row, cutoff] (the
-    latest row per key wins).
+    latest row per key wins), or, once loaded into this same online store, only what came
+    since: Feast's materialize_incremental from the view's last end (rows of those views are
+    stamped at a release or sign-up, and `gfm import parquet --append` refuses one before the
+    cutoff, so nothing older appears later).
     """
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -440,16 +446,20 @@ def materialize_features(
         raise GfmError(f"unknown feature view(s) {', '.join(unknown)}; this workspace has "
                        f"{', '.join(known)}")
     store = open_store(workspace)
+    loaded = _OnlineLoads(workspace, store)
     stats = []
     con = duckdb.connect()
     try:
         for name in names:
             path, key, kind = known[name]
             source = f"read_parquet('{path.replace(chr(39), chr(39) * 2)}')"
+            since = None if kind == "snapshot" else loaded.since(name, timeline.cutoff)
             if kind == "snapshot":
                 rows = con.execute(f"select max(event_timestamp) from {source} "
                                    "where event_timestamp <= ?", [timeline.cutoff]).fetchall()
                 start = end = rows[0][0]
+            elif since is not None:
+                start, end = since, timeline.cutoff
             else:
                 rows = con.execute(f"select min(event_timestamp) from {source} "
                                    "where event_timestamp <= ?", [timeline.cutoff]).fetchall()
@@ -462,20 +472,67 @@ def materialize_features(
                             "where event_timestamp between ? and ?", [start, end]).fetchall()[0][0]
             began = time.perf_counter()
             try:
-                store.materialize(start_date=start.replace(tzinfo=dt.UTC),
-                                  end_date=end.replace(tzinfo=dt.UTC), feature_views=[name])
+                if since is not None:
+                    store.materialize_incremental(end_date=end.replace(tzinfo=dt.UTC),
+                                                  feature_views=[name])
+                else:
+                    store.materialize(start_date=start.replace(tzinfo=dt.UTC),
+                                      end_date=end.replace(tzinfo=dt.UTC), feature_views=[name])
             except RedisConnectionError as exc:
                 raise online_store_unreachable(store, exc) from None
+            if kind != "snapshot":
+                loaded.record(name, end)
             if kind == "snapshot" and key == "user_id":
                 cleared = _clear_aged_out(store, con, name, source, start)
                 if cleared:
                     logger.info("%s: %d user(s) without history at %s cleared", name, cleared,
                                 start)
-            stats.append(MaterializeStat(name, start, end, int(n), time.perf_counter() - began))
-            logger.info("materialized %s: %d rows in %.2f s", name, n, stats[-1].seconds)
+            stats.append(MaterializeStat(name, start, end, int(n), time.perf_counter() - began,
+                                         incremental=since is not None))
+            logger.info("materialized %s%s: %d rows in %.2f s", name,
+                        " (incremental)" if since is not None else "", n, stats[-1].seconds)
     finally:
         con.close()
     return stats
+
+
+class _OnlineLoads:
+    """What this workspace loaded into its online store, view by view (features/
+    online_loads.json): the online store it was (type and address) and, per view, the end of
+    its last load. A view loads incrementally only when both still hold: same online store,
+    and Feast's registry ends it where this record does (a new registry, or an online store
+    switched from SQLite to Redis, loads whole again)."""
+
+    FILE = "online_loads.json"
+
+    def __init__(self, workspace: Workspace, store):
+        self.path = workspace.features_dir / self.FILE
+        self.store = store
+        online = store.config.online_store
+        dumped = online.model_dump() if hasattr(online, "model_dump") else vars(online)
+        self.online_store = json.dumps(dumped, sort_keys=True, default=str)
+        try:
+            record = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        self.views = (record.get("views", {}) if record.get("online_store") == self.online_store
+                      else {})
+
+    def since(self, name: str, cutoff: dt.datetime) -> dt.datetime | None:
+        """Where an incremental load of `name` up to `cutoff` starts; None: load it whole."""
+        end = self.views.get(name)
+        if end is None:
+            return None
+        end = dt.datetime.fromisoformat(end)
+        feast_end = self.store.get_feature_view(name).most_recent_end_time
+        if (feast_end is None or feast_end.replace(tzinfo=None) != end or end > cutoff):
+            return None
+        return end
+
+    def record(self, name: str, end: dt.datetime) -> None:
+        self.views[name] = end.isoformat()
+        atomic_write_text(self.path, json.dumps(
+            {"online_store": self.online_store, "views": self.views}, indent=2) + "\n")
 
 
 def _clear_aged_out(store, con: duckdb.DuckDBPyConnection, name: str, source: str,

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         stats = feature_store.materialize_features(ctx.workspace, ctx.timeline(), views)
         for s in stats:
             print(f"{s.view:32s} {s.rows:>9,} rows  {s.start:%Y-%m-%d %H:%M} .. "
-                  f"{s.end:%Y-%m-%d %H:%M}  {s.seconds:6.2f} s  {s.rows_per_s:,.0f} rows/s")
+                  f"{s.end:%Y-%m-%d %H:%M}  {s.seconds:6.2f} s  {s.rows_per_s:,.0f} rows/s"
+                  + ("  (incremental)" if s.incremental else ""))
         total = sum(s.rows for s in stats)
         seconds = sum(s.seconds for s in stats)
         print(f"online store ({ctx.config.features.online_store}): {total:,} rows in "

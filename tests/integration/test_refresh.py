@@ -276,7 +276,9 @@ def test_refresh_moves_the_cutoff_and_serves_a_new_model_on_the_same_hgnn(refres
 def test_the_refresh_computes_only_the_new_days_and_equals_a_rebuild(refreshed, tmp_path):
     """The daily snapshots and the user averages are incremental: user_history appended the
     new day (dbt incremental), and the extension's user averages kept the kept run's up to the
-    old cutoff, computing only the new day's; both equal what a build from scratch gives."""
+    old cutoff, computing only the new day's; both equal what a build from scratch gives. The
+    online store loaded the static views incrementally (Feast's materialize_incremental): the
+    item metadata only the day's new item."""
     import duckdb
 
     from transforms.warehouse import HISTORY_STATE
@@ -300,6 +302,13 @@ def test_the_refresh_computes_only_the_new_days_and_equals_a_rebuild(refreshed, 
     rows = con.execute(query, [str(workdir / path)]).fetchall()
     assert len(rows) > 1000 and rows == con.execute(query, [str(copy / path)]).fetchall()
     assert any(r[1] > old for r in rows) and any(r[1] <= old for r in rows)
+    loaded = {line.split()[0]: line for line in refreshed.output.splitlines()
+              if line.endswith("(incremental)")}
+    items = pd.read_parquet(workdir / "raw" / "items.parquet")
+    released = int(((items.created_at >= old) & (items.created_at <= refreshed.new)).sum())
+    assert NEW_ITEM in set(items.item_id) and released < len(items) // 10
+    assert f" {released} rows " in loaded["item_metadata"]
+    assert "user_metadata" in loaded and "item_metadata" in loaded
 
 
 def test_the_days_new_item_gets_text_and_an_hgnn_vector_from_the_kept_run(refreshed):
