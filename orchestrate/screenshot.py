@@ -114,6 +114,8 @@ def _capture(browser: str, url: str, width: int, height: int, render_ms: int) ->
                 targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
                 page = next((t for t in targets if t.get("type") == "page"), None)
             except (httpx.HTTPError, ValueError):
+                pass
+            if page is None:
                 time.sleep(0.5)
         with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
             ids = iter(range(1, 1_000_000))
