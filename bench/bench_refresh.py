@@ -19,7 +19,9 @@ docs/results.md reports:
 
 The cutoffs are written into each workspace's gfm.yaml, as `gfm refresh` does. Printed, and
 written to the section "Daily refresh" of docs/benchmarks.md with a plot ("Daily refresh
-(PROFILE)" for a profile other than small). `--set` passes
+(PROFILE)" for a profile other than small), and saved as bench/results_refresh/PROFILE.json,
+which docs/results.md's section of the same name is rendered from (`make results-doc`). `--set`
+passes
 config overrides to every pipeline and refresh (a variant of the daily loop, e.g.
 two_tower.warm_start_examples=new), recorded with the figures.
 """
@@ -275,6 +277,10 @@ def main() -> None:
             result = measure(args, Path(tmp))
     save_json(args.json, result)
     if not args.no_write:
+        if not args.render_only:
+            # the record docs/results.md's section is rendered from (bench/resultsdoc.py): both
+            # docs then always show the same run
+            save_json(REPO / "bench" / "results_refresh" / f"{result['profile']}.json", result)
         plot(result, image(result["profile"]))
     publish(section(result["profile"]), render(result), not args.no_write)
 
