@@ -107,6 +107,8 @@ def apply_features(
             added.append(view_name(HGNN, number))
     _check_files(workspace, state)
 
+    from transforms.warehouse import dbt_code_digest
+
     types = tables.item_types(workspace)
     # What the user averages are computed from: a version built from other snapshots (another
     # cutoff, window or history_at_events) is rebuilt.
@@ -114,7 +116,10 @@ def apply_features(
                     "early_label_days": timeline.early_label_days,
                     "history_event_types": list(config.warehouse.history_event_types),
                     "history_at_events": config.warehouse.history_at_events,
-                    "build": history_build_id(workspace)}
+                    "build": history_build_id(workspace),
+                    # the code they are computed by: rows kept from a build under other code
+                    # would not be what this code computes
+                    "dbt_code": dbt_code_digest("models/features/user_avg_hgnn.sql", "macros")}
     to_build = []
     superseded = superseded_extensions(state)
     for version, entry in state.entries(HGNN):

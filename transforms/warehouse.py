@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -262,14 +263,32 @@ class HistoryBuild:
     build_id: str  # the full build the table descends from (a new one when from scratch)
 
 
+def dbt_code_digest(*parts: str) -> str:
+    """12 hex over the SQL and YAML of these files and folders of the dbt project (e.g.
+    "models/marts"): the code a table was built by. Kept rows are only reused under the same
+    code."""
+    root = project_dir("dbt")
+    digest = hashlib.sha256()
+    for part in parts:
+        base = root / part
+        for path in [base] if base.is_file() else sorted(base.rglob("*")):
+            if path.suffix in (".sql", ".yml") and path.is_file():
+                digest.update(f"{path.relative_to(root).as_posix()}\n".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def history_settings(config: Config, timeline: Timeline) -> dict[str, Any]:
     """Everything besides the raw rows that a daily snapshot depends on (the cutoff aside:
-    moving it on only adds snapshots)."""
+    moving it on only adds snapshots): the settings, and the code of the models and macros
+    before the feature models (user_history and everything upstream of it)."""
     warehouse = config.warehouse
     return {"engine": warehouse.engine, "history_days": timeline.history_days,
             "label_days": timeline.label_days, "early_label_days": timeline.early_label_days,
             "history_event_types": sorted(warehouse.history_event_types),
-            "history_at_events": warehouse.history_at_events}
+            "history_at_events": warehouse.history_at_events,
+            "dbt_code": dbt_code_digest("models/staging", "models/intermediate",
+                                        "models/marts", "macros")}
 
 
 def raw_digest(workspace: Workspace, before: dt.datetime) -> str:

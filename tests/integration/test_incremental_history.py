@@ -1,7 +1,7 @@
 """user_history is a dbt incremental model: a transform whose cutoff moves on appends the new
 days' snapshots, and the window then equals a build from scratch row for row. Whatever could
-make the kept snapshots wrong (a rewritten past, other settings, a cutoff moved back) builds
-from scratch instead."""
+make the kept snapshots wrong (a rewritten past, other settings or dbt code, a cutoff moved
+back) builds from scratch instead."""
 
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def test_moving_the_cutoff_appends_days_equal_to_a_build_from_scratch(tiny_raw_w
     assert len(new_days) == 3
 
 
-def test_a_rewritten_past_other_settings_or_an_earlier_cutoff_build_from_scratch(
-        tiny_raw_workspace, tmp_path):
+def test_a_rewritten_past_other_settings_other_code_or_an_earlier_cutoff_build_from_scratch(
+        tiny_raw_workspace, tmp_path, monkeypatch):
     cutoff = _last_cutoff(tiny_raw_workspace)
     workdir = _copy_raw(tiny_raw_workspace, tmp_path / "ws")
     built = _transform(workdir, cutoff - dt.timedelta(days=2))
@@ -96,6 +96,18 @@ def test_a_rewritten_past_other_settings_or_an_earlier_cutoff_build_from_scratch
     other = _transform(workdir, cutoff - dt.timedelta(days=3), "timeline.history_days=60")
     assert other["incremental"] is False
 
+    # other SQL in the models user_history is built from (a new release of the project)
+    import transforms.warehouse
+
+    monkeypatch.setattr(transforms.warehouse, "dbt_code_digest", lambda *parts: "changed")
+    assert _transform(workdir, cutoff - dt.timedelta(days=3),
+                      "timeline.history_days=60")["incremental"] is False
+    monkeypatch.undo()
+    assert _transform(workdir, cutoff - dt.timedelta(days=3),
+                      "timeline.history_days=60")["incremental"] is False
+    assert _transform(workdir, cutoff - dt.timedelta(days=2),
+                      "timeline.history_days=60")["incremental"] is True
+
     # one event before the last cutoff dropped from raw/: the kept snapshots would be wrong
     path = workdir / "raw" / "interactions.parquet"
     events = pq.read_table(path)
@@ -104,5 +116,5 @@ def test_a_rewritten_past_other_settings_or_an_earlier_cutoff_build_from_scratch
     first_early = pc.index(early, True).as_py()
     pq.write_table(pa.concat_tables([events.slice(0, first_early),
                                      events.slice(first_early + 1)]), path)
-    rewritten = _transform(workdir, cutoff - dt.timedelta(days=2), "timeline.history_days=60")
+    rewritten = _transform(workdir, cutoff - dt.timedelta(days=1), "timeline.history_days=60")
     assert rewritten["incremental"] is False
