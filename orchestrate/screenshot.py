@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from gfm.errors import GfmError
+from gfm.ports import free_local_port
 
 BROWSERS = ("chromium-headless-shell", "chromium", "google-chrome", "chrome")
 PAGE = "/asset-groups"  # the global asset lineage graph
@@ -39,12 +39,6 @@ def _browser() -> str:
             return found
     raise GfmError(f"no headless Chromium on PATH (looked for {', '.join(BROWSERS)}): on "
                    "Debian, `apt-get install chromium-headless-shell`")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_assets(url: str, process: subprocess.Popen, log: Path, timeout_s: float) -> int:
@@ -74,7 +68,7 @@ def take(workdir: Path, out: Path, width: int = 1800, height: int = 1100,
         (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         env = {**os.environ, "GFM_WORKDIR": str(workdir), "DAGSTER_HOME": home,
                "DAGSTER_DISABLE_TELEMETRY": "1"}
-        port = _free_port()
+        port = free_local_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(home) / "webserver.log"
         with log.open("w") as handle:
@@ -100,7 +94,7 @@ def _capture(browser: str, url: str, width: int, height: int, render_ms: int) ->
 
     from websockets.sync.client import connect
 
-    port = _free_port()
+    port = free_local_port()
     chrome = subprocess.Popen(
         [browser, "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          f"--remote-debugging-port={port}", f"--window-size={width},{height}", "about:blank"],

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gfm.config import ServingConfig
 from gfm.errors import ConfigError, GfmError, WorkspaceError
 from gfm.files import atomic_write_text
+from gfm.ports import free_local_port
 from gfm.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -155,9 +155,7 @@ def start_lite_server(data_dir: Path, log_path: Path, timeout_s: float = 60.0,
     log's tail if it exits or does not answer within timeout_s."""
     from pymilvus import MilvusClient
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_local_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
