@@ -5,7 +5,7 @@
     user_avg_hgnn_v<N>     avg_hgnn_all, avg_hgnn_<type>, n_items_<type> per daily snapshot,
                                from the vectors of item_hgnn_embedding_v<N>
     user_history           item_ids_<type> per daily snapshot (what serving leaves out)
-    item_popularity_daily      listener_days_7d/28d/90d, days_since_release per
+    item_popularity_daily      listener_days_7d, listener_days_28d, days_since_release per
                                daily snapshot (the two-tower's "recent" popularity prior)
     item_metadata, user_metadata
 
@@ -79,8 +79,6 @@ item_popularity_daily = _table_view(
               description="sum over the 7 days before the snapshot of each day's distinct "
                           "listeners"),
         Field(name="listener_days_28d", dtype=Int64, description="the same over 28 days"),
-        Field(name="listener_days_90d", dtype=Int64,
-              description="the same over 90 days (the history window)"),
         Field(name="days_since_release", dtype=Int64,
               description="whole days from the item's release to the snapshot"),
     ],

@@ -508,14 +508,13 @@ def test_item_popularity_snapshots_count_daily_listeners_before_each_midnight(sq
             if created >= day:  # not released before this midnight: no snapshot
                 assert pd.isna(row.listener_days_7d), (item_id, day)
                 continue
-            expected = {n: 0 for n in (7, 28, 90)}
+            expected = {n: 0 for n in (7, 28)}
             if per_day is not None:
-                for n in (7, 28, 90):
+                for n in (7, 28):
                     window = per_day[(per_day.index >= day - pd.Timedelta(days=n))
                                      & (per_day.index < day)]
                     expected[n] = int(window.sum())
-            assert (row.listener_days_7d, row.listener_days_28d, row.listener_days_90d) == (
-                expected[7], expected[28], expected[90])
+            assert (row.listener_days_7d, row.listener_days_28d) == (expected[7], expected[28])
             assert row.days_since_release == (pd.Timestamp(day) - pd.Timestamp(created)).days
             checked += row.listener_days_7d > 0
     assert checked > 0, "the tiny workspace should stream some items in the label window"

@@ -33,11 +33,10 @@ def test_mips_to_cosine_keeps_every_ranking_on_unit_vectors():
 
 def test_popularity_inputs_are_log1p_and_missing_values_are_zero():
     frame = pd.DataFrame({"listener_days_7d": [0, 3, None], "listener_days_28d": [1, 15, None],
-                          "listener_days_90d": [2, 50, None], "days_since_release": [0, 40, np.nan]})
+                          "days_since_release": [0, 40, np.nan]})
     got = popularity_inputs(frame)
-    np.testing.assert_allclose(got, np.log1p([[0, 1, 2, 0], [3, 15, 50, 40], [0, 0, 0, 0]]),
-                               rtol=1e-6)
-    assert popularity_inputs(pd.DataFrame({"item_id": ["a"]})).tolist() == [[0.0] * 4]
+    np.testing.assert_allclose(got, np.log1p([[0, 1, 0], [3, 15, 40], [0, 0, 0]]), rtol=1e-6)
+    assert popularity_inputs(pd.DataFrame({"item_id": ["a"]})).tolist() == [[0.0, 0.0, 0.0]]
 
 
 def test_popularity_by_day_places_each_snapshot_and_leaves_unreleased_items_at_zero():
@@ -46,13 +45,13 @@ def test_popularity_by_day_places_each_snapshot_and_leaves_unreleased_items_at_z
         "item_id": ["a", "b", "a", "zz"],
         "snapshot_ts": [day0, day0 + pd.Timedelta(days=1), day0 + pd.Timedelta(days=2), day0],
         "listener_days_7d": [1, 2, 3, 9], "listener_days_28d": [1, 2, 3, 9],
-        "listener_days_90d": [1, 2, 3, 9], "days_since_release": [0, 5, 2, 9]})
+        "days_since_release": [0, 5, 2, 9]})
     table, released = popularity_by_day(snapshots, np.array(["a", "b", "c"]), day0, 3)
     assert table.shape == (3, 3, len(POPULARITY_FEATURES))
     assert released.tolist() == [[True, False, False], [False, True, False],
                                  [True, False, False]]
     assert table[0, 0, 0] == pytest.approx(np.log1p(1)) and table[2, 0, 0] == pytest.approx(np.log1p(3))
-    assert table[1, 1, POPULARITY_FEATURES.index("days_since_release")] == pytest.approx(np.log1p(5))
+    assert table[1, 1, 2] == pytest.approx(np.log1p(5))
     assert not table[:, 2].any()  # "c": no snapshot; "zz" is not a trained item
     assert not table[0, 1].any() and not table[1, 0].any()
 
@@ -78,7 +77,6 @@ def _frame(n_items: int = 12, days: int = 6, per_day: int = 40, seed: int = 0):
             snapshots.append({"item_id": f"i{i:02d}", "snapshot_ts": day0 + pd.Timedelta(days=d),
                               "listener_days_7d": int(listeners[i]),
                               "listener_days_28d": int(listeners[i]) * 3,
-                              "listener_days_90d": int(listeners[i]) * 9,
                               "days_since_release": 30 + d})
         for item in rng.choice(n_items, per_day, p=drift / drift.sum()):
             rows.append({"user_id": f"u{len(rows):04d}", "item_id": f"i{item:02d}",
@@ -98,7 +96,7 @@ def test_recent_prior_learns_that_more_listeners_mean_more_streams():
                             hgnn_skip=False, popularity_lag_days=0)
     bundle, _ = fit_two_tower(frame, config, ["podcast"], item_popularity=snapshots)
     low, high = torch.tensor(popularity_inputs(pd.DataFrame(
-        {"listener_days_7d": [1, 60], "listener_days_28d": [3, 180], "listener_days_90d": [9, 540],
+        {"listener_days_7d": [1, 60], "listener_days_28d": [3, 180],
          "days_since_release": [32, 32]})))
     with torch.no_grad():
         p = bundle.model.recent_popularity(torch.stack([low, high]))

@@ -90,7 +90,7 @@ class TwoTowerConfig:
     #                     item new since training gets the smallest); static;
     #   "recent":         a small learned function of the item's recent popularity at the
     #                     example's day (feature view item_popularity_daily: listener-days over
-    #                     7, 28 and 90 days, days since release); at serving, as of the cutoff.
+    #                     7 and 28 days, days since release); at serving, as of the cutoff.
     # Served as one more dimension of the item and user vectors (an inner product); the index
     # turns that into a cosine search (serving.index, the MIPS-to-cosine transform).
     popularity_prior: str = "recent"

@@ -17,8 +17,7 @@ USER_CATEGORICALS = ("country", "age_bucket")
 # An item's recent popularity at a daily snapshot (feature view item_popularity_daily), input of
 # the "recent" popularity prior; each enters as log1p, and a missing value (an item released
 # after the last snapshot) as 0: no listeners yet, released today.
-POPULARITY_FEATURES = ("listener_days_7d", "listener_days_28d", "listener_days_90d",
-                       "days_since_release")
+POPULARITY_FEATURES = ("listener_days_7d", "listener_days_28d", "days_since_release")
 
 
 @dataclass

@@ -24,8 +24,7 @@ from training.two_tower.model import TwoTowerModel
 SERVED_MODEL_NAME = "unified_2t"
 WEIGHTS_FILE = "two_tower.pt"
 # 2: learned item ids, history pooling and the popularity prior (models of format 1 lack them)
-# 3: the recent prior also reads listener_days_90d (format 2's prior has one input less)
-PAYLOAD_FORMAT = 3
+PAYLOAD_FORMAT = 2
 
 
 def bentoml_home(workspace: Workspace) -> str:

@@ -7,17 +7,14 @@
 -- The feature view item_popularity_daily: for each daily snapshot d in
 -- [graph_as_of - early_label_days, cutoff] (the days of user_history) and each top-level
 -- item released before d, how much it was streamed just before d, and its age.
---   listener_days_7d / _28d / _90d
---                            the sum over the 7 / 28 / 90 days before d of the distinct users
---                            who streamed it that day (an episode counts for its show); a user
---                            counts once a day, so a binge does not look like a crowd. 90 days
---                            is the history window: what the popularity baseline counts over,
---                            the steadiest estimate of what a new user will stream
+--   listener_days_7d / _28d  the sum over the 7 / 28 days before d of the distinct users who
+--                            streamed it that day (an episode counts for its show); a user
+--                            counts once a day, so a binge does not look like a crowd
 --   days_since_release       whole days from its release to d
 -- A snapshot sees only events before its own midnight. Items released after the cutoff have
 -- no row: read later, they have no listeners yet (the two-tower reads a missing row as 0).
 --
--- Cost: one row per (item, day) with streams, then a range join over at most 90 days per
+-- Cost: one row per (item, day) with streams, then a range join over at most 28 days per
 -- snapshot: linear in the streams and in items x snapshot days.
 with
 
@@ -51,7 +48,7 @@ daily_listeners as (
     from interactions
     where event_type in {{ sql_string_list(var('stream_event_types')) }}
         and event_ts >= {{ timeline_ts('graph_as_of') }} - {{ timeline_days('early_label_days') }}
-            - {{ interval_days(90) }}
+            - {{ interval_days(28) }}
         and event_ts < {{ timeline_ts('cutoff') }}
     group by 1, 2
 
@@ -74,10 +71,7 @@ final as (
         cast(coalesce(sum(daily_listeners.n_listeners) filter (
             where daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(7) }}
         ), 0) as bigint) as listener_days_7d,
-        cast(coalesce(sum(daily_listeners.n_listeners) filter (
-            where daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(28) }}
-        ), 0) as bigint) as listener_days_28d,
-        cast(coalesce(sum(daily_listeners.n_listeners), 0) as bigint) as listener_days_90d,
+        cast(coalesce(sum(daily_listeners.n_listeners), 0) as bigint) as listener_days_28d,
         -- whole days elapsed (date_diff would count the midnights crossed)
         cast(floor(
             ({{ epoch_seconds('item_snapshots.snapshot_ts') }}
@@ -87,7 +81,7 @@ final as (
     from item_snapshots
     left join daily_listeners
         on daily_listeners.item_id = item_snapshots.item_id
-        and daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(90) }}
+        and daily_listeners.day_ts >= item_snapshots.snapshot_ts - {{ interval_days(28) }}
         and daily_listeners.day_ts < item_snapshots.snapshot_ts
     group by item_snapshots.item_id, item_snapshots.snapshot_ts, item_snapshots.created_at
 
