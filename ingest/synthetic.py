@@ -58,12 +58,15 @@ class Profile:
     niches_per_topic: int = 4
     n_personas: int = 24
     users_per_chunk: int = 20_000
-    # Users who sign up in the period's last RECENT_SIGNUP_DAYS days (a growth campaign). With
-    # the default cutoff (the last event's day minus 14 days) about half join after it: they
-    # have no history at the cutoff and stream during the hold-out, so cold-user metrics have
-    # enough users to carry an interval. The other half join in the 14 days before it: users
-    # without history at the validation cutoff (cutoff - holdout_days, `gfm tune`), and real
-    # new users in the training window, so cold-user choices are made on real new users.
+    # Users who sign up in the period's last RECENT_SIGNUP_DAYS (42) days (a growth campaign),
+    # in three equal parts with the default cutoff (the last event's day minus 14 days) and the
+    # validation cutoff (14 days before it, `gfm tune`): a third joins after the cutoff (users
+    # without history in the hold-out, enough of them to carry an interval), a third in the
+    # validation hold-out (its users without history, and new users in the training window), a
+    # third before the validation cutoff (new users in the validation's training window). So
+    # both cutoffs see the same mix of new users before and after them. Each streams at
+    # RECENT_SIGNUP_ACTIVITY times the usual daily rate from sign-up on: a steady rate, so a
+    # user who joins late does not stream faster than one who joined earlier.
     # Generated after the other users, from their own seeds: the other users and their events
     # do not change with this number.
     recent_signups: int = 0
@@ -72,10 +75,10 @@ class Profile:
 PROFILES = {
     # ~150k interactions, ~7k items: the whole pipeline in minutes on 2 cores.
     "small": Profile(n_users=3_000, n_shows=600, mean_episodes_per_show=6, n_audiobooks=900,
-                     mean_events_per_user=48, recent_signups=900),
+                     mean_events_per_user=48, recent_signups=1_800),
     # ~1.5M interactions, ~35k items.
     "medium": Profile(n_users=25_000, n_shows=4_000, mean_episodes_per_show=6,
-                      n_audiobooks=5_000, mean_events_per_user=60, recent_signups=800),
+                      n_audiobooks=5_000, mean_events_per_user=60, recent_signups=1_800),
     # ~11M interactions over ~95k items.
     "large": Profile(n_users=200_000, n_shows=12_000, mean_episodes_per_show=5,
                      n_audiobooks=22_000, mean_events_per_user=55, recent_signups=8_000),
@@ -89,8 +92,14 @@ N_TOPICS = len(TOPIC_KEYS)
 NEW_ITEM_SHARE = 0.12  # released during the period: cold-start items
 LATE_SIGNUP_SHARE = 0.12  # users who join during the period
 # Profile.recent_signups join in [period end - RECENT_SIGNUP_DAYS, period end - 1 day): the
-# default hold-out (the last 14 days) and the validation hold-out before it (14 days more).
-RECENT_SIGNUP_DAYS = 28
+# default hold-out (the last 14 days), the validation hold-out before it (14 days more) and the
+# 14 days before the validation cutoff.
+RECENT_SIGNUP_DAYS = 42
+# A recent signup's daily event rate against a regular user's (whose lognormal event count
+# spans the whole period). New users stream more than the average user (4 x 48 events / 140
+# days is about 1.4 a day on small); at 4, about 60% of small's cohort of the hold-out streams
+# an audiobook there, so 1,800 signups give over 300 users without history per type.
+RECENT_SIGNUP_ACTIVITY = 4.0
 CORE_EVENT_SHARE = 0.5  # events on a user's habitual items
 NICHE_LOYALTY = 0.8  # chance an exploration stays in the user's niche of the topic
 PERSONA_SHARE = 0.75  # weight of the shared persona in a user's topic taste
@@ -294,6 +303,11 @@ def _generate_chunk(
                         -rng.integers(DAY_S, 4 * 365 * DAY_S, n_users))
     if signup_window_s is not None:  # drawn after the others: other chunks' draws unchanged
         signup_s = rng.integers(signup_window_s[0], signup_window_s[1], n_users)
+        # A steady daily rate from sign-up to the period's end (the regular users' lognormal
+        # count is over the whole period): a late signup streams no faster than an early one.
+        active_share = (period_s - signup_s) / period_s
+        n_events = np.maximum(
+            np.round(n_events * RECENT_SIGNUP_ACTIVITY * active_share).astype(np.int64), 1)
     users = pa.table(
         {
             "user_id": pa.array(user_ids, pa.string()),

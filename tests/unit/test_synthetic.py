@@ -82,10 +82,11 @@ def test_world_has_the_properties_the_paper_needs(tiny):
 
 def test_recent_signups_are_cold_at_the_default_and_validation_cutoffs_and_leave_other_users_unchanged(
         tiny, tmp_path, monkeypatch):
-    """A recent-signup cohort joins in the last 28 days: about half after the default cutoff
-    (last event's day - 14 days), the rest in the 14 days before it (the validation hold-out of
-    `gfm tune`). Each half streams in its own hold-out; users and events of the regular users
-    stay exactly the same."""
+    """A recent-signup cohort joins in the last 42 days: a third after the default cutoff (last
+    event's day - 14 days), a third in the 14 days before it (the validation hold-out of `gfm
+    tune`), a third in the 14 days before that. Each streams in its own hold-out, at a daily
+    rate that does not grow with how late it joined; users and events of the regular users stay
+    exactly the same."""
     import dataclasses
 
     import ingest.synthetic as synthetic
@@ -93,7 +94,7 @@ def test_recent_signups_are_cold_at_the_default_and_validation_cutoffs_and_leave
     out, counts = tiny
     base = synthetic.PROFILES["tiny"]
     assert base.recent_signups == 0  # the integration tests' data does not move
-    monkeypatch.setitem(synthetic.PROFILES, "tiny", dataclasses.replace(base, recent_signups=240))
+    monkeypatch.setitem(synthetic.PROFILES, "tiny", dataclasses.replace(base, recent_signups=360))
     generate("tiny", 11, tmp_path)
     con = duckdb.connect()
     old = {n: f"read_parquet('{out}/{n}.parquet')" for n in ("users", "interactions")}
@@ -110,22 +111,36 @@ def test_recent_signups_are_cold_at_the_default_and_validation_cutoffs_and_leave
     (cutoff,) = con.execute(
         f"select date_trunc('day', max(event_ts)) - interval 14 day from {new['interactions']}"
     ).fetchall()[0]
-    (n_users, first_signup, after_cutoff) = con.execute(
+    validation_cutoff = cutoff - dt.timedelta(days=14)
+    (n_users, first_signup, after_cutoff, after_validation_cutoff) = con.execute(
         f"select count(*), min(signup_at), count(*) filter (where signup_at >= timestamp "
-        f"'{cutoff}') from {new['users']} where user_id >= 'u500'").fetchall()[0]
-    assert n_users == 240
-    assert first_signup >= cutoff - dt.timedelta(days=14)
-    assert 0.35 * n_users < after_cutoff < 0.65 * n_users
-    for start in (cutoff - dt.timedelta(days=14), cutoff):  # validation, then evaluation hold-out
-        (cold_streamers,) = con.execute(f"""
-            select count(distinct e.user_id) from {new['interactions']} e
-            join {new['users']} u using (user_id)
-            where e.user_id >= 'u500' and e.event_type = 'stream'
-              and u.signup_at >= timestamp '{start}'
-              and e.event_ts >= timestamp '{start}'
-              and e.event_ts < timestamp '{start}' + interval 14 day
+        f"'{cutoff}'), count(*) filter (where signup_at >= timestamp '{validation_cutoff}') "
+        f"from {new['users']} where user_id >= 'u500'").fetchall()[0]
+    assert n_users == 360
+    assert first_signup >= cutoff - dt.timedelta(days=28)
+    assert 0.22 * n_users < after_cutoff < 0.45 * n_users
+    assert 0.22 * n_users < after_validation_cutoff - after_cutoff < 0.45 * n_users
+    rates = []
+    for start in (validation_cutoff, cutoff):  # validation, then evaluation hold-out
+        (cold_streamers, events, user_days) = con.execute(f"""
+            with cold as (
+                select user_id, signup_at from {new['users']}
+                where user_id >= 'u500' and signup_at >= timestamp '{start}'
+                  and signup_at < timestamp '{start}' + interval 14 day)
+            select
+                (select count(distinct e.user_id) from {new['interactions']} e
+                 join cold using (user_id)
+                 where e.event_type = 'stream' and e.event_ts < timestamp '{start}' + interval 14 day),
+                (select count(*) from {new['interactions']} e join cold using (user_id)
+                 where e.event_ts < timestamp '{start}' + interval 14 day),
+                (select sum(epoch(timestamp '{start}' + interval 14 day - signup_at)) / 86400
+                 from cold)
         """).fetchall()[0]
-        assert cold_streamers > 80, start
+        assert cold_streamers > 60, start
+        rates.append(events / user_days)
+    # Events per user and day in their first (part of) 14 days: the same whether the cohort
+    # joined before the validation cutoff's hold-out or the default one's.
+    assert 0.7 < rates[0] / rates[1] < 1.4, rates
     (before_signup,) = con.execute(f"""
         select count(*) from {new['interactions']} e join {new['users']} u using (user_id)
         where e.event_ts < u.signup_at
