@@ -265,9 +265,10 @@ def _f(x) -> str:
 
 
 def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
-              versus: str = "ease") -> None:
+              versus: str = "ease", note: str = "") -> None:
     """`also`: workspaces of the same data and validation cutoff with other data settings
-    (WORKSPACE_SETTINGS), whose variants join the table."""
+    (WORKSPACE_SETTINGS), whose variants join the table. `note`: a paragraph under the title
+    (what the variants were, where a variant is a code change its settings do not show)."""
     from evaluation.stats import compare_pooled, format_difference
     from evaluation.user_hits import load_user_hits
     from gfm.config import load_config
@@ -293,6 +294,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         f"Written by `python bench/two_tower_variants.py doc --workdir {workdir.name}"
         + "".join(f" --also {a.name}" for a in also)
         + (f" --baseline {baseline}" if baseline != "in_batch" else "")
+        + (" --note ..." if note else "")
         + f" --out {out.name}` from the "
         "records of its `run` and `peers` commands. Validation cutoff "
         f"{records[baseline]['validation_cutoff'][:10]}: its hold-out ends at the workspace's "
@@ -301,6 +303,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         "per epoch). Δ is the paired difference to the named model, pooled over types and "
         "users, with its 95% bootstrap interval (users resampled; bold: it excludes 0).",
         "",
+        *([note, ""] if note else []),
         "| variant | settings | off today's defaults | data settings | epoch | mean HR@10 | "
         + " | ".join(types)
         + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | cold users "
@@ -459,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     doc.add_argument("--workdir", type=Path, required=True)
     doc.add_argument("--baseline", default="in_batch")
     doc.add_argument("--versus", default="ease", help="a second model every row is paired with")
+    doc.add_argument("--note", default="", help="a paragraph under the title: what the variants "
+                                                "were where their settings do not show it")
     doc.add_argument("--out", type=Path, default=REPO / "docs" / "two_tower_variants.md")
     doc.add_argument("--also", type=Path, action="append", default=[],
                      help="another workspace of the same data and validation cutoff")
@@ -474,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "peers":
         run_peers(args.workdir)
     else:
-        write_doc(args.workdir, args.baseline, args.out, args.also, args.versus)
+        write_doc(args.workdir, args.baseline, args.out, args.also, args.versus, args.note)
     return 0
 
 
