@@ -36,10 +36,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench_serving import _free_port, _ms, sample_users, start_milvus, start_server  # noqa: E402
+from bench_serving import _ms, sample_users, start_milvus, start_server  # noqa: E402
 
 from benchdoc import cpu_name, publish  # noqa: E402
 from gfm.config import load_config  # noqa: E402
+from gfm.ports import free_local_port  # noqa: E402
 from gfm.timeline import resolve_timeline  # noqa: E402
 from gfm.workspace import Workspace  # noqa: E402
 from serving.milvus import stop_process  # noqa: E402
@@ -141,7 +142,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     uri, milvus = start_milvus(workdir, tmp / "milvus.log")
     flags = ["--set", f"serving.milvus_uri={uri}"]
     try:
-        port = _free_port()
+        port = free_local_port()
         server = start_server(workdir, port, tmp / "serve.log", flags)
         try:
             print(f"serving {served}; gfm refresh --to {to} under {args.rate:g} req/s",

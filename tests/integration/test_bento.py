@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from gfm.cli.main import main
+from gfm.ports import free_local_port
 from gfm.workspace import Workspace
 from serving.milvus import stop_process
 
 # The session's tiny workspace through `gfm pipeline` (conftest), as test_serving names it.
-from test_serving import _free_port, _start_server, _wait_ready, workdir  # noqa: F401
+from test_serving import _start_server, _wait_ready, workdir  # noqa: F401
 from transforms.warehouse import warehouse_query
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ def test_bento_serves_from_elsewhere_the_same_top10_as_gfm_serve(workdir, tmp_pa
         stop_process(process)
     assert all(len(answer) == 10 for answer in expected)
 
-    port = _free_port()
+    port = free_local_port()
     argv[argv.index("--port") + 1] = str(port)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -84,10 +84,10 @@ def test_the_web_ui_lists_the_asset_graph(location, tmp_path):
     """`dagster-webserver` on the code location, as `make dagster` starts it: the page loads,
     and its GraphQL API (what the UI draws the asset graph from) lists every stage and the dbt
     models, in their groups and lineage."""
-    from test_serving import _free_port
+    from gfm.ports import free_local_port
 
     workdir, _ = location
-    port = _free_port()
+    port = free_local_port()
     log = tmp_path / "webserver.log"
     query = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
     with log.open("w") as handle:
