@@ -177,6 +177,44 @@ def test_user_scale_weighs_the_tower_cosine_per_user_and_starts_at_one():
     torch.testing.assert_close(score, prior, atol=1e-6, rtol=0)
 
 
+def test_an_unknown_user_is_ranked_by_the_prior_alone_and_a_known_one_is_not():
+    """unknown_user_prior_only: no history and unknown demographics = no taste vector (the
+    served vector is zeros but the prior's weight); history or a known country keeps it."""
+    from training.two_tower.data import IdLists, ItemInputs, UserInputs
+    from training.two_tower.model import TwoTowerModel
+
+    torch.manual_seed(0)
+    config = TwoTowerConfig(tower_dims=[8], popularity_prior="recent", hgnn_skip=True,
+                            item_id_dim=4, unknown_user_prior_only=True, device="cpu")
+    model = TwoTowerModel(config, hgnn_dim=3, text_dim=4, item_types=["podcast"],
+                          item_vocab_sizes={"item_type": 2}, user_vocab_sizes={"country": 3},
+                          n_item_ids=5).eval()
+    items = ItemInputs(torch.randn(5, 3), torch.randn(5, 4),
+                       {"item_type": torch.ones(5, dtype=torch.long)},
+                       torch.arange(1, 6), torch.rand(5, len(POPULARITY_FEATURES)))
+    # users: with history; no history but a known country; unknown (no history, country 0)
+    avg = torch.tensor([[0.0, 3.0, 0], [0, 0, 0], [0, 0, 0]])
+    history = IdLists([np.array([0, 2, 2, 2])], [np.array([1, 3])])
+    users = UserInputs(avg[:, None, :], torch.tensor([[2.0], [0.0], [0.0]]), avg,
+                       {"country": torch.tensor([1, 2, 0])}, history)
+    with torch.no_grad():
+        vectors = model.user_vectors(users)
+        score = vectors @ model.item_vectors(items).T
+        _, weight = model.users_with_prior(users)
+        prior = weight[:, None] * config.temperature * model.item_prior(items)[None, :]
+    assert vectors[:2, :-1].abs().sum(-1).gt(0).all()  # known users keep a taste vector
+    assert not vectors[2, :-1].any() and vectors[2, -1] > 0  # the unknown one: the prior's weight
+    torch.testing.assert_close(score[2], prior[2])
+    assert not torch.allclose(score[:2], prior[:2])
+    # without a prior there is nothing to rank an unknown user by: the towers still do
+    no_prior = TwoTowerModel(TwoTowerConfig(tower_dims=[8], popularity_prior="none",
+                                            item_id_dim=0, unknown_user_prior_only=True),
+                             hgnn_dim=3, text_dim=4, item_types=["podcast"],
+                             item_vocab_sizes={"item_type": 2}, user_vocab_sizes={"country": 3})
+    with torch.no_grad():
+        assert no_prior.user_vectors(users)[2].any()
+
+
 def test_lagged_days_stay_within_the_lag_and_never_before_the_first_snapshot():
     from training.two_tower.train import lagged_days
 

@@ -69,6 +69,19 @@ class TwoTowerConfig:
     # 0.33/0.40 (seeds 0, 1) against 0.26/0.21 without it and 0.33/0.36 from popularity; the
     # warm users' mean moved within the run-to-run spread (0.368, 0.374 against 0.382, 0.373).
     cold_unknown_share: float = 0.5
+    # A user the model knows nothing of (no history, unknown country and age bucket) has no
+    # taste vector, as an item the model never saw has no id vector: the towers' and the hgnn
+    # path's terms are zero and the user is ranked by the popularity prior alone. The towers'
+    # term for such a user can only learn the training window's popularity through item ids
+    # and text, which is stale after the cutoff; the "recent" prior reads it lagged as served.
+    # Without a popularity prior it does nothing (nothing would be left to rank by).
+    # False = the towers score the unknown user as any other.
+    # On: on the small profile's validation split (seeds 0, 1;
+    # docs/two_tower_variants_new_signups.md) users without history went from -0.026 and
+    # -0.046 against popularity to -0.006 and -0.009 (intervals across 0), the mean HR@10
+    # 0.425 / 0.433 against 0.427 / 0.435, pretend-new items 0.155/0.257 and 0.139/0.252
+    # against 0.108/0.217 and 0.134/0.236.
+    unknown_user_prior_only: bool = True
     temperature: float = 0.1  # softmax temperature on cosine scores
     # A learned per-user weight s(user) >= 0 on the towers' cosine (softplus, 1 at the start):
     # score = s(user) * cosine [+ hgnn path] + prior. A user the model knows little about (no

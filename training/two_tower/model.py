@@ -48,6 +48,14 @@ def _present(vectors: torch.Tensor) -> torch.Tensor:
     return (vectors != 0).any(dim=-1, keepdim=True).to(vectors.dtype)
 
 
+def _known(u: UserInputs) -> torch.Tensor:
+    """(b,) 1.0 for a user with some history or a known categorical feature, else 0.0."""
+    known = u.n_by_type.sum(-1) > 0
+    for codes in u.codes.values():
+        known = known | (codes != 0)
+    return known.to(u.avg_all.dtype)
+
+
 class TwoTowerModel(nn.Module):
     def __init__(self, config: TwoTowerConfig, hgnn_dim: int, text_dim: int, item_types: list[str],
                  item_vocab_sizes: dict[str, int], user_vocab_sizes: dict[str, int],
@@ -103,6 +111,9 @@ class TwoTowerModel(nn.Module):
         self.hgnn_skip_net = (nn.Linear(user_in, 1) if config.hgnn_skip and self.use_hgnn
                               else None)
         self.hgnn_dim = hgnn_dim
+        # (without a prior an unknown user would have nothing left to be ranked by)
+        self.unknown_user_prior_only = (config.unknown_user_prior_only
+                                        and config.popularity_prior != "none")
 
     @property
     def device(self) -> torch.device:
@@ -188,6 +199,8 @@ class TwoTowerModel(nn.Module):
         if self.id_skip:
             out = out + self.user_id_skip(pooled)
         z = F.normalize(out, dim=-1)
+        if self.unknown_user_prior_only:  # no taste vector: only the prior ranks them
+            z = z * _known(u).unsqueeze(-1)
         if self.user_scale_net is not None:  # s(user) times the unit tower output
             z = F.softplus(self.user_scale_net(x)) * z
         if self.hgnn_skip:  # g(user) times the unit mean of the history's HGNN vectors
