@@ -112,8 +112,7 @@ class TwoTowerModel(nn.Module):
                               else None)
         self.hgnn_dim = hgnn_dim
         # (without a prior an unknown user would have nothing left to be ranked by)
-        self.unknown_user_prior_only = (config.unknown_user_prior_only
-                                        and config.popularity_prior != "none")
+        self.unknown_user_prior_only = config.unknown_user_prior_only and self.has_prior
 
     @property
     def device(self) -> torch.device:
