@@ -457,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workdir", type=Path, required=True)
     run.add_argument("--name", required=True)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--epochs", type=int, default=7)
+    run.add_argument("--epochs", type=int, default=7,
+                     help="epochs to train; every one is scored and the best is recorded")
     peers = sub.add_parser("peers")
     peers.add_argument("--workdir", type=Path, required=True)
     doc = sub.add_parser("doc")
@@ -476,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = {}
         for pair in args.set:
             key, _, value = pair.partition("=")
+            if key == "two_tower.epochs":  # run_variant sets it from --epochs
+                parser.error("set the epochs with --epochs N, not --set two_tower.epochs")
             settings[key] = yaml.safe_load(value)
         run_variant(args.workdir, args.name, settings, args.epochs)
     elif args.command == "peers":
