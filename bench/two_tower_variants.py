@@ -396,8 +396,9 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
         if r["kind"] != "two_tower" or not used(r):
             continue
         settings = {**defaults, **used(r)}  # a field added since the run: today's default
+        # the epochs trained (the curve's length) too: the mean curve is what epochs are chosen by
         key = json.dumps([{k: v for k, v in settings.items() if k != "seed"},
-                          r["data_settings"]], sort_keys=True, default=str)
+                          r["data_settings"], len(r["curve"])], sort_keys=True, default=str)
         groups.setdefault(key, []).append(r)
     groups = {k: g for k, g in groups.items() if len({used(r)["seed"] for r in g}) > 1}
     if not groups:
@@ -410,11 +411,18 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
     def per_type(group: list[dict], measure: str) -> str:
         return "/".join(mean([(r.get(measure) or {}).get(t) for r in group]) for t in types)
 
+    def mean_curve(group: list[dict]) -> list[float]:
+        return [sum(r["curve"][e] for r in group) / len(group)
+                for e in range(len(group[0]["curve"]))]
+
     lines = ["## Over seeds", "",
-             "The variants run with more than one seed (two_tower.seed), each measure the mean "
-             "over its seeds' rows above.", "",
+             "The variants run with more than one seed (two_tower.seed) for the same number of "
+             "epochs, each measure the mean over its seeds' rows above (each row its own best "
+             "epoch). The mean curve is the seeds' validation HR@10 averaged epoch by epoch: "
+             "the number of epochs is chosen on it, not on one row's best.", "",
              "| variant (off today's defaults, seed aside) | seeds | runs | mean HR@10 | "
-             "cold users | history hidden | pretend new |", "|---|---|---:|---:|---|---|---|"]
+             "cold users | history hidden | pretend new | mean curve, per epoch | "
+             "its best epoch |", "|---|---|---:|---:|---|---|---|---|---:|"]
     for group in groups.values():
         first = group[0]
         differs = ", ".join(p for p in off_defaults(first).split(", ")
@@ -422,9 +430,12 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
         label = differs + (" **(defaults)**" if any(is_default({**r, "two_tower": {
             **r["two_tower"], "seed": 0}}) for r in group) else "")
         seeds = ", ".join(str(s) for s in sorted({used(r)["seed"] for r in group}))
+        curve = mean_curve(group)
         lines.append(f"| {label} | {seeds} | {len(group)} | {mean([r['mean'] for r in group])} "
                      f"| {per_type(group, 'cold_users')} | {per_type(group, 'hidden_history')} "
-                     f"| {per_type(group, 'pretend_new')} |")
+                     f"| {per_type(group, 'pretend_new')} "
+                     f"| {', '.join(_f(v) for v in curve)} "
+                     f"| {max(range(len(curve)), key=curve.__getitem__) + 1} ({_f(max(curve))}) |")
     return lines + [""]
 
 
