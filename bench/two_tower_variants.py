@@ -9,7 +9,7 @@ model's defaults, and the doc that shows it.
 cutoff = cutoff - holdout_days, every feature rebuilt as of it, under <W>/tune/), scores every
 epoch as `gfm evaluate` scores (HR@10, discovery, per item type), and appends the record
 (settings, per-epoch curve, the best epoch's rates, cold-user, hidden-history and new-item
-rates, commit) to
+rates, where the new items rank under each term of the score, commit) to
 <W>/reports/two_tower_variants.jsonl, with the best epoch's per-user hits in
 <W>/reports/two_tower_variants/NAME.npz for paired comparisons. `peers` does the same for the
 baselines with the workspace's (tuned) settings. `doc` writes the table (mean HR@10, per type,
@@ -112,6 +112,61 @@ def _rates(result: dict, hidden: dict, pretend: dict | None) -> dict:
             "pretend_new": pretend["new_items"]["hr@10"] if pretend else None}
 
 
+def _score_terms(model) -> dict[str, slice]:
+    """The two-tower score's terms as slices of its user and item vectors (user . item sums
+    them): the towers' cosine, the hgnn path, the popularity prior (TwoTowerModel.item_vectors)."""
+    tower = model.item_net[-1].out_features
+    hgnn = model.hgnn_dim if model.hgnn_skip else 0
+    terms = {"towers": slice(0, tower)}
+    if hgnn:
+        terms["hgnn path"] = slice(tower, tower + hgnn)
+    if model.has_prior:
+        terms["prior"] = slice(tower + hgnn, tower + hgnn + 1)
+    return terms
+
+
+def _new_item_ranks(split, user_vectors, item_vectors, terms: dict[str, slice]) -> dict:
+    """Per type, for the users with history whose hold-out holds an item released since the
+    cutoff: the best rank (0 = first) of those items among the type's catalogue, history left
+    out, under the full score and under each term alone; the median and the 10th percentile
+    over users, and the users counted. Where new items are lost: a term that ranks them low
+    for the very users who stream them is the one to fix."""
+    import numpy as np
+
+    out = {}
+    for t in split.types:
+        cols = split.type_items[t]
+        is_new = split.is_new_item[cols]
+        users, targets = [], []
+        for u in np.flatnonzero(split.has_history):
+            mine = split.targets[u]
+            mine = split.type_position[mine[(split.item_types[mine] == t)
+                                            & split.is_new_item[mine]]]
+            if len(mine):
+                users.append(u)
+                targets.append(mine)
+        if not users or not is_new.any():
+            continue
+        history = np.zeros((len(users), len(cols)), dtype=bool)
+        for row, u in enumerate(users):
+            h = split.histories[u]
+            history[row, split.type_position[h[split.item_types[h] == t]]] = True
+        result = {"n_users": 0}
+        for name, part in {"full": slice(None), **terms}.items():
+            scores = user_vectors[users][:, part] @ item_vectors[cols][:, part].T
+            scores[history] = -np.inf
+            best = np.array([min(int((scores[row] > scores[row, c]).sum())
+                                 for c in targets[row] if not history[row, c])
+                             if (~history[row, targets[row]]).any() else -1
+                             for row in range(len(users))])
+            best = best[best >= 0]
+            result["n_users"] = len(best)
+            result[name] = {"median_rank": float(np.median(best)) if len(best) else None,
+                            "p10_rank": float(np.percentile(best, 10)) if len(best) else None}
+        out[t] = result
+    return out
+
+
 def _pretend_new_split(split):
     """The split with a fixed PRETEND_NEW_SHARE of the items released before the cutoff marked
     new (is_new_item), their popularity zero: its new-item rates count those items."""
@@ -195,6 +250,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
         print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}; "
               f"history hidden {hidden_curve[-1]}", flush=True)
         if best is None or rates["mean"] > best[1]["mean"]:
+            rates["new_item_ranks"] = _new_item_ranks(objective.split, user_vectors,
+                                                      item_vectors, _score_terms(bundle.model))
             best = (epoch, rates, hits, cold_hits)
 
     t0 = time.perf_counter()
@@ -208,6 +265,10 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
               "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+    for t, ranks in rates["new_item_ranks"].items():
+        print(f"{name}: new {t} items ({ranks['n_users']} users), median best rank by "
+              + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
+                          if term != "n_users"), flush=True)
     return record
 
 
