@@ -266,6 +266,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     _record(workdir, record, hits, cold_hits, objective.split.user_ids)
     for t, ranks in rates["new_item_ranks"].items():
+        if not ranks["n_users"]:  # every new-item target already in the history
+            continue
         print(f"{name}: new {t} items ({ranks['n_users']} users), median best rank by "
               + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
                           if term != "n_users"), flush=True)
