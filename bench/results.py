@@ -40,9 +40,10 @@ TUNED_PEERS = (("tune", "als", "--trials", "20"), ("tune", "ease", "--trials", "
                ("evaluate",))
 # MovieLens: chosen on the per-user validation split (docs/two_tower_variants_movielens.md):
 # history-set examples (each rated film predicted from the others of the window), with a time
-# budget that does not cut the epochs on a loaded machine. item_id_dropout 0 and popularity_lag_days 0: what these were chosen
-# with (the defaults' 0.3 and 13 were chosen on the small profile; 13 lost on MovieLens'
-# per-user validation split, docs/two_tower_variants_movielens_lag.md). Level there and not
+# budget that does not cut the epochs on a loaded machine. item_id_dropout 0 and
+# popularity_lag_days 0: what these were chosen with (the defaults' 0.3 and 13 were chosen on
+# the small profile; 13 lost on MovieLens' per-user validation split,
+# docs/two_tower_variants_movielens_lag.md). Level there and not
 # kept: a recency-weighted history (history_decay 0.9, +0.007 [-0.007, +0.020]) and
 # temperature 0.05 (-0.003 [-0.021, +0.016]) (docs/two_tower_variants_movielens_levers.md).
 # Smaller towers, tower_dims [256, 128] (610 users), and 7 epochs: on seeds 0 and 1 they came

@@ -127,42 +127,45 @@ def _score_terms(model) -> dict[str, slice]:
 
 def _new_item_ranks(split, user_vectors, item_vectors, terms: dict[str, slice]) -> dict:
     """Per type, for the users with history whose hold-out holds an item released since the
-    cutoff: the best rank (0 = first) of those items among the type's catalogue, history left
-    out, under the full score and under each term alone; the median and the 10th percentile
-    over users, and the users counted. Where new items are lost: a term that ranks them low
-    for the very users who stream them is the one to fix."""
+    cutoff: the best rank (0 = first; ties broken as `gfm evaluate` breaks them) of those items
+    among the type's catalogue, history left out, under the full score and under each term
+    alone; the median and the 10th percentile over users, and the users counted. Where new
+    items are lost: a term that ranks them low for the very users who stream them is the one
+    to fix."""
     import numpy as np
 
+    from evaluation import metrics as m
+
+    def new_targets(users, t):
+        """(rows into `users`, items) of the users' hold-out items of type t released since
+        the cutoff."""
+        rows, items = split.targets.take(users)
+        new = (split.item_types[items] == t) & split.is_new_item[items]
+        return rows[new], items[new]
+
     out = {}
+    with_history = np.flatnonzero(split.has_history)
     for t in split.types:
         cols = split.type_items[t]
-        is_new = split.is_new_item[cols]
-        users, targets = [], []
-        for u in np.flatnonzero(split.has_history):
-            mine = split.targets[u]
-            mine = split.type_position[mine[(split.item_types[mine] == t)
-                                            & split.is_new_item[mine]]]
-            if len(mine):
-                users.append(u)
-                targets.append(mine)
-        if not users or not is_new.any():
-            continue
+        users = with_history[np.unique(new_targets(with_history, t)[0])]  # scored: only these
+        t_rows, t_cols = new_targets(users, t)
+        h_rows, h_cols = split.histories.take(users)
+        own = split.item_types[h_cols] == t
         history = np.zeros((len(users), len(cols)), dtype=bool)
-        for row, u in enumerate(users):
-            h = split.histories[u]
-            history[row, split.type_position[h[split.item_types[h] == t]]] = True
-        result = {"n_users": 0}
+        history[h_rows[own], split.type_position[h_cols[own]]] = True
+        t_cols = split.type_position[t_cols]
+        fresh = ~history[t_rows, t_cols]
+        t_rows, t_cols = t_rows[fresh], t_cols[fresh]
+        if len(t_rows) == 0:
+            continue
+        result = {"n_users": len(np.unique(t_rows))}
         for name, part in {"full": slice(None), **terms}.items():
             scores = user_vectors[users][:, part] @ item_vectors[cols][:, part].T
             scores[history] = -np.inf
-            best = np.array([min(int((scores[row] > scores[row, c]).sum())
-                                 for c in targets[row] if not history[row, c])
-                             if (~history[row, targets[row]]).any() else -1
-                             for row in range(len(users))])
-            best = best[best >= 0]
-            result["n_users"] = len(best)
-            result[name] = {"median_rank": float(np.median(best)) if len(best) else None,
-                            "p10_rank": float(np.percentile(best, 10)) if len(best) else None}
+            best = m.best_ranks(m.target_ranks(scores, t_rows, t_cols), t_rows, len(users))
+            best = best[best != m.NO_RANK]
+            result[name] = {"median_rank": float(np.median(best)),
+                            "p10_rank": float(np.percentile(best, 10))}
         out[t] = result
     return out
 
@@ -266,8 +269,6 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
               "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     _record(workdir, record, hits, cold_hits, objective.split.user_ids)
     for t, ranks in rates["new_item_ranks"].items():
-        if not ranks["n_users"]:  # every new-item target already in the history
-            continue
         print(f"{name}: new {t} items ({ranks['n_users']} users), median best rank by "
               + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
                           if term != "n_users"), flush=True)
