@@ -1,6 +1,6 @@
 """A synthetic audio-streaming platform: podcasts (shows with episodes) and audiobooks.
 
-The world, in short (docs/synthetic_data.md says more):
+The world, in short (docs/architecture.md, "Raw data", says more):
 - 20 topics, each split into `niches_per_topic` hidden taste communities. Text (titles,
   descriptions, genre) reveals an item's topic, noisily, but never its niche: only who consumed
   what together reveals niches. That is the part of the signal a co-interaction graph can add
@@ -11,7 +11,8 @@ The world, in short (docs/synthetic_data.md says more):
   Users have a type propensity (podcast-heavy, audiobook-heavy or mixed) and the same niches
   across types, so podcasts and audiobooks are co-consumed on shared tastes (the paper's point).
 - Item popularity is power-law; users return to a few core items (habits) and explore the rest.
-- Some items are released during the period (cold start), some users sign up during it.
+- Some items are released during the period (cold start), streamed at a steady rate after
+  their release with a release buzz in their first days; some users sign up during it.
 - Weak signals: follows (no playback) and previews (under 30 s).
 
 Deterministic by seed; users are generated in chunks written as they go, so memory stays
@@ -73,7 +74,7 @@ class Profile:
 
 
 PROFILES = {
-    # ~150k interactions, ~7k items: the whole pipeline in minutes on 2 cores.
+    # ~200k interactions, ~7k items: the whole pipeline in minutes on 2 cores.
     "small": Profile(n_users=3_000, n_shows=600, mean_episodes_per_show=6, n_audiobooks=900,
                      mean_events_per_user=48, recent_signups=1_800),
     # ~1.5M interactions, ~35k items.
@@ -100,6 +101,11 @@ RECENT_SIGNUP_DAYS = 42
 # days is about 1.4 a day on small); at 4, about 60% of small's cohort of the hold-out streams
 # an audiobook there, so 1,800 signups give over 300 users without history per type.
 RECENT_SIGNUP_ACTIVITY = 4.0
+# An item released during the period: the share of its draws (at its steady rate over a
+# user's active days) that comes on top as a release buzz, and the buzz's mean delay after
+# the release: at 0.15 and 7 days its first week has about 3 x the streams of a later week.
+RELEASE_BUZZ_SHARE = 0.15
+RELEASE_BUZZ_DAYS = 7.0
 CORE_EVENT_SHARE = 0.5  # events on a user's habitual items
 NICHE_LOYALTY = 0.8  # chance an exploration stays in the user's niche of the topic
 PERSONA_SHARE = 0.75  # weight of the shared persona in a user's topic taste
@@ -342,14 +348,28 @@ def _generate_chunk(
     event_type = np.where(is_core, np.where(u < 0.92, 0, 1), np.where(u < 0.68, 0, np.where(u < 0.93, 2, 1)))
     # 0 stream, 1 follow, 2 preview
 
-    # Time: after signup and after the item's release, inside the period.
+    # Time: uniform over the user's active days. An item released during the period is
+    # streamed at its steady rate from its release on, plus a release buzz: a draw that lands
+    # before the release becomes a buzz event with the chance that gives every release the
+    # same buzz (RELEASE_BUZZ_SHARE of its draws, as a share of the user's active days)
+    # whatever its release day, days after it drawn from an exponential of mean
+    # RELEASE_BUZZ_DAYS; the other early draws, and buzz events after the period, never
+    # happen. (Moving every early draw into [release, period end] instead crammed an item's
+    # whole audience into its days left: releases in the last 14 days had 8-23 x the
+    # first-week streams of releases 4+ weeks before the end, a pattern no model can learn.)
     active_from = np.maximum(signup_s[ev_user], 0)
     ev_s = active_from + (rng.random(len(ev_user)) * (period_s - active_from)).astype(np.int64)
     created = catalog.created_s[ev_item]
     too_early = ev_s < created
+    early_share = ((created[too_early] - active_from[too_early])
+                   / (period_s - active_from[too_early]))  # (n_early,) chance of an early draw
+    buzz = rng.random(too_early.sum()) < RELEASE_BUZZ_SHARE / early_share
     ev_s[too_early] = created[too_early] + (
-        rng.random(too_early.sum()) * (period_s - created[too_early])
-    ).astype(np.int64)
+        rng.exponential(RELEASE_BUZZ_DAYS * DAY_S, too_early.sum())).astype(np.int64)
+    happens = np.ones(len(ev_user), dtype=bool)
+    happens[too_early] = buzz & (ev_s[too_early] < period_s)
+    ev_user, ev_item, event_type, ev_s = (ev_user[happens], ev_item[happens],
+                                          event_type[happens], ev_s[happens])
 
     # Podcast streams and previews land on an episode already released: often the latest.
     on_episode = ~catalog.is_audiobook[ev_item] & (event_type != 1)
