@@ -136,33 +136,29 @@ def _new_item_ranks(split, user_vectors, item_vectors, terms: dict[str, slice]) 
 
     from evaluation import metrics as m
 
-    def new_targets(users, t):
-        """(rows into `users`, items) of the users' hold-out items of type t released since
-        the cutoff."""
-        rows, items = split.targets.take(users)
-        new = (split.item_types[items] == t) & split.is_new_item[items]
-        return rows[new], items[new]
-
     out = {}
     with_history = np.flatnonzero(split.has_history)
+    rows, items = split.targets.take(with_history)
     for t in split.types:
         cols = split.type_items[t]
-        users = with_history[np.unique(new_targets(with_history, t)[0])]  # scored: only these
-        t_rows, t_cols = new_targets(users, t)
+        n_cols = len(cols)
+        new = (split.item_types[items] == t) & split.is_new_item[items]
+        users, t_rows = np.unique(rows[new], return_inverse=True)  # scored: only these
+        users, t_cols = with_history[users], split.type_position[items[new]]
         h_rows, h_cols = split.histories.take(users)
         own = split.item_types[h_cols] == t
-        history = np.zeros((len(users), len(cols)), dtype=bool)
-        history[h_rows[own], split.type_position[h_cols[own]]] = True
-        t_cols = split.type_position[t_cols]
-        fresh = ~history[t_rows, t_cols]
-        t_rows, t_cols = t_rows[fresh], t_cols[fresh]
-        if len(t_rows) == 0:
+        h_rows, h_cols = h_rows[own], split.type_position[h_cols[own]]
+        # Discovery, as gfm evaluate counts it (evaluation.evaluate._tally_type): a target in
+        # the history does not count, and history items take no places in the ranking.
+        fresh = ~np.isin(t_rows * n_cols + t_cols, h_rows * n_cols + h_cols)
+        if not fresh.any():
             continue
-        result = {"n_users": len(np.unique(t_rows))}
+        result = {"n_users": len(np.unique(t_rows[fresh]))}
         for name, part in {"full": slice(None), **terms}.items():
             scores = user_vectors[users][:, part] @ item_vectors[cols][:, part].T
-            scores[history] = -np.inf
-            best = m.best_ranks(m.target_ranks(scores, t_rows, t_cols), t_rows, len(users))
+            ranks = (m.target_ranks(scores, t_rows, t_cols)
+                     - m.count_ranked_ahead(scores, t_rows, t_cols, h_rows, h_cols))
+            best = m.best_ranks(ranks[fresh], t_rows[fresh], len(users))
             best = best[best != m.NO_RANK]
             result[name] = {"median_rank": float(np.median(best)),
                             "p10_rank": float(np.percentile(best, 10))}
