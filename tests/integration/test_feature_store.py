@@ -297,7 +297,10 @@ def test_training_set_file_is_the_frame_training_reads(sqlite_store, tmp_path, c
                               s.config.two_tower)
     assert len(written) == len(expected) > 100
     assert set(expected.columns) | {"example_kind"} == set(written.columns)
-    assert (written.example_kind == "stream").all()  # history_set_examples is off here
+    # history_set_examples is on by default: the leave-one-out rows at the cutoff, told apart
+    assert set(written.example_kind) == {"stream", "history_set"}
+    history_set = written[written.example_kind == "history_set"]
+    assert (pd.to_datetime(history_set.event_timestamp) == s.timeline.cutoff).all()
     for column in ("user_id", "item_id", "label", "item_type"):
         assert (written[column].to_numpy() == expected[column].to_numpy()).all(), column
     assert (pd.to_datetime(written.event_timestamp).to_numpy()
@@ -322,14 +325,15 @@ def test_training_set_file_is_the_frame_training_reads(sqlite_store, tmp_path, c
     assert (got[["user_id", "item_id"]].to_numpy() == inside[["user_id", "item_id"]].to_numpy()
             ).all()
 
-    # with history_set_examples, the leave-one-out rows at the cutoff come too, told apart
+    # with history_set_examples off, the last day's streams alone
     last_day = tmp_path / "last_day.parquet"
-    assert main([*command, "--out", str(last_day), "--set", "two_tower.history_set_examples=true",
+    assert main([*command, "--out", str(last_day), "--set", "two_tower.history_set_examples=false",
                  "--start", f"{s.timeline.cutoff - dt.timedelta(days=1):%Y-%m-%d}"]) == 0
     got = pd.read_parquet(last_day)
-    history_set = got[got.example_kind == "history_set"]
-    assert len(history_set) > 0 and (got.example_kind == "stream").sum() > 0
-    assert (pd.to_datetime(history_set.event_timestamp) == s.timeline.cutoff).all()
+    assert len(got) > 0 and (got.example_kind == "stream").all()
+    last_day_streams = written[(written.example_kind == "stream") & (
+        pd.to_datetime(written.event_timestamp) >= s.timeline.cutoff - dt.timedelta(days=1))]
+    assert len(got) == len(last_day_streams)
 
     capsys.readouterr()
     holdout = tmp_path / "holdout.parquet"

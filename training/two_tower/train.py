@@ -505,17 +505,22 @@ def train_two_tower(
     input_service = feature_store.latest_feature_service(workspace)
     spec = feature_store.service_spec(workspace, input_service)
     item_types = spec["item_types"]
-    frame = training_frame(workspace, timeline, input_service, item_types, cfg)
-    if item_type_filter:
-        frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
-    log.info("training on %d examples through %s", len(frame), input_service)
-    popularity = (popularity_snapshots(workspace, timeline, frame)
-                  if cfg.popularity_prior == "recent" else None)
     start = served_bundle_or_none(workspace) if warm_start else None
     if start is not None and start.item_types != list(item_types):
         log.warning("the served model ranks %s, this one %s: training from scratch",
                     start.item_types, item_types)
         start = None
+    # A warm start on the days the served model has not seen leaves the history set out: it
+    # is the whole window again, which the served model learned (each refresh would add a
+    # pass over the same items, as warm_start_examples "all" does).
+    examples_cfg = (dataclasses.replace(cfg, history_set_examples=False)
+                    if start is not None and cfg.warm_start_examples == "new" else cfg)
+    frame = training_frame(workspace, timeline, input_service, item_types, examples_cfg)
+    if item_type_filter:
+        frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
+    log.info("training on %d examples through %s", len(frame), input_service)
+    popularity = (popularity_snapshots(workspace, timeline, frame)
+                  if cfg.popularity_prior == "recent" else None)
     bundle, metrics = fit_two_tower(frame, cfg, item_types, item_popularity=popularity,
                                     warm_start=start)
 
