@@ -85,8 +85,9 @@ RUNS: list[Run] = [
         config={"warehouse": {"history_at_events": True}, "two_tower": MOVIELENS_TWO_TOWER},
         data=(MOVIELENS,)),
     # Tables 1-2: two more medium two-towers (about 20 min). Table 3 retrains the HGNN and the
-    # two-tower on each simulated day, twice (some 2 h on medium here): a run of its own, and
-    # its setting as operations is bench/bench_refresh.py's (the document shows both).
+    # two-tower on each simulated day, twice (some 2 h on medium here): a run of its own, not
+    # in a plain `make results` (RUNS=paper_medium_daily). The document shows the same setting
+    # run as operations, bench/bench_refresh.py's figures, either way.
     Run("paper_medium", "The GFM paper's Tables 1-2 on the medium profile",
         commands=(("evaluate", "--experiments", "paper", "--daily-days", "0"),),
         base="medium"),
