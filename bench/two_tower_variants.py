@@ -34,6 +34,7 @@ alike; text_knn reads text, which a new item has.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -55,7 +56,7 @@ PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutof
 # hid demographics; before popularity_lag_days, every example read its own day's popularity;
 # before unknown_user_prior_only, the towers scored an unknown user too).
 ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0, "popularity_lag_days": 0,
-                "unknown_user_prior_only": False}
+                "unknown_user_prior_only": False, "new_item_knn": 0}
 # Settings of the workspace (its data and features, not the two-tower) shown beside each
 # variant: `doc --also` joins workspaces that differ in them.
 WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")
@@ -141,28 +142,26 @@ def _new_item_ranks(split, user_vectors, item_vectors, terms: dict[str, slice]) 
     rows, items = split.targets.take(with_history)
     for t in split.types:
         cols = split.type_items[t]
-        n_cols = len(cols)
         new = (split.item_types[items] == t) & split.is_new_item[items]
         users, t_rows = np.unique(rows[new], return_inverse=True)  # scored: only these
         users, t_cols = with_history[users], split.type_position[items[new]]
         h_rows, h_cols = split.histories.take(users)
         own = split.item_types[h_cols] == t
         h_rows, h_cols = h_rows[own], split.type_position[h_cols[own]]
-        # Discovery, as gfm evaluate counts it (evaluation.evaluate._tally_type): a target in
-        # the history does not count, and history items take no places in the ranking.
-        fresh = ~np.isin(t_rows * n_cols + t_cols, h_rows * n_cols + h_cols)
-        if not fresh.any():
-            continue
-        result = {"n_users": len(np.unique(t_rows[fresh]))}
+        result = {}
         for name, part in {"full": slice(None), **terms}.items():
             scores = user_vectors[users][:, part] @ item_vectors[cols][:, part].T
-            ranks = (m.target_ranks(scores, t_rows, t_cols)
-                     - m.count_ranked_ahead(scores, t_rows, t_cols, h_rows, h_cols))
+            # discovery, as gfm evaluate counts it (evaluation.evaluate._tally_type)
+            _, ranks, fresh = m.discovery_ranks(scores, t_rows, t_cols, h_rows, h_cols)
+            if not fresh.any():
+                break
+            result["n_users"] = len(np.unique(t_rows[fresh]))
             best = m.best_ranks(ranks[fresh], t_rows[fresh], len(users))
             best = best[best != m.NO_RANK]
             result[name] = {"median_rank": float(np.median(best)),
                             "p10_rank": float(np.percentile(best, 10))}
-        out[t] = result
+        if result:
+            out[t] = result
     return out
 
 
@@ -207,8 +206,28 @@ def _hidden_history(split):
     return dataclasses.replace(split, histories=Ragged.from_lists([[]] * split.n_users))
 
 
-def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
+@contextlib.contextmanager
+def _forgetting(model, ids):
+    """The model's new-item reference (two_tower.new_item_knn) without these learned ids, so
+    that an item scored as new does not borrow from its own trained self."""
+    if not getattr(model, "new_item_knn", 0):
+        yield
+        return
+    saved = model.reference_type.clone()
+    model.reference_type[ids] = -1
+    try:
+        yield
+    finally:
+        model.reference_type.copy_(saved)
+
+
+def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
+                unseen: bool = False) -> dict:
+    """`unseen`: the pretend-new items' streams are left out of the two-tower's training
+    (examples and catalogue), so they are scored as items it never saw, as a real release
+    is (their text unseen too); the warm rates are then of a model trained on less."""
     import numpy as np
+    import torch
 
     from evaluation.evaluate import evaluate_retriever
     from evaluation.two_tower import TwoTowerRetriever
@@ -219,6 +238,11 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     popularity = objective.popularity_snapshots(config.two_tower)
     hidden_split = _hidden_history(objective.split)
     pretend_split = _pretend_new_split(objective.split)
+    if unseen:
+        left_out = set(np.asarray(objective.split.item_ids)[pretend_split.is_new_item])
+        frame = frame[~frame["item_id"].isin(left_out)].reset_index(drop=True)
+        print(f"{name}: {len(left_out)} pretend-new items left out of training "
+              f"({len(frame):,} examples left)", flush=True)
     curve, hidden_curve, best = [], [], None
 
     def on_epoch(epoch: int, bundle) -> None:
@@ -238,8 +262,10 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
             hidden_split, TwoTowerRetriever(hidden_split, encode_users(bundle, unknown),
                                             item_vectors, name),
             progress=False, name=name)
-        released = encode_items(bundle, _items_as_released(
-            item_inputs, pretend_split.is_new_item, config.hgnn.inductive_knn))
+        pretend_ids = item_inputs.ids[torch.from_numpy(pretend_split.is_new_item)]
+        with _forgetting(bundle.model, pretend_ids):
+            released = encode_items(bundle, _items_as_released(
+                item_inputs, pretend_split.is_new_item, config.hgnn.inductive_knn))
         pretend = evaluate_retriever(
             pretend_split, TwoTowerRetriever(pretend_split, user_vectors, released, name),
             progress=False, name=name)
@@ -259,6 +285,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int) -> dict:
     epoch, rates, hits, cold_hits = best
     record = {"name": name, "kind": "two_tower", "settings": settings,
               "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,
+              **({"unseen_items": True} if unseen else {}),
               **rates, "curve": curve, "hidden_history_curve": hidden_curve,
               "seconds": round(time.perf_counter() - t0),
               "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
@@ -341,7 +368,8 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         data = {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1])
                 for key in WORKSPACE_SETTINGS}
         for name, record in _latest(directory).items():
-            records[name] = {**record, "data_settings": data}
+            unseen = {"pretend_new_left_out": True} if record.get("unseen_items") else {}
+            records[name] = {**record, "data_settings": {**data, **unseen}}
             hits.update(load_user_hits(directory / "reports" / HITS_DIR / f"{name}.npz"))
     for name in (baseline, versus):
         if name not in records:
@@ -415,7 +443,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         new = "/".join(_f(v) for v in r["new_items"].values())
         pretend = "/".join(_f(r["pretend_new"].get(t)) for t in types) if (
             r.get("pretend_new")) else "–"
-        data = (", ".join(f"{k.split('.')[1]}={v}" for k, v in r["data_settings"].items())
+        data = (", ".join(f"{k.split('.')[-1]}={v}" for k, v in r["data_settings"].items())
                 if r["kind"] == "two_tower" else "–")
         differs = off_defaults(r) if r["kind"] == "two_tower" else "–"
         lines.append(f"| {label} | {settings} | {differs} | {data} | {r.get('best_epoch', '–')} | "
@@ -481,19 +509,21 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
              "epoch). The mean curve is the seeds' validation HR@10 averaged epoch by epoch: "
              "the number of epochs is chosen on it, not on one row's best.", "",
              "| variant (off today's defaults, seed aside) | seeds | runs | mean HR@10 | "
-             "cold users | history hidden | pretend new | mean curve, per epoch | "
-             "its best epoch |", "|---|---|---:|---:|---|---|---|---|---:|"]
+             "cold users | history hidden | new items | pretend new | mean curve, per epoch | "
+             "its best epoch |", "|---|---|---:|---:|---|---|---|---|---|---:|"]
     for group in groups.values():
         first = group[0]
         differs = ", ".join(p for p in off_defaults(first).split(", ")
                             if not p.startswith("seed=")) or "–"
         label = differs + (" **(defaults)**" if any(is_default({**r, "two_tower": {
             **r["two_tower"], "seed": 0}}) for r in group) else "")
+        if first["data_settings"].get("pretend_new_left_out"):
+            label += " (pretend new left out of training)"
         seeds = ", ".join(str(s) for s in sorted({used(r)["seed"] for r in group}))
         curve = mean_curve(group)
         lines.append(f"| {label} | {seeds} | {len(group)} | {mean([r['mean'] for r in group])} "
                      f"| {per_type(group, 'cold_users')} | {per_type(group, 'hidden_history')} "
-                     f"| {per_type(group, 'pretend_new')} "
+                     f"| {per_type(group, 'new_items')} | {per_type(group, 'pretend_new')} "
                      f"| {', '.join(_f(v) for v in curve)} "
                      f"| {max(range(len(curve)), key=curve.__getitem__) + 1} ({_f(max(curve))}) |")
     return lines + [""]
@@ -530,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--epochs", type=int, default=7,
                      help="epochs to train; every one is scored and the best is recorded")
+    run.add_argument("--unseen-items", action="store_true",
+                     help="leave the pretend-new items out of training: scored as never seen")
     peers = sub.add_parser("peers")
     peers.add_argument("--workdir", type=Path, required=True)
     doc = sub.add_parser("doc")
@@ -551,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             if key == "two_tower.epochs":  # run_variant sets it from --epochs
                 parser.error("set the epochs with --epochs N, not --set two_tower.epochs")
             settings[key] = yaml.safe_load(value)
-        run_variant(args.workdir, args.name, settings, args.epochs)
+        run_variant(args.workdir, args.name, settings, args.epochs, args.unseen_items)
     elif args.command == "peers":
         run_peers(args.workdir)
     else:

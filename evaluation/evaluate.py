@@ -268,14 +268,12 @@ def _tally_type(
     users without history); observe: called
     with (rows, cols, ranks, ranks_fresh, fresh, warm) for more tallies (evaluation.cold_start).
     """
-    n_rows, n_cols = scores.shape
+    n_rows = len(scores)
     rows, cols, is_new = targets
     h_rows, h_cols = history
-    ranks = m.target_ranks(scores, rows, cols)  # among all candidates of the type
     # Discovery: a target already in the history does not count, and history items do not
-    # take places in the ranking.
-    fresh = ~np.isin(rows * n_cols + cols, h_rows * n_cols + h_cols)
-    ranks_fresh = ranks - m.count_ranked_ahead(scores, rows, cols, h_rows, h_cols)
+    # take places in the ranking (ranks: among all candidates of the type).
+    ranks, ranks_fresh, fresh = m.discovery_ranks(scores, rows, cols, h_rows, h_cols)
 
     best = m.best_ranks(ranks, rows, n_rows)
     counted = best != m.NO_RANK

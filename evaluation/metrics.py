@@ -73,6 +73,19 @@ def count_ranked_ahead(
     return np.bincount(pair, weights=ahead, minlength=len(rows)).astype(np.int64)
 
 
+def discovery_ranks(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                    h_rows: np.ndarray, h_cols: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ranks, ranks_fresh, fresh) of the targets (rows, cols) given the history pairs
+    (h_rows, h_cols) of the same rows: the rank among all candidates; the rank where history
+    items take no places; and whether the target is outside the history (discovery counts
+    only those)."""
+    n_cols = scores.shape[1]
+    ranks = target_ranks(scores, rows, cols)
+    fresh = ~np.isin(rows * n_cols + cols, h_rows * n_cols + h_cols)
+    return ranks, ranks - count_ranked_ahead(scores, rows, cols, h_rows, h_cols), fresh
+
+
 def best_ranks(ranks: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     """(n_rows,) the best (lowest) rank among each row's targets; NO_RANK for a row without any."""
     best = np.full(n_rows, NO_RANK, dtype=np.int64)

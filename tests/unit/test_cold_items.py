@@ -42,3 +42,74 @@ def test_training_with_cold_items_runs_and_leaves_the_served_catalogue_as_it_is(
     assert bool((served.ids > 0).all())  # served items keep their ids
     vectors = encode_items(bundle, served)
     assert np.isfinite(vectors).all() and vectors.shape[1] == bundle.vector_dim
+
+
+def _two_type_model(new_item_knn: int):
+    """A small trained two-tower over podcasts i00-i05 and audiobooks i06-i11, each item with
+    its own text vector; (bundle, the trained catalogue's inputs, the texts by item)."""
+    from tests.unit.test_popularity_prior import _frame
+    from training.two_tower.train import fit_two_tower
+
+    frame, snapshots = _frame(days=2)
+    rng = np.random.default_rng(2)
+    texts = {f"i{i:02d}": rng.normal(size=4).astype(np.float32) for i in range(12)}
+    frame["text_embedding"] = [texts[i] for i in frame["item_id"]]
+    frame["item_type"] = ["podcast" if int(i[1:]) < 6 else "audiobook" for i in frame["item_id"]]
+    config = TwoTowerConfig(tower_dims=[8], new_item_knn=new_item_knn, epochs=1, batch_size=32,
+                            val_fraction=0.0, device="cpu")
+    bundle, _ = fit_two_tower(frame, config, ["audiobook", "podcast"], item_popularity=snapshots)
+    catalogue = frame.drop_duplicates("item_id").sort_values("item_id").reset_index(drop=True)
+    return bundle, catalogue, texts
+
+
+def _released(catalogue, row: int, text, item_type: str):
+    """One catalogue row as an item released after training: another id, this text and type."""
+    new = catalogue.iloc[[row]].copy()
+    new["item_id"], new["item_type"] = "released_after_training", item_type
+    new["text_embedding"] = [np.asarray(text, np.float32)]
+    return new
+
+
+def test_an_item_never_trained_borrows_the_tower_vectors_of_its_closest_trained_texts():
+    import torch
+
+    bundle, catalogue, texts = _two_type_model(new_item_knn=2)
+    model = bundle.model
+    served = bundle.item_inputs(catalogue)
+    text = texts["i00"] + 0.05
+    with torch.no_grad():
+        own = model._tower_items(served)  # (12, 8) each trained item from its own inputs
+        # a trained item is scored from its own inputs, as without the setting
+        torch.testing.assert_close(model.items(served)[:, :8], own)
+        for item_type, rows in (("podcast", np.arange(6)), ("audiobook", np.arange(6, 12))):
+            new = bundle.item_inputs(_released(catalogue, 0, text, item_type))
+            assert int(new.ids[0]) == 0  # unknown to the model
+            unit = np.stack([texts[i] / np.linalg.norm(texts[i]) for i in catalogue["item_id"]])
+            closest = rows[np.argsort(-(unit[rows] @ (text / np.linalg.norm(text))))[:2]]
+            expected = torch.nn.functional.normalize(own[closest].mean(0), dim=-1)
+            torch.testing.assert_close(model.items(new)[0, :8], expected)
+            assert not torch.allclose(model._tower_items(new)[0], expected)
+
+    # the reference is part of the saved weights: a model rebuilt from them scores alike
+    from training.two_tower.model import TwoTowerModel
+
+    rebuilt = TwoTowerModel(bundle.config, bundle.hgnn_dim, bundle.text_dim, bundle.item_types,
+                            bundle.item_vocab.sizes(), bundle.user_vocab.sizes(),
+                            n_item_ids=len(bundle.id_index))
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    new = bundle.item_inputs(_released(catalogue, 0, text, "podcast"))
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.items(new), model.items(new))
+
+
+def test_without_new_item_knn_a_new_item_is_scored_from_its_own_features():
+    import torch
+
+    bundle, catalogue, texts = _two_type_model(new_item_knn=0)
+    new = bundle.item_inputs(_released(catalogue, 0, texts["i00"] + 0.05, "podcast"))
+    with torch.no_grad():
+        torch.testing.assert_close(bundle.model.items(new)[:, :8],
+                                   bundle.model._tower_items(new))
+    with pytest.raises(ConfigError, match="new_item_knn"):
+        TwoTowerConfig(new_item_knn=-1)

@@ -279,3 +279,13 @@ def test_vector_knn_takes_the_last_row_of_a_repeated_item_and_ignores_unknown_id
     matrix = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
     retriever = VectorKNNRetriever(split, (ids, matrix))
     assert retriever.vectors[0].tolist() == [1.0, 0.0]
+
+
+def test_discovery_ranks_leave_the_history_out_of_the_ranking_and_the_count():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4]])
+    rows, cols = np.array([0, 0, 1]), np.array([2, 0, 0])
+    h_rows, h_cols = np.array([0, 1]), np.array([0, 3])  # row 0 streamed item 0, row 1 item 3
+    ranks, ranks_fresh, fresh = m.discovery_ranks(scores, rows, cols, h_rows, h_cols)
+    assert ranks.tolist() == [2, 0, 3]
+    assert ranks_fresh[[0, 2]].tolist() == [1, 2]  # the history item ahead takes no place
+    assert fresh.tolist() == [True, False, True]  # item 0 is row 0's history: not discovery

@@ -73,3 +73,15 @@ def test_warm_start_examples_new_keeps_only_rows_since_the_served_cutoff():
     assert _new_since(rows, days, served).tolist() == [0, 2, 3, 4]
     with pytest.raises(ConfigError, match="warm_start_examples"):
         TwoTowerConfig(warm_start_examples="recent")
+
+
+def test_a_warm_start_on_new_days_reads_no_history_set_examples():
+    from training.two_tower.train import examples_config
+
+    served = _bundle(["a"], ["Crime"], ["SE"], seed=0)
+    config = TwoTowerConfig(history_set_examples=True, warm_start_examples="new")
+    assert examples_config(config, None).history_set_examples  # from scratch: the window too
+    assert not examples_config(config, served).history_set_examples  # learned already
+    every_day = TwoTowerConfig(history_set_examples=True, warm_start_examples="all")
+    assert examples_config(every_day, served).history_set_examples  # "all": as from scratch
+    assert config.history_set_examples  # the trainer's own settings are left as they are

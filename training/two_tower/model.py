@@ -113,6 +113,15 @@ class TwoTowerModel(nn.Module):
         self.hgnn_dim = hgnn_dim
         # (without a prior an unknown user would have nothing left to be ranked by)
         self.unknown_user_prior_only = config.unknown_user_prior_only and self.has_prior
+        # What an item the model never trained on borrows (config new_item_knn): per learned-id
+        # index, the trained item's unit text vector, type code (-1: no trained item there) and
+        # unit tower output, set by set_new_item_reference after each epoch.
+        self.new_item_knn = config.new_item_knn if self.id_dim else 0
+        if self.new_item_knn:
+            self.register_buffer("reference_text", torch.zeros(n_item_ids + 1, text_dim))
+            self.register_buffer("reference_type", torch.full((n_item_ids + 1,), -1))
+            self.register_buffer("reference_items",
+                                 torch.zeros(n_item_ids + 1, config.tower_dims[-1]))
 
     @property
     def device(self) -> torch.device:
@@ -133,7 +142,18 @@ class TwoTowerModel(nn.Module):
         return not (self.has_prior or self.hgnn_skip or self.user_scale_net is not None)
 
     def items(self, v: ItemInputs) -> torch.Tensor:
-        """(b, out_dim): the unit tower output, then (hgnn_skip) the unit HGNN vector."""
+        """(b, out_dim): the unit tower output, then (hgnn_skip) the unit HGNN vector. When
+        scoring (not training), an item without a learned id takes its tower output from its
+        text neighbours among the trained items (new_item_knn)."""
+        z = self._tower_items(v)
+        if self.new_item_knn and not self.training:
+            z = self._borrowed_for_new(z, v)
+        if self.hgnn_skip:  # a missing vector (zeros) stays zeros: no hgnn_knn score
+            z = torch.cat([z, F.normalize(v.hgnn, dim=-1)], dim=-1)  # (b, d + hgnn_dim)
+        return z
+
+    def _tower_items(self, v: ItemInputs) -> torch.Tensor:
+        """(b, d) the item tower's unit output from the item's own inputs."""
         parts = [v.hgnn, _present(v.hgnn)] if self.use_hgnn else []
         parts += [v.text, self.item_categoricals(v.codes)]
         if self.id_dim:
@@ -145,9 +165,49 @@ class TwoTowerModel(nn.Module):
         out = self.item_net(torch.cat(parts, dim=-1))
         if self.id_skip:
             out = out + self.item_id_skip(ids)
-        z = F.normalize(out, dim=-1)  # (b, d)
-        if self.hgnn_skip:  # a missing vector (zeros) stays zeros: no hgnn_knn score
-            z = torch.cat([z, F.normalize(v.hgnn, dim=-1)], dim=-1)  # (b, d + hgnn_dim)
+        return F.normalize(out, dim=-1)  # (b, d)
+
+    @torch.no_grad()
+    def set_new_item_reference(self, catalogue: ItemInputs, chunk: int = 8192) -> None:
+        """Store the trained catalogue's text, types and tower outputs (as scored now) for the
+        items released after training to borrow from (new_item_knn)."""
+        if not self.new_item_knn:
+            return
+        training = self.training
+        self.eval()
+        self.reference_type.fill_(-1)
+        for start in range(0, len(catalogue), chunk):
+            v = catalogue.take(torch.arange(start, min(start + chunk, len(catalogue)),
+                                            device=catalogue.ids.device))
+            rows = v.ids
+            self.reference_items[rows] = self._tower_items(v)
+            self.reference_text[rows] = F.normalize(v.text, dim=-1)
+            self.reference_type[rows] = v.codes["item_type"]
+        self.reference_type[0] = -1  # the unknown id is nobody's neighbour
+        self.train(training)
+
+    def _borrowed_for_new(self, z: torch.Tensor, v: ItemInputs, chunk: int = 2048,
+                          ) -> torch.Tensor:
+        """z with each row of an unknown id (0) replaced by the unit mean of the tower outputs
+        of its new_item_knn trained items of the same type closest by text (kept where it has
+        no text vector to look by, or its type no trained item)."""
+        new = torch.nonzero((v.ids == 0) & (v.text != 0).any(dim=-1)).squeeze(1)
+        if len(new) == 0:
+            return z
+        z = z.clone()
+        text = F.normalize(v.text[new], dim=-1)
+        types = v.codes["item_type"][new]
+        for start in range(0, len(new), chunk):
+            rows = slice(start, start + chunk)
+            sims = text[rows] @ self.reference_text.T  # (c, n_ids + 1)
+            same = types[rows, None] == self.reference_type[None, :]
+            sims = sims.masked_fill(~same, float("-inf"))
+            k = min(self.new_item_knn, sims.shape[1])
+            top, index = sims.topk(k, dim=1)  # (c, k)
+            valid = torch.isfinite(top)
+            borrowed = (self.reference_items[index] * valid[..., None]).sum(1)  # (c, d)
+            has = valid.any(1)
+            z[new[rows][has]] = F.normalize(borrowed[has], dim=-1)
         return z
 
     def _pooled_ids(self, history: IdLists, n: int) -> torch.Tensor:

@@ -144,7 +144,8 @@ def bundle_from_file(path: str | os.PathLike) -> TwoTowerBundle:
         raise WorkspaceError(f"{path} holds a two-tower model of an older format: retrain it "
                              "with `gfm train two-tower`")
     # A model saved before a setting existed ran as that setting's off value.
-    config = TwoTowerConfig(**{"unknown_user_prior_only": False, **payload["config"]})
+    config = TwoTowerConfig(**{"unknown_user_prior_only": False, "new_item_knn": 0,
+                               **payload["config"]})
     item_vocab, user_vocab = Vocabulary(payload["item_vocab"]), Vocabulary(payload["user_vocab"])
     id_index = {item: n + 1 for n, item in enumerate(payload["item_ids"])}
     model = TwoTowerModel(config, payload["hgnn_dim"], payload["text_dim"], payload["item_types"],

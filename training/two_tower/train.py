@@ -391,6 +391,7 @@ def fit_two_tower(
             total, steps = total + loss.item(), steps + 1
         step_seconds = time.monotonic() - t0  # the training steps alone, without validation
         model.eval()
+        model.set_new_item_reference(served_on_device)  # what new items borrow when scored
         with torch.no_grad():
             val_loss = float(np.mean([batch_loss(val_rows[s:s + config.batch_size]).item()
                                       for s in range(0, len(val_rows), config.batch_size)
@@ -483,6 +484,17 @@ def training_frame(workspace: Workspace, timeline: Timeline, service: str,
     return pd.concat([frame, leave_one_out(at_cutoff, item_types)], ignore_index=True)
 
 
+def examples_config(config: TwoTowerConfig, warm_start: TwoTowerBundle | None,
+                    ) -> TwoTowerConfig:
+    """The settings the training frame is read with. A warm start on the days the served model
+    has not seen (warm_start_examples "new") leaves the history set out: it is the whole
+    window again, which the served model learned (each refresh would add a pass over the same
+    items, as warm_start_examples "all" does)."""
+    if warm_start is not None and config.warm_start_examples == "new":
+        return dataclasses.replace(config, history_set_examples=False)
+    return config
+
+
 def served_bundle_or_none(workspace: Workspace) -> TwoTowerBundle | None:
     """The served model to warm-start from, or None (with the reason logged)."""
     try:
@@ -510,12 +522,8 @@ def train_two_tower(
         log.warning("the served model ranks %s, this one %s: training from scratch",
                     start.item_types, item_types)
         start = None
-    # A warm start on the days the served model has not seen leaves the history set out: it
-    # is the whole window again, which the served model learned (each refresh would add a
-    # pass over the same items, as warm_start_examples "all" does).
-    examples_cfg = (dataclasses.replace(cfg, history_set_examples=False)
-                    if start is not None and cfg.warm_start_examples == "new" else cfg)
-    frame = training_frame(workspace, timeline, input_service, item_types, examples_cfg)
+    frame = training_frame(workspace, timeline, input_service, item_types,
+                           examples_config(cfg, start))
     if item_type_filter:
         frame = frame[frame["item_type"].isin(item_type_filter)].reset_index(drop=True)
     log.info("training on %d examples through %s", len(frame), input_service)

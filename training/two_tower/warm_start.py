@@ -21,7 +21,7 @@ from training.two_tower.store import TwoTowerBundle
 log = logging.getLogger(__name__)
 
 # Buffers the trainer recomputes from the new data: never copied.
-RECOMPUTED = frozenset({"log_q"})
+RECOMPUTED = frozenset({"log_q", "reference_text", "reference_type", "reference_items"})
 
 
 def _row_pairs(new: dict[Any, int], old: dict[Any, int]) -> tuple[torch.Tensor, torch.Tensor]:
