@@ -59,9 +59,10 @@ PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutof
 # Two-tower settings added after records were first written, with what a record without them
 # ran (before hgnn_skip, the model had no hgnn_knn path; before cold_unknown_share, no example
 # hid demographics; before popularity_lag_days, every example read its own day's popularity;
-# before unknown_user_prior_only, the towers scored an unknown user too).
+# before unknown_user_prior_only, the towers scored an unknown user too; before
+# new_item_vector, a borrowed vector was the unit mean).
 ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0, "popularity_lag_days": 0,
-                "unknown_user_prior_only": False, "new_item_knn": 0}
+                "unknown_user_prior_only": False, "new_item_knn": 0, "new_item_vector": "unit"}
 # Settings of the workspace (its data and features, not the two-tower) shown beside each
 # variant: `doc --also` joins workspaces that differ in them.
 WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")

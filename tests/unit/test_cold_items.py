@@ -44,7 +44,7 @@ def test_training_with_cold_items_runs_and_leaves_the_served_catalogue_as_it_is(
     assert np.isfinite(vectors).all() and vectors.shape[1] == bundle.vector_dim
 
 
-def _two_type_model(new_item_knn: int):
+def _two_type_model(new_item_knn: int, new_item_vector: str = "unit"):
     """A small trained two-tower over podcasts i00-i05 and audiobooks i06-i11, each item with
     its own text vector; (bundle, the trained catalogue's inputs, the texts by item)."""
     from tests.unit.test_popularity_prior import _frame
@@ -55,7 +55,8 @@ def _two_type_model(new_item_knn: int):
     texts = {f"i{i:02d}": rng.normal(size=4).astype(np.float32) for i in range(12)}
     frame["text_embedding"] = [texts[i] for i in frame["item_id"]]
     frame["item_type"] = ["podcast" if int(i[1:]) < 6 else "audiobook" for i in frame["item_id"]]
-    config = TwoTowerConfig(tower_dims=[8], new_item_knn=new_item_knn, epochs=1, batch_size=32,
+    config = TwoTowerConfig(tower_dims=[8], new_item_knn=new_item_knn,
+                            new_item_vector=new_item_vector, epochs=1, batch_size=32,
                             val_fraction=0.0, device="cpu")
     bundle, _ = fit_two_tower(frame, config, ["audiobook", "podcast"], item_popularity=snapshots)
     catalogue = frame.drop_duplicates("item_id").sort_values("item_id").reset_index(drop=True)
@@ -70,10 +71,12 @@ def _released(catalogue, row: int, text, item_type: str):
     return new
 
 
-def test_an_item_never_trained_borrows_the_tower_vectors_of_its_closest_trained_texts():
+@pytest.mark.parametrize("new_item_vector", ["unit", "centred"])
+def test_an_item_never_trained_borrows_the_tower_vectors_of_its_closest_trained_texts(
+        new_item_vector):
     import torch
 
-    bundle, catalogue, texts = _two_type_model(new_item_knn=2)
+    bundle, catalogue, texts = _two_type_model(new_item_knn=2, new_item_vector=new_item_vector)
     model = bundle.model
     served = bundle.item_inputs(catalogue)
     text = texts["i00"] + 0.05
@@ -86,7 +89,13 @@ def test_an_item_never_trained_borrows_the_tower_vectors_of_its_closest_trained_
             assert int(new.ids[0]) == 0  # unknown to the model
             unit = np.stack([texts[i] / np.linalg.norm(texts[i]) for i in catalogue["item_id"]])
             closest = rows[np.argsort(-(unit[rows] @ (text / np.linalg.norm(text))))[:2]]
-            expected = torch.nn.functional.normalize(own[closest].mean(0), dim=-1)
+            expected = own[closest].mean(0)
+            if new_item_vector == "centred":  # the type's centre + the mean offset, stretched
+                centre = own[rows].mean(0)
+                spread = (own[rows] - centre).norm(dim=-1).mean()
+                expected = centre + torch.nn.functional.normalize(expected - centre,
+                                                                  dim=-1) * spread
+            expected = torch.nn.functional.normalize(expected, dim=-1)
             torch.testing.assert_close(model.items(new)[0, :8], expected)
             assert not torch.allclose(model._tower_items(new)[0], expected)
 
@@ -113,3 +122,5 @@ def test_without_new_item_knn_a_new_item_is_scored_from_its_own_features():
                                    bundle.model._tower_items(new))
     with pytest.raises(ConfigError, match="new_item_knn"):
         TwoTowerConfig(new_item_knn=-1)
+    with pytest.raises(ConfigError, match="new_item_vector must be one of unit, centred"):
+        TwoTowerConfig(new_item_vector="median")

@@ -597,6 +597,9 @@ def train_hgnn(
         "batch_mode": trainer.mode,
         "device": trainer.device,
         "device_name": device_name(trainer.device),
+        # the same seed and inputs give the same vectors only with the same thread count (and
+        # CPU): the kernels' summation order depends on both
+        "torch_threads": torch.get_num_threads(),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "nodes": {t: graph.num_nodes(t) for t in graph.node_types},
         "edges": {"__".join(r): int(e.shape[1]) for r, e in graph.edges.items()},

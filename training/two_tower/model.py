@@ -117,6 +117,7 @@ class TwoTowerModel(nn.Module):
         # index, the trained item's unit text vector, type code (-1: no trained item there) and
         # unit tower output, set by set_new_item_reference after each epoch.
         self.new_item_knn = config.new_item_knn if self.id_dim else 0
+        self.new_item_vector = config.new_item_vector
         if self.new_item_knn:
             self.register_buffer("reference_text", torch.zeros(n_item_ids + 1, text_dim))
             self.register_buffer("reference_type", torch.full((n_item_ids + 1,), -1))
@@ -186,15 +187,33 @@ class TwoTowerModel(nn.Module):
         self.reference_type[0] = -1  # the unknown id is nobody's neighbour
         self.train(training)
 
+    def _type_centres(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per item-type code, over the trained items of the reference: the mean tower output
+        (n_codes, d) and the items' mean distance from it (n_codes,)."""
+        n_codes = int(self.reference_type.max().clamp(min=0)) + 1
+        known = self.reference_type >= 0
+        codes, vectors = self.reference_type[known], self.reference_items[known]
+        count = torch.zeros(n_codes, device=vectors.device).index_add_(
+            0, codes, torch.ones(len(codes), device=vectors.device)).clamp(min=1)
+        centre = torch.zeros(n_codes, vectors.shape[1], device=vectors.device).index_add_(
+            0, codes, vectors) / count[:, None]
+        distance = (vectors - centre[codes]).norm(dim=-1)
+        spread = torch.zeros(n_codes, device=vectors.device).index_add_(0, codes, distance)
+        return centre, spread / count
+
     def _borrowed_for_new(self, z: torch.Tensor, v: ItemInputs, chunk: int = 2048,
                           ) -> torch.Tensor:
         """z with each row of an unknown id (0) replaced by the unit mean of the tower outputs
-        of its new_item_knn trained items of the same type closest by text (kept where it has
-        no text vector to look by, or its type no trained item)."""
+        of its new_item_knn trained items of the same type closest by text ("centred": the
+        type's centre plus their mean offset from it, at the type's mean distance, see
+        new_item_vector); kept where it has no text vector to look by, or its type no trained
+        item."""
         new = torch.nonzero((v.ids == 0) & (v.text != 0).any(dim=-1)).squeeze(1)
         if len(new) == 0:
             return z
         z = z.clone()
+        if self.new_item_vector == "centred":
+            centre, spread = self._type_centres()
         text = F.normalize(v.text[new], dim=-1)
         types = v.codes["item_type"][new]
         for start in range(0, len(new), chunk):
@@ -207,6 +226,11 @@ class TwoTowerModel(nn.Module):
             valid = torch.isfinite(top)
             borrowed = (self.reference_items[index] * valid[..., None]).sum(1)  # (c, d)
             has = valid.any(1)
+            if self.new_item_vector == "centred":
+                t = types[rows].clamp(min=0)
+                offset = ((self.reference_items[index] - centre[t][:, None])
+                          * valid[..., None]).sum(1)  # (c, d)
+                borrowed = centre[t] + F.normalize(offset, dim=-1) * spread[t][:, None]
             z[new[rows][has]] = F.normalize(borrowed[has], dim=-1)
         return z
 
