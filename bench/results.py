@@ -79,11 +79,16 @@ RUNS: list[Run] = [
         config={"timeline": {"protocol": "per_user"}, "warehouse": {"history_at_events": True},
                 "two_tower": MOVIELENS_TWO_TOWER},
         data=(MOVIELENS,)),
-    Run("movielens_rolling", "MovieLens ml-latest-small, 12 rolling cutoffs every 28 days",
+    # Not in a plain `make results` (RUNS=movielens_rolling, 44 min here): ml-latest-small's
+    # 610 users span 20 years, so a global 14-day hold-out holds 2-6 users per cutoff (96
+    # user-cutoff units over 12 cutoffs at commit 43f8983, 7 users at the configured cutoff,
+    # which are also all that `gfm tune` validates on): its intervals span 0 to 0.1-0.4.
+    Run("movielens_rolling", "MovieLens ml-latest-small, 12 rolling cutoffs every 28 days "
+        "(a handful of users per cutoff)",
         commands=(("import", "movielens", MOVIELENS), ("pipeline",), *TUNED_PEERS[:2],
                   ("evaluate", "--rolling", "12", "--every", "28")),
         config={"warehouse": {"history_at_events": True}, "two_tower": MOVIELENS_TWO_TOWER},
-        data=(MOVIELENS,)),
+        data=(MOVIELENS,), default=False),
     # Tables 1-2: two more medium two-towers (about 20 min). Table 3 retrains the HGNN and the
     # two-tower on each simulated day, twice (some 2 h on medium here): a run of its own, not
     # in a plain `make results` (RUNS=paper_medium_daily). The document shows the same setting
