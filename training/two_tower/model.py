@@ -227,7 +227,7 @@ class TwoTowerModel(nn.Module):
             borrowed = (self.reference_items[index] * valid[..., None]).sum(1)  # (c, d)
             has = valid.any(1)
             if self.new_item_vector == "centred":
-                t = types[rows].clamp(min=0)
+                t = types[rows].clamp(0, len(centre) - 1)  # a type no item trained: not has
                 offset = ((self.reference_items[index] - centre[t][:, None])
                           * valid[..., None]).sum(1)  # (c, d)
                 borrowed = centre[t] + F.normalize(offset, dim=-1) * spread[t][:, None]
