@@ -62,7 +62,11 @@ PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutof
 # before unknown_user_prior_only, the towers scored an unknown user too; before
 # new_item_vector, a borrowed vector was the unit mean).
 ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0, "popularity_lag_days": 0,
-                "unknown_user_prior_only": False, "new_item_knn": 0, "new_item_vector": "unit"}
+                "unknown_user_prior_only": False, "new_item_knn": 0, "new_item_vector": "unit",
+                "new_item_hgnn_weight": 1.0}
+# Two-tower settings read only when scoring (the model's attribute of the same name): `run
+# --scoring` scores one training with several values.
+SCORING_SETTINGS = ("new_item_hgnn_weight",)
 # Settings of the workspace (its data and features, not the two-tower) shown beside each
 # variant: `doc --also` joins workspaces that differ in them.
 WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")
@@ -228,80 +232,116 @@ def _forgetting(model, ids):
 
 
 def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
-                unseen: bool = False) -> dict:
+                unseen: bool = False, scoring: tuple[str, tuple] | None = None) -> list[dict]:
     """`unseen`: the pretend-new items' streams are left out of the two-tower's training
     (examples and catalogue), so they are scored as items it never saw, as a real release
-    is (their text unseen too); the warm rates are then of a model trained on less."""
+    is (their text unseen too); the warm rates are then of a model trained on less.
+    `scoring`: (key, values) of a scoring-only setting (SCORING_SETTINGS): one training, scored
+    once per value, each its own record <name>_<key><value> at the epoch best by the first
+    value."""
+    import numpy as np
+
+    from training.two_tower.train import fit_two_tower
+
+    objective, val, config = _objective(workdir, {**settings, "two_tower.epochs": epochs})
+    frame, users, items, item_types = objective._load_frames()
+    popularity = objective.popularity_snapshots(config.two_tower)
+    splits = (objective.split, _hidden_history(objective.split),
+              _pretend_new_split(objective.split))
+    if unseen:
+        left_out = set(np.asarray(objective.split.item_ids)[splits[2].is_new_item])
+        frame = frame[~frame["item_id"].isin(left_out)].reset_index(drop=True)
+        print(f"{name}: {len(left_out)} pretend-new items left out of training "
+              f"({len(frame):,} examples left)", flush=True)
+    key, values = scoring or ("", (None,))
+    variants = {(f"{name}_{key}{v:g}" if v is not None else name): v for v in values}
+    curve, hidden_curve, best = [], [], None
+
+    def on_epoch(epoch: int, bundle) -> None:
+        nonlocal best
+        model = bundle.model
+        scored = {}
+        for variant, value in variants.items():
+            if value is not None:
+                setattr(model, key, float(value))
+            scored[variant] = _score(bundle, splits, users, items, config, variant)
+        rates = next(iter(scored.values()))[0]  # the first value's
+        curve.append(round(rates["mean"], 4))
+        hidden_curve.append({t: round(v, 4) for t, v in rates["hidden_history"].items()})
+        print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}; "
+              f"history hidden {hidden_curve[-1]}", flush=True)
+        if best is None or rates["mean"] > best[1]:
+            best = (epoch, rates["mean"], scored)
+
+    t0 = time.perf_counter()
+    fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch,
+                  item_popularity=popularity)
+    seconds = round(time.perf_counter() - t0)
+    epoch, _, scored = best
+    records = []
+    for variant, value in variants.items():
+        rates, hits, cold_hits = scored[variant]
+        two_tower = dataclasses.asdict(config.two_tower)
+        variant_settings = dict(settings)
+        if value is not None:
+            two_tower[key] = value
+            variant_settings[f"two_tower.{key}"] = value
+        record = {"name": variant, "kind": "two_tower", "settings": variant_settings,
+                  "two_tower": two_tower, "best_epoch": epoch,
+                  **({"unseen_items": True} if unseen else {}),
+                  **rates, "curve": curve, "hidden_history_curve": hidden_curve,
+                  "seconds": seconds, "n_examples": len(frame),
+                  "validation_cutoff": val.cutoff.isoformat(),
+                  "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
+        _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+        records.append(record)
+        print(f"{variant}: epoch {epoch} validation HR@10 {rates['mean']:.4f}, new items "
+              f"{rates['new_items']}, pretend new {rates['pretend_new']}", flush=True)
+        for t, ranks in rates["new_item_ranks"].items():
+            print(f"{variant}: new {t} items ({ranks['n_users']} users), median best rank by "
+                  + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
+                              if term != "n_users"), flush=True)
+    return records
+
+
+def _score(bundle, splits, users, items, config, name: str) -> tuple[dict, dict, dict]:
+    """(rates, per-user hits, cold users' hits) of the bundle as it scores now on the
+    validation split, the history-hidden one and the pretend-new one (`splits`, in that
+    order), with where new items rank under each term of the score."""
     import numpy as np
     import torch
 
     from evaluation.evaluate import evaluate_retriever
     from evaluation.two_tower import TwoTowerRetriever
-    from training.two_tower.train import encode_items, encode_users, fit_two_tower
+    from training.two_tower.train import encode_items, encode_users
 
-    objective, val, config = _objective(workdir, {**settings, "two_tower.epochs": epochs})
-    frame, users, items, item_types = objective._load_frames()
-    popularity = objective.popularity_snapshots(config.two_tower)
-    hidden_split = _hidden_history(objective.split)
-    pretend_split = _pretend_new_split(objective.split)
-    if unseen:
-        left_out = set(np.asarray(objective.split.item_ids)[pretend_split.is_new_item])
-        frame = frame[~frame["item_id"].isin(left_out)].reset_index(drop=True)
-        print(f"{name}: {len(left_out)} pretend-new items left out of training "
-              f"({len(frame):,} examples left)", flush=True)
-    curve, hidden_curve, best = [], [], None
-
-    def on_epoch(epoch: int, bundle) -> None:
-        nonlocal best
-        user_inputs = bundle.user_inputs(users)
-        item_inputs = bundle.item_inputs(items)
-        item_vectors = encode_items(bundle, item_inputs)
-        user_vectors = encode_users(bundle, user_inputs)
-        retriever = TwoTowerRetriever(objective.split, user_vectors, item_vectors, name)
-        hits: dict = {}
-        cold_hits: dict = {}
-        result = evaluate_retriever(objective.split, retriever, progress=False, name=name,
-                                    user_hits=hits, cold_user_hits=cold_hits)
-        everyone = np.ones(len(user_inputs), dtype=bool)
-        unknown = user_inputs.without_history(everyone).without_demographics(everyone)
-        hidden = evaluate_retriever(
-            hidden_split, TwoTowerRetriever(hidden_split, encode_users(bundle, unknown),
-                                            item_vectors, name),
-            progress=False, name=name)
-        pretend_ids = item_inputs.ids[torch.from_numpy(pretend_split.is_new_item)]
-        with _forgetting(bundle.model, pretend_ids):
-            released = encode_items(bundle, _items_as_released(
-                item_inputs, pretend_split.is_new_item, config.hgnn.inductive_knn))
-        pretend = evaluate_retriever(
-            pretend_split, TwoTowerRetriever(pretend_split, user_vectors, released, name),
-            progress=False, name=name)
-        rates = _rates(result, hidden, pretend)
-        curve.append(round(rates["mean"], 4))
-        hidden_curve.append({t: round(v, 4) for t, v in rates["hidden_history"].items()})
-        print(f"{name}: epoch {epoch} validation HR@10 {rates['mean']:.4f} {rates['hr@10']}; "
-              f"history hidden {hidden_curve[-1]}", flush=True)
-        if best is None or rates["mean"] > best[1]["mean"]:
-            rates["new_item_ranks"] = _new_item_ranks(objective.split, user_vectors,
-                                                      item_vectors, _score_terms(bundle.model))
-            best = (epoch, rates, hits, cold_hits)
-
-    t0 = time.perf_counter()
-    fit_two_tower(frame, config.two_tower, item_types, on_epoch=on_epoch,
-                  item_popularity=popularity)
-    epoch, rates, hits, cold_hits = best
-    record = {"name": name, "kind": "two_tower", "settings": settings,
-              "two_tower": dataclasses.asdict(config.two_tower), "best_epoch": epoch,
-              **({"unseen_items": True} if unseen else {}),
-              **rates, "curve": curve, "hidden_history_curve": hidden_curve,
-              "seconds": round(time.perf_counter() - t0),
-              "n_examples": len(frame), "validation_cutoff": val.cutoff.isoformat(),
-              "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-    _record(workdir, record, hits, cold_hits, objective.split.user_ids)
-    for t, ranks in rates["new_item_ranks"].items():
-        print(f"{name}: new {t} items ({ranks['n_users']} users), median best rank by "
-              + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
-                          if term != "n_users"), flush=True)
-    return record
+    split, hidden_split, pretend_split = splits
+    user_inputs = bundle.user_inputs(users)
+    item_inputs = bundle.item_inputs(items)
+    item_vectors = encode_items(bundle, item_inputs)
+    user_vectors = encode_users(bundle, user_inputs)
+    hits: dict = {}
+    cold_hits: dict = {}
+    result = evaluate_retriever(split, TwoTowerRetriever(split, user_vectors, item_vectors, name),
+                                progress=False, name=name, user_hits=hits,
+                                cold_user_hits=cold_hits)
+    everyone = np.ones(len(user_inputs), dtype=bool)
+    unknown = user_inputs.without_history(everyone).without_demographics(everyone)
+    hidden = evaluate_retriever(
+        hidden_split, TwoTowerRetriever(hidden_split, encode_users(bundle, unknown),
+                                        item_vectors, name),
+        progress=False, name=name)
+    pretend_ids = item_inputs.ids[torch.from_numpy(pretend_split.is_new_item)]
+    with _forgetting(bundle.model, pretend_ids):
+        released = encode_items(bundle, _items_as_released(
+            item_inputs, pretend_split.is_new_item, config.hgnn.inductive_knn))
+    pretend = evaluate_retriever(
+        pretend_split, TwoTowerRetriever(pretend_split, user_vectors, released, name),
+        progress=False, name=name)
+    rates = _rates(result, hidden, pretend)
+    rates["new_item_ranks"] = _new_item_ranks(split, user_vectors, item_vectors,
+                                              _score_terms(bundle.model))
+    return rates, hits, cold_hits
 
 
 def run_peers(workdir: Path) -> None:
@@ -568,6 +608,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="epochs to train; every one is scored and the best is recorded")
     run.add_argument("--unseen-items", action="store_true",
                      help="leave the pretend-new items out of training: scored as never seen")
+    run.add_argument("--scoring", default="", metavar="KEY=V1,V2,...",
+                     help="a scoring-only two_tower setting (" + ", ".join(SCORING_SETTINGS)
+                          + ") and values to score the one training with, each recorded as "
+                          "<name>_<KEY><V>")
     peers = sub.add_parser("peers")
     peers.add_argument("--workdir", type=Path, required=True)
     doc = sub.add_parser("doc")
@@ -589,7 +633,17 @@ def main(argv: list[str] | None = None) -> int:
             if key == "two_tower.epochs":  # run_variant sets it from --epochs
                 parser.error("set the epochs with --epochs N, not --set two_tower.epochs")
             settings[key] = yaml.safe_load(value)
-        run_variant(args.workdir, args.name, settings, args.epochs, args.unseen_items)
+        scoring = None
+        if args.scoring:
+            key, _, values = args.scoring.partition("=")
+            key = key.removeprefix("two_tower.")
+            if key not in SCORING_SETTINGS or not values:
+                parser.error(f"--scoring takes KEY=V1,V2,... with KEY one of "
+                             f"{', '.join(SCORING_SETTINGS)}, got {args.scoring!r}")
+            if f"two_tower.{key}" in settings:
+                parser.error(f"give two_tower.{key} with --scoring or --set, not both")
+            scoring = (key, tuple(float(v) for v in values.split(",")))
+        run_variant(args.workdir, args.name, settings, args.epochs, args.unseen_items, scoring)
     elif args.command == "peers":
         run_peers(args.workdir)
     else:

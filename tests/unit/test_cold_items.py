@@ -1,6 +1,7 @@
 """Training the two-tower for items released after it: text-neighbour HGNN vectors."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gfm.errors import ConfigError
@@ -44,7 +45,7 @@ def test_training_with_cold_items_runs_and_leaves_the_served_catalogue_as_it_is(
     assert np.isfinite(vectors).all() and vectors.shape[1] == bundle.vector_dim
 
 
-def _two_type_model(new_item_knn: int, new_item_vector: str = "unit"):
+def _two_type_model(new_item_knn: int, new_item_vector: str = "unit", **scoring):
     """A small trained two-tower over podcasts i00-i05 and audiobooks i06-i11, each item with
     its own text vector; (bundle, the trained catalogue's inputs, the texts by item)."""
     from tests.unit.test_popularity_prior import _frame
@@ -56,7 +57,7 @@ def _two_type_model(new_item_knn: int, new_item_vector: str = "unit"):
     frame["text_embedding"] = [texts[i] for i in frame["item_id"]]
     frame["item_type"] = ["podcast" if int(i[1:]) < 6 else "audiobook" for i in frame["item_id"]]
     config = TwoTowerConfig(tower_dims=[8], new_item_knn=new_item_knn,
-                            new_item_vector=new_item_vector, epochs=1, batch_size=32,
+                            new_item_vector=new_item_vector, **scoring, epochs=1, batch_size=32,
                             val_fraction=0.0, device="cpu")
     bundle, _ = fit_two_tower(frame, config, ["audiobook", "podcast"], item_popularity=snapshots)
     catalogue = frame.drop_duplicates("item_id").sort_values("item_id").reset_index(drop=True)
@@ -124,3 +125,23 @@ def test_without_new_item_knn_a_new_item_is_scored_from_its_own_features():
         TwoTowerConfig(new_item_knn=-1)
     with pytest.raises(ConfigError, match="new_item_vector must be one of unit, centred"):
         TwoTowerConfig(new_item_vector="median")
+
+
+def test_new_item_hgnn_weight_scales_only_the_hgnn_path_of_items_never_trained():
+    from training.two_tower.train import encode_items
+
+    plain, catalogue, texts = _two_type_model(new_item_knn=2)
+    weighted, _, _ = _two_type_model(new_item_knn=2, new_item_hgnn_weight=3.0)
+    items = pd.concat([catalogue, _released(catalogue, 0, texts["i00"] + 0.05, "podcast")],
+                      ignore_index=True)
+    before = encode_items(plain, plain.item_inputs(items))
+    after = encode_items(weighted, weighted.item_inputs(items))
+    graph = slice(8, 8 + weighted.hgnn_dim)  # the towers' 8 dims, then the hgnn path's
+    assert weighted.model.hgnn_skip and np.abs(before[-1, graph]).sum() > 0
+    np.testing.assert_allclose(after[:-1], before[:-1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(after[-1, graph], 3.0 * before[-1, graph], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after[-1, :8], before[-1, :8], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConfigError, match="new_item_hgnn_weight needs learned item ids"):
+        TwoTowerConfig(new_item_hgnn_weight=2.0, hgnn_skip=False)
+    with pytest.raises(ConfigError, match="new_item_hgnn_weight must be a number >= 0"):
+        TwoTowerConfig(new_item_hgnn_weight=-1.0)

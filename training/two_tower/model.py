@@ -118,6 +118,7 @@ class TwoTowerModel(nn.Module):
         # unit tower output, set by set_new_item_reference after each epoch.
         self.new_item_knn = config.new_item_knn if self.id_dim else 0
         self.new_item_vector = config.new_item_vector
+        self.new_item_hgnn_weight = float(config.new_item_hgnn_weight)
         if self.new_item_knn:
             self.register_buffer("reference_text", torch.zeros(n_item_ids + 1, text_dim))
             self.register_buffer("reference_type", torch.full((n_item_ids + 1,), -1))
@@ -150,7 +151,11 @@ class TwoTowerModel(nn.Module):
         if self.new_item_knn and not self.training:
             z = self._borrowed_for_new(z, v)
         if self.hgnn_skip:  # a missing vector (zeros) stays zeros: no hgnn_knn score
-            z = torch.cat([z, F.normalize(v.hgnn, dim=-1)], dim=-1)  # (b, d + hgnn_dim)
+            graph = F.normalize(v.hgnn, dim=-1)
+            if self.new_item_hgnn_weight != 1.0 and self.id_dim and not self.training:
+                new = (v.ids == 0).to(graph.dtype).unsqueeze(-1)
+                graph = graph * (1.0 + (self.new_item_hgnn_weight - 1.0) * new)
+            z = torch.cat([z, graph], dim=-1)  # (b, d + hgnn_dim)
         return z
 
     def _tower_items(self, v: ItemInputs) -> torch.Tensor:
@@ -228,8 +233,7 @@ class TwoTowerModel(nn.Module):
             has = valid.any(1)
             if self.new_item_vector == "centred":
                 t = types[rows].clamp(0, len(centre) - 1)  # a type no item trained: not has
-                offset = ((self.reference_items[index] - centre[t][:, None])
-                          * valid[..., None]).sum(1)  # (c, d)
+                offset = borrowed - valid.sum(1, keepdim=True) * centre[t]  # (c, d)
                 borrowed = centre[t] + F.normalize(offset, dim=-1) * spread[t][:, None]
             z[new[rows][has]] = F.normalize(borrowed[has], dim=-1)
         return z
