@@ -260,11 +260,12 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
     def on_epoch(epoch: int, bundle) -> None:
         nonlocal best
         model = bundle.model
+        user_vectors = _user_vectors(bundle, users)  # the scoring settings are items' only
         scored = {}
         for variant, value in variants.items():
             if value is not None:
                 setattr(model, key, float(value))
-            scored[variant] = _score(bundle, splits, users, items, config, variant)
+            scored[variant] = _score(bundle, splits, user_vectors, items, config, variant)
         rates = next(iter(scored.values()))[0]  # the first value's
         curve.append(round(rates["mean"], 4))
         hidden_curve.append({t: round(v, 4) for t, v in rates["hidden_history"].items()})
@@ -304,32 +305,41 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
     return records
 
 
-def _score(bundle, splits, users, items, config, name: str) -> tuple[dict, dict, dict]:
+def _user_vectors(bundle, users) -> tuple:
+    """(the users' vectors, the same users' as read with no history and no demographics)."""
+    import numpy as np
+
+    from training.two_tower.train import encode_users
+
+    user_inputs = bundle.user_inputs(users)
+    everyone = np.ones(len(user_inputs), dtype=bool)
+    unknown = user_inputs.without_history(everyone).without_demographics(everyone)
+    return encode_users(bundle, user_inputs), encode_users(bundle, unknown)
+
+
+def _score(bundle, splits, user_vectors: tuple, items, config,
+           name: str) -> tuple[dict, dict, dict]:
     """(rates, per-user hits, cold users' hits) of the bundle as it scores now on the
     validation split, the history-hidden one and the pretend-new one (`splits`, in that
-    order), with where new items rank under each term of the score."""
-    import numpy as np
+    order; `user_vectors` from _user_vectors), with where new items rank under each term of
+    the score."""
     import torch
 
     from evaluation.evaluate import evaluate_retriever
     from evaluation.two_tower import TwoTowerRetriever
-    from training.two_tower.train import encode_items, encode_users
+    from training.two_tower.train import encode_items
 
     split, hidden_split, pretend_split = splits
-    user_inputs = bundle.user_inputs(users)
+    user_vectors, hidden_user_vectors = user_vectors
     item_inputs = bundle.item_inputs(items)
     item_vectors = encode_items(bundle, item_inputs)
-    user_vectors = encode_users(bundle, user_inputs)
     hits: dict = {}
     cold_hits: dict = {}
     result = evaluate_retriever(split, TwoTowerRetriever(split, user_vectors, item_vectors, name),
                                 progress=False, name=name, user_hits=hits,
                                 cold_user_hits=cold_hits)
-    everyone = np.ones(len(user_inputs), dtype=bool)
-    unknown = user_inputs.without_history(everyone).without_demographics(everyone)
     hidden = evaluate_retriever(
-        hidden_split, TwoTowerRetriever(hidden_split, encode_users(bundle, unknown),
-                                        item_vectors, name),
+        hidden_split, TwoTowerRetriever(hidden_split, hidden_user_vectors, item_vectors, name),
         progress=False, name=name)
     pretend_ids = item_inputs.ids[torch.from_numpy(pretend_split.is_new_item)]
     with _forgetting(bundle.model, pretend_ids):
