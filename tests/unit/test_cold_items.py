@@ -145,3 +145,18 @@ def test_new_item_hgnn_weight_scales_only_the_hgnn_path_of_items_never_trained()
         TwoTowerConfig(new_item_hgnn_weight=2.0, hgnn_skip=False)
     with pytest.raises(ConfigError, match="new_item_hgnn_weight must be a number >= 0"):
         TwoTowerConfig(new_item_hgnn_weight=-1.0)
+
+
+def test_table2_ablation_drops_the_hgnn_path_and_its_new_item_weight():
+    import dataclasses
+
+    from evaluation.paper import no_gnn_config
+    from gfm.config import Config
+
+    config = Config()
+    config = dataclasses.replace(config, two_tower=dataclasses.replace(
+        config.two_tower, new_item_hgnn_weight=1.3))
+    ablation = no_gnn_config(config).two_tower
+    assert not ablation.use_hgnn and ablation.new_item_hgnn_weight == 1.0
+    assert ablation.item_id_dim >= ablation.tower_dims[-1]
+    assert config.two_tower.new_item_hgnn_weight == 1.3  # the run's own config is left alone
