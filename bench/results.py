@@ -76,17 +76,53 @@ MOVIELENS_TWO_TOWER = {"history_set_examples": True, "tower_dims": [256, 128], "
 MEDIUM_EPOCHS = {"hgnn": {"max_epochs": 1, "time_budget_s": 4 * 3600.0},
                  "two_tower": {"epochs": 2, "batch_size": 2048, "user_scale": True,
                                "new_item_hgnn_weight": 1.3, "time_budget_s": 4 * 3600.0}}
+# The variant studies behind each run's settings (what was tried, kept or not), listed in its
+# section of docs/results.md.
+SMALL_STUDIES = (
+    ("two_tower_variants.md", "negatives (in-batch, catalogue, history-masked, same-type), "
+     "temperature, id_skip, item-id dropout"),
+    ("two_tower_variants_user_scale.md", "a learned per-user weight on the towers' cosine"),
+    ("two_tower_variants_cold_users.md", "users without history: history dropout, the share of "
+     "unknown users, the popularity prior's lag"),
+    ("two_tower_variants_new_signups.md", "users without history, with signups spread over "
+     "weeks"),
+    ("two_tower_variants_small_history_set.md", "history-set examples (kept) and longer training"),
+    ("two_tower_variants_item_gate_small.md", "an item gate with simulated cold items (lost)"),
+    ("two_tower_variants_small_new_items.md", "new items borrowing their text neighbours' tower "
+     "vectors (new_item_knn, kept)"),
+    ("two_tower_variants_new_item_vector.md", "the borrowed vector unit or centred (unit kept)"),
+    ("two_tower_variants_new_item_weight.md", "new items' hgnn-path weight and a prior boost "
+     "(weight 1 kept, the boost dropped)"),
+)
+MEDIUM_STUDIES = (
+    ("two_tower_variants_medium.md", "batch size and epochs, history dropout, user_scale"),
+    ("two_tower_variants_medium_history_set.md", "history-set examples on medium"),
+    ("two_tower_variants_medium_new_items.md", "levers for new items"),
+    ("two_tower_variants_medium_unseen_items.md", "new_item_knn with items left out of training"),
+    ("two_tower_variants_medium_new_item_weight.md", "new items' hgnn-path weight and a prior "
+     "boost (weight 1.3 kept for this run, the boost dropped)"),
+)
+MOVIELENS_STUDIES = (
+    ("two_tower_variants_movielens.md", "histories at events and history-set examples "
+     "(both kept), id_skip, no popularity prior"),
+    ("two_tower_variants_movielens_lag.md", "the popularity prior's lag (0 kept)"),
+    ("two_tower_variants_movielens_levers.md", "a recency-weighted history, temperature (both "
+     "level, not kept)"),
+    ("two_tower_variants_movielens_capacity.md", "smaller towers and their epochs (kept), "
+     "id_skip and dropout (lost)"),
+)
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
-        commands=(("pipeline", "--profile", "small", "--seed", "7"), *TUNED_PEERS)),
+        commands=(("pipeline", "--profile", "small", "--seed", "7"), *TUNED_PEERS),
+        studies=SMALL_STUDIES),
     Run("medium", "Medium profile (synthetic, seed 7)",
         commands=(("pipeline", "--profile", "medium", "--seed", "7"), *TUNED_PEERS),
-        config=MEDIUM_EPOCHS),
+        config=MEDIUM_EPOCHS, studies=MEDIUM_STUDIES),
     Run("movielens_per_user", "MovieLens ml-latest-small, per-user protocol",
         commands=(("import", "movielens", MOVIELENS), ("pipeline",), *TUNED_PEERS),
         config={"timeline": {"protocol": "per_user"}, "warehouse": {"history_at_events": True},
                 "two_tower": MOVIELENS_TWO_TOWER},
-        data=(MOVIELENS,)),
+        data=(MOVIELENS,), studies=MOVIELENS_STUDIES),
     # Not in a plain `make results` (RUNS=movielens_rolling, 44 min here): ml-latest-small's
     # 610 users span 20 years, so a global 14-day hold-out holds 2-6 users per cutoff (96
     # user-cutoff units over 12 cutoffs at commit 43f8983, 7 users at the configured cutoff,

@@ -446,9 +446,20 @@ def render_plots(view: RunView) -> str:
     return "\n\n".join(f"![{Path(p).stem} ({view.run.name})]({p})" for p in view.plots) + "\n"
 
 
+def render_studies(run: Run) -> str:
+    """What was tried on the run's validation split: links to the pages that measured it
+    (written by bench/two_tower_variants.py doc, with their own figures and commits)."""
+    if not run.studies:
+        return ""
+    lines = [f"- [{page}]({page}): {what}" for page, what in run.studies]
+    return ("Tried on this run's validation split (bench/two_tower_variants.py; each page has "
+            "its figures, commit and what was kept):\n\n" + "\n".join(lines) + "\n")
+
+
 def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
     parts = [f'<a id="{anchor(view.run)}"></a>\n## {view.run.title} (`{view.run.name}`)\n',
              render_provenance(view)]
+    parts += [p for p in (render_studies(view.run),) if p]
     if view.metrics is not None:
         parts += [render_split(view.metrics), render_discovery(view.metrics),
                   render_settings(view.metrics), render_cold_start(view.metrics)]

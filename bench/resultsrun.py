@@ -45,7 +45,9 @@ ERROR_TAIL_CHARS = 3000
 class Run:
     """One named run: `commands` are `gfm` argv without --workdir; `config` goes into the
     workspace's gfm.yaml first; `data` are raw data paths (relative to the repository) whose
-    content is an input; `base` names a run whose workspace this one starts from (a copy)."""
+    content is an input; `base` names a run whose workspace this one starts from (a copy).
+    `studies`: (page under docs/, what it asked) for the variant studies made on this run's
+    validation split, listed with the run (not an input: they do not change its outcome)."""
 
     name: str
     title: str
@@ -54,6 +56,7 @@ class Run:
     data: tuple[str, ...] = ()
     base: str | None = None
     default: bool = True
+    studies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -342,3 +342,20 @@ def test_a_run_whose_raw_data_is_not_here_keeps_its_record(tmp_path, capsys):
     assert resultsrun.bring_up_to_date([run], [run], tmp_path / "results", doc) == ["real"]
     assert {p.name: p.read_bytes() for p in record.iterdir()} == before
     assert "its record is kept" in capsys.readouterr().err
+
+
+def test_each_run_lists_the_studies_behind_its_settings_and_they_exist():
+    import results
+
+    docs = BENCH.parent / "docs"
+    for run in results.RUNS:
+        for page, what in run.studies:
+            assert (docs / page).is_file(), f"{run.name}: {page} is not in docs/"
+            assert what
+    run = Run("x", "X", commands=(), studies=(("two_tower_variants.md", "negatives"),))
+    assert "- [two_tower_variants.md](two_tower_variants.md): negatives" in \
+        resultsdoc.render_studies(run)
+    assert resultsdoc.render_studies(RUNS[0]) == ""
+    # not an input: listing a study does not make a run stale
+    assert run_inputs(run, {"x": run}, "c") == run_inputs(
+        Run("x", "X", commands=()), {"x": run}, "c")
