@@ -4,6 +4,7 @@ model's defaults, and the doc that shows it.
     python bench/two_tower_variants.py run --workdir W --name NAME [--set two_tower.KEY=VALUE ...]
                                            [--epochs N] [--unseen-items]
     python bench/two_tower_variants.py peers --workdir W      # als, ease, popularity, hgnn_knn
+    python bench/two_tower_variants.py slots --workdir W [--weights 1,1.1,1.2,1.3,1.4]
     python bench/two_tower_variants.py doc --workdir W [--also W2] [--baseline NAME] [--out FILE]
 
 `run` trains one variant on the validation copy that `gfm tune two-tower` uses (validation
@@ -15,6 +16,14 @@ rates, where the new items rank under each term of the score, commit) to
 <W>/reports/two_tower_variants/NAME.npz for paired comparisons. `peers` does the same for the
 baselines with the workspace's (tuned) settings. `doc` writes the table (mean HR@10, per type,
 the paired difference to the baseline with its 95% bootstrap interval) and a plot of the curves.
+
+New items' share of top-10 slots (`new_item_slot_share` in a run's record; `slots` for the
+workspace's served model at its own cutoff, appended to <W>/reports/new_item_slots.jsonl): per
+type, the share of the top-10 lists of 4,000 sampled users with history (their history left
+out) taken by items released since the cutoff. It reads no hold-out stream, so it may be
+measured on the hold-out's model: it shows how much exposure a scoring setting such as
+two_tower.new_item_hgnn_weight hands to new items on that model, which differs from one
+training to the next (a weight chosen on the validation split's model does not carry over).
 
 Hidden history: the validation split has few users without history (a few dozen per type), too
 few to choose by. So every model is also scored on every validation user with targets as a
@@ -56,6 +65,8 @@ HITS_DIR = "two_tower_variants"
 COLD = ".cold"  # <name>.cold in a record's hits file: the per-user hits of users without history
 PEERS = ("als", "ease", "hgnn_knn", "text_knn", "popularity")
 PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutoff
+SLOT_SHARE_USERS = 4000  # users with history sampled for the new-item slot share
+SLOTS_RECORDS = "new_item_slots.jsonl"  # `slots` results, beside the workspace's reports
 # Two-tower settings added after records were first written, with what a record without them
 # ran (before hgnn_skip, the model had no hgnn_knn path; before cold_unknown_share, no example
 # hid demographics; before popularity_lag_days, every example read its own day's popularity;
@@ -173,6 +184,63 @@ def _new_item_ranks(split, user_vectors, item_vectors, terms: dict[str, slice]) 
         if result:
             out[t] = result
     return out
+
+
+def _new_item_slot_share(split, user_vectors, item_vectors, n_users: int = SLOT_SHARE_USERS,
+                         k: int = 10) -> dict[str, float]:
+    """Per type, the share of top-k slots (history left out, as discovery ranks) that items
+    released since the cutoff take, over a seeded sample of users with history. Label-free:
+    no hold-out stream is read, so it can be measured on any model, the hold-out's included;
+    it says how much exposure a scoring setting hands to new items."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    users = np.flatnonzero(split.has_history)
+    users = np.sort(rng.choice(users, size=min(n_users, len(users)), replace=False))
+    h_rows, h_cols = split.histories.take(users)
+    out = {}
+    for t in split.types:
+        cols = split.type_items[t]
+        if len(cols) <= k:
+            continue
+        scores = user_vectors[users] @ item_vectors[cols].T
+        own = split.item_types[h_cols] == t
+        scores[h_rows[own], split.type_position[h_cols[own]]] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out[t] = round(float(split.is_new_item[cols][top].mean()), 4)
+    return out
+
+
+def served_slot_shares(workdir: Path, weights: tuple[float, ...]) -> dict:
+    """The workspace's served two-tower at its cutoff (what `gfm evaluate` scores), its
+    new-item slot share at each new_item_hgnn_weight: label-free (_new_item_slot_share)."""
+    from evaluation.split import load_split
+    from evaluation.two_tower import item_features, user_features
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from gfm.workspace import Workspace
+    from training.two_tower.store import load_bundle
+    from training.two_tower.train import encode_items, encode_users
+
+    workspace = Workspace.at(workdir)
+    config = load_config(workspace.root)
+    split = load_split(workspace, resolve_timeline(config.timeline, workspace))
+    bundle = load_bundle(workspace, None)
+    users = user_features(workspace, bundle.feature_service, bundle.item_types, split.user_ids,
+                          split.cutoff)
+    items = bundle.item_inputs(item_features(workspace, bundle.feature_service, split.item_ids,
+                                             split.cutoff))
+    user_vectors = encode_users(bundle, bundle.user_inputs(users))
+    shares = {}
+    for weight in weights:
+        bundle.model.new_item_hgnn_weight = weight
+        shares[str(weight)] = _new_item_slot_share(split, user_vectors,
+                                                   encode_items(bundle, items))
+    return {"workdir": str(workdir), "model": f"unified_2t:{bundle.version}",
+            "cutoff": split.cutoff.isoformat(), "new_items": {
+                t: int(split.is_new_item[split.type_items[t]].sum()) for t in split.types},
+            "new_item_slot_share": shares, "commit": _commit(),
+            "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
 
 
 def _pretend_new_split(split):
@@ -297,7 +365,8 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
         _record(workdir, record, hits, cold_hits, objective.split.user_ids)
         records.append(record)
         print(f"{variant}: epoch {epoch} validation HR@10 {rates['mean']:.4f}, new items "
-              f"{rates['new_items']}, pretend new {rates['pretend_new']}", flush=True)
+              f"{rates['new_items']}, pretend new {rates['pretend_new']}, new items' share of "
+              f"top-10 slots {rates['new_item_slot_share']}", flush=True)
         for t, ranks in rates["new_item_ranks"].items():
             print(f"{variant}: new {t} items ({ranks['n_users']} users), median best rank by "
                   + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
@@ -351,6 +420,7 @@ def _score(bundle, splits, user_vectors: tuple, items, config,
     rates = _rates(result, hidden, pretend)
     rates["new_item_ranks"] = _new_item_ranks(split, user_vectors, item_vectors,
                                               _score_terms(bundle.model))
+    rates["new_item_slot_share"] = _new_item_slot_share(split, user_vectors, item_vectors)
     return rates, hits, cold_hits
 
 
@@ -624,6 +694,10 @@ def main(argv: list[str] | None = None) -> int:
                           "<name>_<KEY><V>")
     peers = sub.add_parser("peers")
     peers.add_argument("--workdir", type=Path, required=True)
+    slots = sub.add_parser("slots", help="the served model's new-item share of top-10 slots "
+                           "at each new_item_hgnn_weight (label-free: reads no hold-out stream)")
+    slots.add_argument("--workdir", type=Path, required=True)
+    slots.add_argument("--weights", default="1,1.1,1.2,1.3,1.4", metavar="W1,W2,...")
     doc = sub.add_parser("doc")
     doc.add_argument("--workdir", type=Path, required=True)
     doc.add_argument("--baseline", default="in_batch")
@@ -656,6 +730,11 @@ def main(argv: list[str] | None = None) -> int:
         run_variant(args.workdir, args.name, settings, args.epochs, args.unseen_items, scoring)
     elif args.command == "peers":
         run_peers(args.workdir)
+    elif args.command == "slots":
+        result = served_slot_shares(args.workdir, tuple(float(w) for w in args.weights.split(",")))
+        with open(args.workdir / "reports" / SLOTS_RECORDS, "a") as f:
+            f.write(json.dumps(result) + "\n")
+        print(json.dumps(result))
     else:
         write_doc(args.workdir, args.baseline, args.out, args.also, args.versus, args.note)
     return 0
