@@ -111,10 +111,13 @@ def main() -> None:
     print("\n".join(lines))
     if args.no_write:
         return
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                            capture_output=True).stdout.strip() or "unknown"
     write_section(SECTION, f"""{SECTION}
 
-`python bench/bench_two_tower.py` ({args.profile} profile; {cpu_name()}, {os.cpu_count()} cores,
-shared with other work; load {os.getloadavg()[0]:.1f}).
+`python bench/bench_two_tower.py` ({args.profile} profile; commit {commit}, the workspace's
+config; {cpu_name()}, {os.cpu_count()} cores, shared with other work; load
+{os.getloadavg()[0]:.1f}).
 
 | figure | value |
 |---|---:|
