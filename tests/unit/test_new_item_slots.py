@@ -10,6 +10,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import two_tower_variants  # noqa: E402
+
 from evaluation.split import EvalSplit, Ragged  # noqa: E402
 
 
