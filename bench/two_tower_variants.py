@@ -22,8 +22,9 @@ workspace's served model at its own cutoff, appended to <W>/reports/new_item_slo
 type, the share of the top-10 lists of 4,000 sampled users with history (their history left
 out) taken by items released since the cutoff. It reads no hold-out stream, so it may be
 measured on the hold-out's model: it shows how much exposure a scoring setting such as
-two_tower.new_item_hgnn_weight hands to new items on that model, which differs from one
-training to the next (a weight chosen on the validation split's model does not carry over).
+two_tower.new_item_hgnn_weight hands to new items on that model. It differed several-fold
+between medium's validation model and its hold-out model at the same weight, so a weight
+chosen on the validation split does not carry over (docs/architecture.md).
 
 Hidden history: the validation split has few users without history (a few dozen per type), too
 few to choose by. So every model is also scored on every validation user with targets as a
