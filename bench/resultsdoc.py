@@ -459,7 +459,8 @@ def render_studies(run: Run) -> str:
 def render_run(view: RunView, reference: Mapping[str, Any]) -> str:
     parts = [f'<a id="{anchor(view.run)}"></a>\n## {view.run.title} (`{view.run.name}`)\n',
              render_provenance(view)]
-    parts += [p for p in (render_studies(view.run),) if p]
+    if view.run.studies:
+        parts.append(render_studies(view.run))
     if view.metrics is not None:
         parts += [render_split(view.metrics), render_discovery(view.metrics),
                   render_settings(view.metrics), render_cold_start(view.metrics)]

@@ -195,6 +195,8 @@ def _new_item_slot_share(split, user_vectors, item_vectors, n_users: int = SLOT_
     it says how much exposure a scoring setting hands to new items."""
     import numpy as np
 
+    from evaluation import metrics as m
+
     rng = np.random.default_rng(0)
     users = np.flatnonzero(split.has_history)
     users = np.sort(rng.choice(users, size=min(n_users, len(users)), replace=False))
@@ -207,7 +209,8 @@ def _new_item_slot_share(split, user_vectors, item_vectors, n_users: int = SLOT_
         scores = user_vectors[users] @ item_vectors[cols].T
         own = split.item_types[h_cols] == t
         scores[h_rows[own], split.type_position[h_cols[own]]] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = m.top_k(scores, k)  # the top k as `gfm evaluate` takes it
+        top = top[top != m.PAD]
         out[t] = round(float(split.is_new_item[cols][top].mean()), 4)
     return out
 
