@@ -160,3 +160,19 @@ def test_table2_ablation_drops_the_hgnn_path_and_its_new_item_weight():
     assert not ablation.use_hgnn and ablation.new_item_hgnn_weight == 1.0
     assert ablation.item_id_dim >= ablation.tower_dims[-1]
     assert config.two_tower.new_item_hgnn_weight == 1.3  # the run's own config is left alone
+
+
+def test_single_kind_batches_never_mix_rows_with_and_without_hgnn_vectors():
+    from training.two_tower.train import epoch_batches
+
+    rows = np.arange(50)
+    has_hgnn = np.arange(60) % 3 != 0  # frame rows 0, 3, 6, ... are early examples
+    mixed = epoch_batches(rows, has_hgnn, 8, np.random.default_rng(0))
+    # the default: one permutation cut in order, the same as before the option existed
+    order = rows[np.random.default_rng(0).permutation(50)]
+    assert [b.tolist() for b in mixed] == [order[s:s + 8].tolist() for s in range(0, 50, 8)]
+    single = epoch_batches(rows, has_hgnn, 8, np.random.default_rng(0), single_kind=True)
+    assert all(len(set(has_hgnn[b])) == 1 for b in single)
+    assert sorted(np.concatenate(single).tolist()) == rows.tolist()  # every row, once
+    kinds = [bool(has_hgnn[b[0]]) for b in single]
+    assert kinds != sorted(kinds, reverse=True)  # the batches are shuffled, not kind by kind

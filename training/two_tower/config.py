@@ -213,6 +213,12 @@ class TwoTowerConfig:
     # EASE; medium +0.015 / +0.014; docs/two_tower_variants_*_history_set.md). A warm start
     # on "new" examples leaves them out: the served model learned the window already.
     history_set_examples: bool = True
+    # Each batch holds examples of one kind only: those whose item carries an HGNN vector
+    # (after graph_as_of) or those before it (early_label_days, scored against the catalogue
+    # without HGNN vectors). A mixed batch needs the whole catalogue through the item tower
+    # twice per step; a single-kind batch, once. The rows are shuffled within each kind, then
+    # the batches are shuffled.
+    single_kind_batches: bool = False
     val_fraction: float = 0.05  # of users, held out for the per-epoch validation recall
     time_budget_s: float = 900.0
     seed: int = 0

@@ -164,6 +164,19 @@ def text_neighbour_vectors(text: np.ndarray, hgnn: np.ndarray, types: np.ndarray
     return out
 
 
+def epoch_batches(rows: np.ndarray, has_hgnn: np.ndarray, batch_size: int,
+                  rng: np.random.Generator, single_kind: bool = False) -> list[np.ndarray]:
+    """One epoch's batches of `rows` (frame row indices), shuffled. single_kind: each batch
+    holds rows of one kind (has_hgnn or not; two_tower.single_kind_batches), the batches
+    shuffled in turn."""
+    order = rows[rng.permutation(len(rows))]
+    parts = (order[has_hgnn[order]], order[~has_hgnn[order]]) if single_kind else (order,)
+    batches = [part[s:s + batch_size] for part in parts for s in range(0, len(part), batch_size)]
+    if single_kind:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 @deterministic_torch()
 def fit_two_tower(
     frame: pd.DataFrame, config: TwoTowerConfig, item_types: list[str], extra_item_frames=(),
@@ -378,9 +391,9 @@ def fit_two_tower(
     for epoch in range(1, n_epochs + 1):
         model.train()
         t0 = time.monotonic()
-        order = train_rows[rng.permutation(len(train_rows))]
         total, steps = 0.0, 0
-        batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
+        batches = epoch_batches(train_rows, has_hgnn, config.batch_size, rng,
+                                config.single_kind_batches)
         for rows in tqdm(batches, desc="  steps", leave=False, disable=None):
             if len(rows) < 2:
                 continue
