@@ -75,10 +75,10 @@ SLOTS_RECORDS = "new_item_slots.jsonl"  # `slots` results, beside the workspace'
 # new_item_vector, a borrowed vector was the unit mean).
 ABSENT_MEANS = {"hgnn_skip": False, "cold_unknown_share": 0.0, "popularity_lag_days": 0,
                 "unknown_user_prior_only": False, "new_item_knn": 0, "new_item_vector": "unit",
-                "new_item_hgnn_weight": 1.0}
+                "new_item_hgnn_weight": 1.0, "new_item_exposure": 0.0}
 # Two-tower settings read only when scoring (the model's attribute of the same name): `run
 # --scoring` scores one training with several values.
-SCORING_SETTINGS = ("new_item_hgnn_weight",)
+SCORING_SETTINGS = ("new_item_hgnn_weight", "new_item_exposure")
 # Settings of the workspace (its data and features, not the two-tower) shown beside each
 # variant: `doc --also` joins workspaces that differ in them.
 WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")
@@ -335,9 +335,15 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
         user_vectors = _user_vectors(bundle, users)  # the scoring settings are items' only
         scored = {}
         for variant, value in variants.items():
-            if value is not None:
+            solved = None
+            if key == "new_item_exposure":
+                solved = _set_exposure(bundle, splits[0], user_vectors[0], items, float(value))
+            elif value is not None:
                 setattr(model, key, float(value))
             scored[variant] = _score(bundle, splits, user_vectors, items, config, variant)
+            if solved is not None:
+                scored[variant][0]["new_item_hgnn_weights"] = solved
+        model.new_item_hgnn_weights = None  # back to training as it was
         rates = next(iter(scored.values()))[0]  # the first value's
         curve.append(round(rates["mean"], 4))
         hidden_curve.append({t: round(v, 4) for t, v in rates["hidden_history"].items()})
@@ -376,6 +382,21 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
                   + ", ".join(f"{term} {r['median_rank']:.0f}" for term, r in ranks.items()
                               if term != "n_users"), flush=True)
     return records
+
+
+def _set_exposure(bundle, split, user_vectors, items, exposure: float) -> dict:
+    """Set the new items' weights solved for `exposure` (two_tower.new_item_exposure) as
+    `gfm evaluate` solves them, on the same-sized fixed sample of the split's users with
+    history; the solved weights and shares by type."""
+    import numpy as np
+
+    from evaluation.two_tower import set_new_item_weights
+    from training.two_tower.new_items import exposure_sample
+
+    with_history = split.user_ids[split.has_history]
+    sample = [split.user_index[u] for u in exposure_sample(list(with_history))]
+    return set_new_item_weights(bundle, bundle.item_inputs(items),
+                                user_vectors[np.asarray(sample, dtype=np.int64)], exposure)
 
 
 def _user_vectors(bundle, users) -> tuple:

@@ -67,10 +67,11 @@ def build_single_type_2t(split: EvalSplit, workspace: Workspace, config: Config,
 def no_gnn_config(config: Config) -> Config:
     """Table 2's ablation's config: the same model, examples and settings without the HGNN
     vectors (learned item ids, text and metadata remain; at least as wide an id vector as the
-    towers' output, so the ids have room to stand in for the graph). new_item_hgnn_weight
-    weighs the HGNN path, which this model lacks: 1 (as its config requires)."""
+    towers' output, so the ids have room to stand in for the graph). new_item_hgnn_weight and
+    new_item_exposure weigh the HGNN path, which this model lacks: 1 and 0 (as its config
+    requires)."""
     two_tower = dataclasses.replace(
-        config.two_tower, use_hgnn=False, new_item_hgnn_weight=1.0,
+        config.two_tower, use_hgnn=False, new_item_hgnn_weight=1.0, new_item_exposure=0.0,
         item_id_dim=max(config.two_tower.item_id_dim, config.two_tower.tower_dims[-1]))
     return dataclasses.replace(config, two_tower=two_tower)
 

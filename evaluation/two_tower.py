@@ -3,6 +3,8 @@ through the model's own FeatureService, encoded by its towers; exact dot-product
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,8 @@ from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit
 from gfm.errors import WorkspaceError
 from gfm.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 
 class TwoTowerRetriever(Retriever):
@@ -32,9 +36,74 @@ def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at):
     from training.two_tower.train import encode_items, encode_users
 
     users = user_features(workspace, bundle.feature_service, bundle.item_types, user_ids, at)
-    items = item_features(workspace, bundle.feature_service, item_ids, at)
-    return (encode_users(bundle, bundle.user_inputs(users)),
-            encode_items(bundle, bundle.item_inputs(items)))
+    items = bundle.item_inputs(item_features(workspace, bundle.feature_service, item_ids, at))
+    calibrate_new_items(workspace, bundle, items, at)
+    return encode_users(bundle, bundle.user_inputs(users)), encode_items(bundle, items)
+
+
+def calibrate_new_items(workspace: Workspace, bundle, items, at) -> dict[str, dict] | None:
+    """With two_tower.new_item_exposure set: solve, per item type, the weight of the hgnn_knn
+    path for the items among `items` (ItemInputs) the model never trained on, on the fixed
+    sample of users with a history snapshot at `at` (training.two_tower.new_items), and set it
+    on the model for the encoding that follows. Returns the solved weights by item type
+    (weight, target and reached share of the top-10 slots, new items), or None when off."""
+    exposure = bundle.config.new_item_exposure
+    bundle.model.new_item_hgnn_weights = None
+    if not exposure:
+        return None
+    from training.two_tower.new_items import exposure_sample
+    from training.two_tower.train import encode_users
+    from transforms.warehouse import warehouse_query
+
+    users = exposure_sample([r[0] for r in warehouse_query(
+        workspace, "select distinct user_id from user_history where snapshot_ts = ?", [at])])
+    if not users:
+        logger.warning("no user has a history snapshot at %s: new items keep weight 1", at)
+        return {}
+    frame = user_features(workspace, bundle.feature_service, bundle.item_types, users, at)
+    report = set_new_item_weights(bundle, items, encode_users(bundle, bundle.user_inputs(frame)),
+                                  exposure)
+    logger.info("new items' hgnn_knn weight for exposure %s on %d users: %s", exposure,
+                len(users), ", ".join(f"{t} {s['weight']:.3f} ({s['new_items']} new, "
+                                      f"{s['share']:.2%} of the top-10 slots)"
+                                      for t, s in report.items()))
+    return report
+
+
+def set_new_item_weights(bundle, items, user_vectors: np.ndarray, exposure: float) -> dict:
+    """Solve the new items' weights among `items` for `exposure` on these users' vectors
+    (training.two_tower.new_items.solve_weights), set them on the model; by item type name."""
+    from training.two_tower.new_items import solve_weights
+    from training.two_tower.train import encode_items
+
+    model = bundle.model
+    model.new_item_hgnn_weights = None
+    try:  # the vectors at weight 1 and 2: a new item's score is linear in its weight
+        at_weight = {}
+        for weight in (1.0, 2.0):
+            model.new_item_hgnn_weight = weight
+            at_weight[weight] = encode_items(bundle, items)
+    finally:
+        model.new_item_hgnn_weight = 1.0
+    solved = solve_weights(user_vectors, at_weight[1.0], at_weight[2.0],
+                           (items.ids == 0).cpu().numpy(),
+                           items.codes["item_type"].cpu().numpy(), exposure)
+    model.new_item_hgnn_weights = {code: s["weight"] for code, s in solved.items()}
+    return by_type_name(bundle, {code: {k: round(v, 5) if isinstance(v, float) else v
+                                        for k, v in s.items()} for code, s in solved.items()})
+
+
+def solved_new_item_weights(bundle) -> dict[str, float] | None:
+    """The new items' weights the last calibrate_new_items set, by item type; None if off."""
+    weights = bundle.model.new_item_hgnn_weights
+    return None if weights is None else by_type_name(
+        bundle, {code: round(w, 4) for code, w in weights.items()})
+
+
+def by_type_name(bundle, by_code: dict) -> dict:
+    """`by_code` keyed by item type name instead of the model's item_type code."""
+    names = {code: name for name, code in bundle.item_vocab.codes["item_type"].items()}
+    return {names.get(code, str(code)): value for code, value in by_code.items()}
 
 
 def item_features(workspace: Workspace, service: str, item_ids, at) -> pd.DataFrame:
@@ -71,4 +140,7 @@ def build_two_tower(split: EvalSplit, workspace: Workspace, tag: str | None = No
     retriever = TwoTowerRetriever(split, user_vectors, item_vectors,
                                   f"{bundle.metadata['model_name']}:{bundle.version}")
     retriever.settings = bundle.metadata.get("config")
+    solved = solved_new_item_weights(bundle)
+    if solved is not None and retriever.settings:
+        retriever.settings = {**retriever.settings, "new_item_hgnn_weights": solved}
     return retriever

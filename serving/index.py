@@ -111,8 +111,9 @@ def users_with_history(workspace: Workspace, cutoff: dt.datetime) -> list[str]:
 def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
                    at: dt.datetime) -> np.ndarray:
     """(n, d) item-tower vectors, features through the model's FeatureService as of `at`, or
-    of an item's release when that is later (as evaluation reads them)."""
-    from evaluation.two_tower import item_features
+    of an item's release when that is later, new items' weight solved on the same users (as
+    evaluation reads and scores them)."""
+    from evaluation.two_tower import calibrate_new_items, item_features
     from training.two_tower.train import encode_items
 
     frame = item_features(workspace, bundle.feature_service, list(item_ids), at)
@@ -120,7 +121,9 @@ def encode_catalog(workspace: Workspace, bundle, item_ids: Sequence[str],
     if missing:
         logger.warning("%d item(s) have no HGNN vector at %s: encoded with zeros there",
                        missing, at)
-    return encode_items(bundle, bundle.item_inputs(frame)).astype(np.float32)
+    items = bundle.item_inputs(frame)
+    calibrate_new_items(workspace, bundle, items, at)
+    return encode_items(bundle, items).astype(np.float32)
 
 
 def encode_user_sample(workspace: Workspace, bundle, user_ids: Sequence[str],
@@ -296,6 +299,7 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
                 tag: str | None = None) -> IndexResult:
     """Encode every top-level catalog item with the served model (or `tag`), load the
     collection, measure recall, write the manifest and reports/index_metrics.json."""
+    from evaluation.two_tower import solved_new_item_weights
     from training.two_tower.store import load_bundle, served_tag
 
     milvus.check_config(config.serving)
@@ -343,6 +347,8 @@ def build_index(workspace: Workspace, config: Config, timeline: Timeline,
         "item_features": f"offline store as of {cutoff.isoformat()} through "
                          f"{bundle.feature_service}",
     }
+    if solved_new_item_weights(bundle) is not None:  # two_tower.new_item_exposure
+        manifest["new_item_hgnn_weights"] = solved_new_item_weights(bundle)
     users = users_with_history(workspace, cutoff)
     rng = np.random.default_rng(0)
     if len(users) > serving.recall_queries:

@@ -394,6 +394,34 @@ def test_an_item_released_after_graph_as_of_is_recommended_to_a_user_close_to_it
     assert item_id in [i["item_id"] for i in body["items"]], (best, body["items"])
 
 
+def test_new_item_exposure_gives_evaluation_and_the_index_the_same_new_item_weights(offline):
+    """two_tower.new_item_exposure: `gfm evaluate` (two_tower_vectors) and `gfm index`
+    (encode_catalog) solve the new items' weights from the same users and items, so the index
+    holds the vectors evaluation scored; only items the model never trained on move."""
+    import dataclasses
+
+    from evaluation.two_tower import item_features, two_tower_vectors
+    from serving.index import encode_catalog
+    from training.two_tower.store import load_bundle
+
+    workspace, split = offline.workspace, offline.split
+    bundle = load_bundle(workspace, None)
+    users, item_ids = list(split.user_ids[:3]), list(split.item_ids)
+    _, plain = two_tower_vectors(workspace, bundle, users, item_ids, split.cutoff)
+    assert bundle.model.new_item_hgnn_weights is None  # off by default
+    bundle.config = dataclasses.replace(bundle.config, new_item_exposure=5.0)
+    _, evaluated = two_tower_vectors(workspace, bundle, users, item_ids, split.cutoff)
+    solved = dict(bundle.model.new_item_hgnn_weights)
+    indexed = encode_catalog(workspace, bundle, item_ids, split.cutoff)
+    assert bundle.model.new_item_hgnn_weights == solved
+    np.testing.assert_allclose(indexed, evaluated, rtol=0, atol=1e-6)
+    assert solved and all(w > 1.0 for w in solved.values()), solved
+    never_trained = (bundle.item_inputs(item_features(
+        workspace, bundle.feature_service, item_ids, split.cutoff)).ids == 0).numpy()
+    moved = ~np.isclose(evaluated, plain, rtol=0, atol=1e-6).all(axis=1)
+    assert moved.any() and not (moved & ~never_trained).any()
+
+
 def test_exact_k_at_500_for_every_type_filter(client, offline, manifest, engine):
     """k = 500 with each type filter, for every evaluation user (history left out) and for
     /similar from items of each type: exactly min(k, items left) come back. milvus-lite's

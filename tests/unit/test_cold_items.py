@@ -128,6 +128,7 @@ def test_without_new_item_knn_a_new_item_is_scored_from_its_own_features():
 
 
 def test_new_item_hgnn_weight_scales_only_the_hgnn_path_of_items_never_trained():
+    """A fixed weight, or one per item type (as new_item_exposure solves them)."""
     from training.two_tower.train import encode_items
 
     plain, catalogue, texts = _two_type_model(new_item_knn=2)
@@ -141,6 +142,17 @@ def test_new_item_hgnn_weight_scales_only_the_hgnn_path_of_items_never_trained()
     np.testing.assert_allclose(after[:-1], before[:-1], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(after[-1, graph], 3.0 * before[-1, graph], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after[-1, :8], before[-1, :8], rtol=1e-6, atol=1e-6)
+    # weights solved per type (new_item_exposure) apply to the new items of their type only
+    released_audiobook = _released(catalogue, 6, texts["i06"] + 0.05, "audiobook")
+    released_audiobook["item_id"] = "audiobook_released_after_training"
+    items = pd.concat([items, released_audiobook], ignore_index=True)
+    podcast = plain.item_vocab.codes["item_type"]["podcast"]
+    before = encode_items(plain, plain.item_inputs(items))
+    plain.model.new_item_hgnn_weights = {podcast: 2.5}
+    by_type = encode_items(plain, plain.item_inputs(items))
+    np.testing.assert_allclose(by_type[:-2], before[:-2], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(by_type[-2, graph], 2.5 * before[-2, graph], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_type[-1], before[-1], rtol=1e-6, atol=1e-6)
     with pytest.raises(ConfigError, match="new_item_hgnn_weight needs learned item ids"):
         TwoTowerConfig(new_item_hgnn_weight=2.0, hgnn_skip=False)
     with pytest.raises(ConfigError, match="new_item_hgnn_weight must be a number >= 0"):
@@ -158,6 +170,9 @@ def test_table2_ablation_drops_the_hgnn_path_and_its_new_item_weight():
         config.two_tower, new_item_hgnn_weight=1.3))
     ablation = no_gnn_config(config).two_tower
     assert not ablation.use_hgnn and ablation.new_item_hgnn_weight == 1.0
+    exposure = dataclasses.replace(config, two_tower=dataclasses.replace(
+        config.two_tower, new_item_hgnn_weight=1.0, new_item_exposure=2.0))
+    assert no_gnn_config(exposure).two_tower.new_item_exposure == 0.0
     assert ablation.item_id_dim >= ablation.tower_dims[-1]
     assert config.two_tower.new_item_hgnn_weight == 1.3  # the run's own config is left alone
 

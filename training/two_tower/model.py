@@ -119,6 +119,9 @@ class TwoTowerModel(nn.Module):
         self.new_item_knn = config.new_item_knn if self.id_dim else 0
         self.new_item_vector = config.new_item_vector
         self.new_item_hgnn_weight = float(config.new_item_hgnn_weight)
+        # Per item-type code, solved for the catalogue being scored (training.two_tower.
+        # new_items); not saved with the model.
+        self.new_item_hgnn_weights: dict[int, float] | None = None
         if self.new_item_knn:
             self.register_buffer("reference_text", torch.zeros(n_item_ids + 1, text_dim))
             self.register_buffer("reference_type", torch.full((n_item_ids + 1,), -1))
@@ -152,11 +155,20 @@ class TwoTowerModel(nn.Module):
             z = self._borrowed_for_new(z, v)
         if self.hgnn_skip:  # a missing vector (zeros) stays zeros: no hgnn_knn score
             graph = F.normalize(v.hgnn, dim=-1)
-            if self.new_item_hgnn_weight != 1.0 and self.id_dim and not self.training:
-                new = (v.ids == 0).to(graph.dtype).unsqueeze(-1)
-                graph = graph * (1.0 + (self.new_item_hgnn_weight - 1.0) * new)
+            if self.id_dim and not self.training:
+                graph = graph * self._new_item_hgnn_scale(v).to(graph.dtype)
             z = torch.cat([z, graph], dim=-1)  # (b, d + hgnn_dim)
         return z
+
+    def _new_item_hgnn_scale(self, v: ItemInputs) -> torch.Tensor:
+        """(b, 1) the hgnn_knn path's weight: 1 for a trained item; for one the model never
+        trained on, its type's solved weight (new_item_hgnn_weights, set when scoring with
+        two_tower.new_item_exposure) or new_item_hgnn_weight."""
+        weight = torch.full((len(v.ids),), self.new_item_hgnn_weight, device=v.ids.device)
+        for code, solved in (self.new_item_hgnn_weights or {}).items():
+            weight[v.codes["item_type"] == code] = solved
+        new = (v.ids == 0).to(weight.dtype)
+        return (1.0 + (weight - 1.0) * new).unsqueeze(-1)
 
     def _tower_items(self, v: ItemInputs) -> torch.Tensor:
         """(b, d) the item tower's unit output from the item's own inputs."""

@@ -1,0 +1,85 @@
+"""How much of the top-10 a release gets: the hgnn_knn path's weight on items the model never
+trained on, solved per item type for a target exposure (two_tower.new_item_exposure).
+
+A fixed weight (two_tower.new_item_hgnn_weight) did not carry over between trainings: on
+medium the same 1.3 gave new items 4% of the top-10 slots on the validation split's model and
+24% on the hold-out's (docs/architecture.md). An exposure target does: per item type, the
+weight is the smallest at which new items take `exposure` x their share of the type's catalogue
+of the top-10 slots of a fixed sample of users with history. It reads no interaction after the
+cutoff (the users' vectors as of it, the items' static features), so it is solved wherever the
+catalogue is scored, `gfm evaluate` and `gfm index` alike, from the same users and items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SLOTS = 10  # the top k the exposure counts: HR@10's
+SAMPLE_USERS = 2000  # users with history the exposure is measured on
+MAX_WEIGHT = 4.0  # the weight never goes above it, whatever the target
+BISECTION_STEPS = 30
+
+
+def exposure_sample(user_ids: list[str], n: int = SAMPLE_USERS) -> list[str]:
+    """A fixed, seeded sample of `user_ids` (sorted): the users the exposure is measured on."""
+    users = sorted(user_ids)
+    if len(users) <= n:
+        return users
+    return sorted(np.random.default_rng(0).choice(np.asarray(users, dtype=object), size=n,
+                                                  replace=False).tolist())
+
+
+def slot_share(warm: np.ndarray, new: np.ndarray, k: int = SLOTS) -> float:
+    """Share of the top-k slots over `warm` (n_users, n_warm) and `new` (n_users, n_new)
+    scores that go to new items."""
+    k = min(k, warm.shape[1] + new.shape[1])
+    merged = np.concatenate([warm, new], axis=1)
+    threshold = -np.partition(-merged, k - 1, axis=1)[:, k - 1:k]  # (n_users, 1) the kth best
+    return float((new >= threshold).sum() / (len(new) * k))
+
+
+def solve_weights(user_vectors: np.ndarray, at_one: np.ndarray, at_two: np.ndarray,
+                  is_new: np.ndarray, types: np.ndarray, exposure: float,
+                  k: int = SLOTS) -> dict[int, dict[str, float]]:
+    """Per item type code: the new items' hgnn_knn-path weight, with the share it gives.
+
+    user_vectors (n_users, d); at_one / at_two (n_items, d): the item vectors with the weight
+    at 1 and at 2 (the score is linear in it, so a weight w scores at_one + (w - 1)(at_two -
+    at_one)); is_new (n_items,) bool: items without a learned id; types (n_items,) type codes.
+    The target share is exposure x the type's new-item share of its catalogue; the weight stays
+    1 where that share is reached already (it only ever lifts new items), MAX_WEIGHT where it
+    cannot be."""
+    out: dict[int, dict[str, float]] = {}
+    for code in np.unique(types):
+        of_type = types == code
+        n_new, n_type = int((is_new & of_type).sum()), int(of_type.sum())
+        if n_new == 0 or n_new == n_type or len(user_vectors) == 0:
+            continue
+        warm_scores = user_vectors @ at_one[of_type & ~is_new].T
+        kk = min(k, warm_scores.shape[1])
+        warm_top = -np.partition(-warm_scores, kk - 1, axis=1)[:, :kk]  # what new items displace
+        new = of_type & is_new
+        target = min(1.0, exposure * n_new / n_type)
+        weight, share = _bisect(warm_top, user_vectors @ at_one[new].T,
+                                user_vectors @ (at_two - at_one)[new].T, target, k)
+        out[int(code)] = {"weight": weight, "target_share": target, "share": share,
+                          "new_items": n_new}
+    return out
+
+
+def _bisect(warm_top: np.ndarray, base: np.ndarray, slope: np.ndarray, target: float,
+            k: int) -> tuple[float, float]:
+    """(the smallest weight in [1, MAX_WEIGHT] whose new-item scores base + (w - 1) slope
+    take `target` of the top-k slots, its share); 1 or MAX_WEIGHT at the bounds."""
+    def share(weight: float) -> float:
+        return slot_share(warm_top, base + (weight - 1.0) * slope, k)
+
+    lo, hi = 1.0, MAX_WEIGHT
+    if share(lo) >= target:
+        return lo, share(lo)
+    if share(hi) < target:
+        return hi, share(hi)
+    for _ in range(BISECTION_STEPS):  # share(lo) < target <= share(hi)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if share(mid) < target else (lo, mid)
+    return hi, share(hi)
