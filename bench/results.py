@@ -65,20 +65,23 @@ MOVIELENS_TWO_TOWER = {"history_set_examples": True, "tower_dims": [256, 128], "
 # cosine): there, users without history went from -0.042 [-0.063, -0.021] against popularity
 # to -0.009 [-0.024, +0.008], the mean HR@10 level (0.353 both). Small keeps it off: on
 # small's validation split it cost items scored as new (docs/two_tower_variants_user_scale.md).
-# new_item_hgnn_weight stays 1 (the default, chosen on validation by mean HR@10). Tried and not
-# kept: 1.3, the smallest weight (of 1, 1.1, 1.2, 1.25, 1.3, 1.35, 1.4) whose new-item HR@10 on
-# medium's validation split reached text_knn's on every type (0.080/0.026 against 0.002/0.018)
-# with the warm HR@10 still above tuned EASE and ALS there (0.322/0.360 against EASE
-# 0.320/0.349; docs/two_tower_variants_medium_new_item_weight.md). Its hold-out run (commit
-# 08e13d4's docs/results.md) reached new items (0.319/0.287 against text_knn's 0.000/0.010) but
-# put audiobooks at 0.297, below ALS (0.314) and EASE (0.328): it failed the warm floor it was
-# chosen to keep, and was not kept. That is a decision made after seeing the hold-out (to
-# keep the validated default, not to pick another value), so medium's hold-out is spent for
-# this knob: a next choice needs more than one validation window, or a label-free
-# calibration (the share of top-10 slots new items take differs from model to model).
+# New items: new_item_exposure 0.2 (the default is 0, off). A fixed new_item_hgnn_weight was
+# tried first: 1.3, the smallest weight whose new-item HR@10 on medium's validation split reached
+# text_knn's on every type with the warm HR@10 still above tuned EASE and ALS there
+# (docs/two_tower_variants_medium_new_item_weight.md), reached new items on the hold-out
+# (commit 08e13d4's docs/results.md: 0.319/0.287 against text_knn's 0.000/0.010) but put
+# audiobooks at 0.297, below ALS (0.314) and EASE (0.328), and was not kept; the share of top-10
+# slots a weight hands new items differed several-fold between the validation model and the
+# hold-out's. An exposure target is solved into a weight for each model (per item type), so it
+# was chosen by the same rule on the validation split: 0.2 is the smallest of 0.1, 0.15, 0.2,
+# 0.25, 0.5, 1, 2 that reaches text_knn's new items on both types (0.048/0.021 against
+# 0.002/0.018) with the warm HR@10 above EASE and ALS (0.324/0.364 against 0.320/0.349 and
+# 0.304/0.329; docs/two_tower_variants_medium_new_item_exposure.md). Medium's seed-7 hold-out
+# had been seen for the fixed weight, which this choice cannot forget: judge it on another seed
+# too. Small keeps 0: there new items already take more than such a share at weight 1.
 MEDIUM_EPOCHS = {"hgnn": {"max_epochs": 1, "time_budget_s": 4 * 3600.0},
                  "two_tower": {"epochs": 2, "batch_size": 2048, "user_scale": True,
-                               "time_budget_s": 4 * 3600.0}}
+                               "time_budget_s": 4 * 3600.0, "new_item_exposure": 0.2}}
 # The variant studies behind each run's settings (what was tried, kept or not), listed in its
 # section of docs/results.md.
 SMALL_STUDIES = (
@@ -104,6 +107,8 @@ MEDIUM_STUDIES = (
     ("two_tower_variants_medium_unseen_items.md", "new_item_knn with items left out of training"),
     ("two_tower_variants_medium_new_item_weight.md", "new items' hgnn-path weight and a prior "
      "boost (weight 1 kept: 1.3 failed on the hold-out, see MEDIUM_EPOCHS; the boost dropped)"),
+    ("two_tower_variants_medium_new_item_exposure.md", "new items' weight solved for a share of "
+     "the top-10 slots (new_item_exposure 0.2 kept)"),
 )
 MOVIELENS_STUDIES = (
     ("two_tower_variants_movielens.md", "histories at events and history-set examples "

@@ -587,6 +587,9 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
                                else "")
         settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in r["settings"].items()
                              if k != "two_tower.threads") or "defaults"
+        if r.get("new_item_hgnn_weights"):  # solved for new_item_exposure
+            settings += " (new items' weight " + "/".join(
+                f"{s['weight']:.3f}" for s in r["new_item_hgnn_weights"].values()) + ")"
         per_type = " | ".join(_f(r["hr@10"].get(t)) for t in types)
         cold = "/".join(_f(v) for v in r["cold_users"].values())
         hidden = "/".join(_f(r["hidden_history"].get(t)) for t in types) if (

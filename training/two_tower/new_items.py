@@ -3,9 +3,10 @@ trained on, solved per item type for a target exposure (two_tower.new_item_expos
 
 A fixed weight (two_tower.new_item_hgnn_weight) did not carry over between trainings: on
 medium the same 1.3 gave new items 4% of the top-10 slots on the validation split's model and
-24% on the hold-out's (docs/architecture.md). An exposure target does: per item type, the
-weight is the smallest at which new items take `exposure` x their share of the type's catalogue
-of the top-10 slots of a fixed sample of users with history. It reads no interaction after the
+24% on the hold-out's (docs/architecture.md). So the weight is solved for each model instead:
+per item type, the smallest at which new items take `exposure` x their share of the type's
+catalogue of the top-10 slots of a fixed sample of users with history (over the whole
+catalogue of the type: the solve needs no history lists). It reads no interaction after the
 cutoff (the users' vectors as of it, the items' static features), so it is solved wherever the
 catalogue is scored, `gfm evaluate` and `gfm index` alike, from the same users and items.
 """
