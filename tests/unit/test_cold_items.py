@@ -183,7 +183,7 @@ def test_single_kind_batches_never_mix_rows_with_and_without_hgnn_vectors():
     rows = np.arange(50)
     has_hgnn = np.arange(60) % 3 != 0  # frame rows 0, 3, 6, ... are early examples
     mixed = epoch_batches(rows, has_hgnn, 8, np.random.default_rng(0))
-    # the default: one permutation cut in order, the same as before the option existed
+    # mixed batches (single_kind off): one permutation cut in order, as before the option
     order = rows[np.random.default_rng(0).permutation(50)]
     assert [b.tolist() for b in mixed] == [order[s:s + 8].tolist() for s in range(0, 50, 8)]
     single = epoch_batches(rows, has_hgnn, 8, np.random.default_rng(0), single_kind=True)
