@@ -209,6 +209,63 @@ def baseline_comparisons(views: list[RunView]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _group_rate(results: Mapping[str, Any], model: str, group: str, k: int, t: str) -> str:
+    return f3(results.get(model, {}).get(group, {}).get(f"hr@{k}", {}).get(t))
+
+
+def _paired_cell(results: Mapping[str, Any], model: str, key: str, t: str) -> str:
+    c = results.get(model, {}).get("cold_start", {}).get(key, {}).get(t)
+    return diff_cell(c) if c else "n/a"
+
+
+def cold_start_comparisons(views: list[RunView]) -> str:
+    """Per run and type: new items (unified_2t and hgnn_knn against text_knn) and users without
+    history (unified_2t against popularity), paired, from metrics.json's cold_start."""
+    from evaluation.cold_start import (
+        COLD_REFERENCE,
+        NEW_ITEM_REFERENCE,
+        NEW_ITEMS_VERSUS,
+        POOLED,
+    )
+
+    rows = []
+    for v in views:
+        if v.metrics is None or UNIFIED not in v.metrics["results"]:
+            continue
+        results = v.metrics["results"]
+        k = v.metrics["settings"]["k"]
+        name = v.run.name + ("" if status_of(v) == "ok" else " (stale)")
+        counts = v.metrics["split"].get("n_users", {})
+        for t in v.metrics["split"]["n_items"]:
+            rows.append([
+                name, t, f"{counts.get('new_items', {}).get(t, 0):,}",
+                *(_group_rate(results, m, "new_items", k, t)
+                  for m in (UNIFIED, "hgnn_knn", NEW_ITEM_REFERENCE)),
+                _paired_cell(results, UNIFIED, NEW_ITEMS_VERSUS, t),
+                _paired_cell(results, "hgnn_knn", NEW_ITEMS_VERSUS, t),
+                f"{counts.get('cold_users', {}).get(t, 0):,}",
+                _paired_cell(results, UNIFIED, f"versus_{COLD_REFERENCE}", t)])
+        rows.append([name, POOLED, "", "", "", "",
+                     _paired_cell(results, UNIFIED, NEW_ITEMS_VERSUS, POOLED),
+                     _paired_cell(results, "hgnn_knn", NEW_ITEMS_VERSUS, POOLED), "",
+                     _paired_cell(results, UNIFIED, f"versus_{COLD_REFERENCE}", POOLED)])
+    parts = ["## Summary: cold start (HR@10)", "",
+             "New items: users with history, counting only hold-out items released at or after "
+             f"the cutoff, each model against {NEW_ITEM_REFERENCE} (what an item has on its "
+             f"release day is its text). No history: users without history at the cutoff, "
+             f"{UNIFIED} against {COLD_REFERENCE}. Paired differences with 95% bootstrap "
+             "intervals (bold: excludes 0); n/a: not in that run's metrics (written before "
+             "`gfm evaluate` paired them, or the model was not evaluated)."]
+    if rows:
+        parts += ["", table(["run", "type", "new items: users", UNIFIED, "hgnn_knn",
+                             NEW_ITEM_REFERENCE, f"{UNIFIED} - {NEW_ITEM_REFERENCE}",
+                             f"hgnn_knn - {NEW_ITEM_REFERENCE}", "no history: users",
+                             f"{UNIFIED} - {COLD_REFERENCE}"], rows, left=2)]
+    else:
+        parts += ["", f"No run has {UNIFIED} yet."]
+    return "\n".join(parts) + "\n"
+
+
 def anchor(run: Run) -> str:
     return "run-" + run.name.replace("_", "-")
 
@@ -332,8 +389,9 @@ def render_cold_start(metrics: Mapping[str, Any]) -> str:
               + [f"new items: {t} ({new.get(t, 0):,} users)" for t in types])
     from evaluation.cold_start import format_versus_reference
 
-    paired = "\n".join(format_versus_reference(
-        {name: r.get("cold_start", {}) for name, r in metrics["results"].items()}))
+    cold_start = {name: r.get("cold_start", {}) for name, r in metrics["results"].items()}
+    paired = "\n".join(format_versus_reference(cold_start)
+                       + format_versus_reference(cold_start, new_items=True))
     return (f"Cold start, HR@{k}: users without history at the cutoff; users with history, "
             "counting only hold-out items released at or after the cutoff:\n\n"
             + table(header, rows) + "\n" + (paired + "\n" if paired else ""))
@@ -492,7 +550,8 @@ def render_daily_refresh(records: Path) -> str:
 
 def render_document(views: list[RunView], reference: Mapping[str, Any],
                     daily_refresh: str = "") -> str:
-    parts = [INTRO, render_overview(views), baseline_comparisons(views)]
+    parts = [INTRO, render_overview(views), baseline_comparisons(views),
+             cold_start_comparisons(views)]
     parts += [render_run(v, reference) for v in views]
     parts += [daily_refresh] if daily_refresh else []
     return "\n".join(parts).rstrip("\n") + "\n"

@@ -32,6 +32,10 @@ from evaluation.stats import bootstrap_ci, compare_models, compare_pooled, forma
 # Every model is compared with this one on users without history (what the paper compares its
 # cold-start users with).
 COLD_REFERENCE = "popularity"
+# ... and on new items with this one: text is what an item released since the cutoff has (the
+# issue's bar for zero-shot reach). Key of the paired differences in a model's cold_start.
+NEW_ITEM_REFERENCE = "text_knn"
+NEW_ITEMS_VERSUS = f"new_items_versus_{NEW_ITEM_REFERENCE}"
 POOLED = "all types"
 
 # (lower bound in days, inclusive; label). Upper bound = the next lower bound.
@@ -122,8 +126,9 @@ class ColdStartTally:
 
 def versus_reference(cold_hits: Mapping[str, Mapping[str, tuple]], types: list[str],
                      reference: str = COLD_REFERENCE) -> dict[str, dict[str, Any]]:
-    """{model: {type or "all types": paired difference to `reference`}} on the users without
-    history both counted (evaluation.stats.paired_comparison, rounded; "all types" pools the
+    """{model: {type or "all types": paired difference to `reference`}} on the users both
+    counted in `cold_hits` ({model: {type: (users, hits)}}: the users without history, or those
+    counted on new items; evaluation.stats.paired_comparison, rounded; "all types" pools the
     (user, type) units). Empty when the reference was not evaluated."""
     if reference not in cold_hits:
         return {}
@@ -171,6 +176,7 @@ def format_cold_start_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"| {name} | " + " | ".join(_fmt(r["cold_users"][t]) for t in types) + " |"
               for name, r in results.items()]
     lines += format_versus_reference(results)
+    lines += format_versus_reference(results, new_items=True)
     for t in types:
         counts = [b["n_users"] for b in any_result["item_age"]["by_type"][t]]
         lines += ["", f"By item age at the cutoff, {t} (users with history and a hold-out "
@@ -183,17 +189,21 @@ def format_cold_start_markdown(report: Mapping[str, Any]) -> str:
 
 
 def format_versus_reference(results: Mapping[str, Mapping[str, Any]],
-                            reference: str = COLD_REFERENCE) -> list[str]:
-    """Markdown lines: each model minus `reference` on the users without history, paired,
-    per type and pooled, with McNemar's p; a model whose hits there equal the reference's on
-    every user (it serves them the reference's list) is left out. None when none is left."""
-    key = f"versus_{reference}"
+                            new_items: bool = False) -> list[str]:
+    """Markdown lines: each model minus the reference (popularity on the users without
+    history; with `new_items`, text_knn on the users counted on new items), paired, per type
+    and pooled, with McNemar's p; a model whose hits there equal the reference's on every user
+    (it serves them the reference's list) is left out. None when none is left."""
+    reference, key, users = ((NEW_ITEM_REFERENCE, NEW_ITEMS_VERSUS, "users counted on new items")
+                             if new_items else
+                             (COLD_REFERENCE, f"versus_{COLD_REFERENCE}",
+                              "users without history"))
     compared = {n: r[key] for n, r in results.items()
                 if r.get(key) and any(p["only_a"] or p["only_b"] for p in r[key].values())}
     if not compared:
         return []
     columns = list(next(iter(compared.values())))
-    lines = ["", f"Minus {reference} on the same users without history (paired; 95% bootstrap "
+    lines = ["", f"Minus {reference} on the same {users} (paired; 95% bootstrap "
              f"interval, bold when it excludes 0; McNemar's exact p pooled; {POOLED}: the "
              "(user, type) units of every type; models whose hits there equal "
              f"{reference}'s on every user are left out):", "",

@@ -293,7 +293,9 @@ def _tally_type(
 
     new = fresh & is_new
     best = m.best_ranks(ranks_fresh[new], rows[new], n_rows)
-    tallies[NEW_ITEMS].add(best[(best != m.NO_RANK) & warm], k, mrr_k)
+    counted = (best != m.NO_RANK) & warm
+    tallies[NEW_ITEMS].add(best[counted], k, mrr_k,
+                           users=users[counted] if users is not None else None)
     if observe is not None:
         observe(rows, cols, ranks, ranks_fresh, fresh, warm)
 
@@ -308,13 +310,15 @@ def evaluate_retriever(
     name: str = "model",
     user_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     cold_user_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    new_item_hits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one retriever: the primary setting at the top level, the others nested.
 
     Beside hr@k, `hr@k_ci` is its 95% bootstrap interval per type (users resampled).
     `user_hits`, if given, is filled with {type: (user indices, bool hits)} of the primary
     setting's counted users, sorted by user (for paired comparisons, evaluation.stats);
-    `cold_user_hits` the same for the users without history."""
+    `cold_user_hits` the same for the users without history, `new_item_hits` for the users
+    counted on new items."""
     from evaluation.stats import bootstrap_ci
 
     users = split.eval_users()
@@ -378,6 +382,8 @@ def evaluate_retriever(
         user_hits.update(per_type)
     if cold_user_hits is not None:
         cold_user_hits.update({t: _collect_hits(tallies[t][COLD_USERS]) for t in split.types})
+    if new_item_hits is not None:
+        new_item_hits.update({t: _collect_hits(tallies[t][NEW_ITEMS]) for t in split.types})
     result[INCLUSIVE] = group_metrics(INCLUSIVE, with_coverage=True)
     result[COLD_USERS] = group_metrics(COLD_USERS, with_coverage=False)
     result[NEW_ITEMS] = group_metrics(NEW_ITEMS, with_coverage=False)
@@ -411,19 +417,30 @@ def evaluate_retrievers(
     """{"split": ..., "settings": ..., "results": {model: metrics}}, ready for write_reports.
     `user_hits`, if given, is filled with {model: {type: (user indices, bool hits)}}. With
     popularity among the retrievers, each other model's cold_start gains "versus_popularity":
-    its paired difference to popularity on the users without history."""
-    from evaluation.cold_start import COLD_REFERENCE, versus_reference
+    its paired difference to popularity on the users without history; with text_knn, gains
+    "new_items_versus_text_knn": its paired difference to text_knn on the users counted on
+    new items (text is what a new item has)."""
+    from evaluation.cold_start import (
+        COLD_REFERENCE,
+        NEW_ITEM_REFERENCE,
+        NEW_ITEMS_VERSUS,
+        versus_reference,
+    )
 
-    results, cold_hits = {}, {}
+    results, cold_hits, new_hits = {}, {}, {}
     for name, retriever in retrievers.items():
         hits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        cold_hits[name] = {}
+        cold_hits[name], new_hits[name] = {}, {}
         results[name] = evaluate_retriever(split, retriever, k, mrr_k, batch_size, progress, name,
-                                           user_hits=hits, cold_user_hits=cold_hits[name])
+                                           user_hits=hits, cold_user_hits=cold_hits[name],
+                                           new_item_hits=new_hits[name])
         if user_hits is not None:
             user_hits[name] = hits
-    for name, paired in versus_reference(cold_hits, list(split.types)).items():
+    types = list(split.types)
+    for name, paired in versus_reference(cold_hits, types).items():
         results[name]["cold_start"][f"versus_{COLD_REFERENCE}"] = paired
+    for name, paired in versus_reference(new_hits, types, NEW_ITEM_REFERENCE).items():
+        results[name]["cold_start"][NEW_ITEMS_VERSUS] = paired
     return {
         "split": {**split.summary(), "n_users": user_counts(split)},
         "settings": {

@@ -168,3 +168,22 @@ def test_each_model_is_paired_with_popularity_on_users_without_history():
     assert "Minus popularity on the same users without history" in markdown
     assert "| reverse | +0.000 [" in markdown
     assert "| again | +0.000" not in markdown  # it serves them popularity's list
+
+
+def test_each_model_is_paired_with_text_knn_on_new_items():
+    split = _split()
+    # Only the reference's name matters here: a popularity list stands in for text_knn's.
+    retrievers = {"text_knn": PopularityRetriever(split), "reverse": _LeastPopularFirst(split)}
+    report = evaluate_retrievers(split, retrievers, k=1, mrr_k=3, progress=False)
+    results = report["results"]
+    assert "new_items_versus_text_knn" not in results["text_knn"]["cold_start"]
+    paired = results["reverse"]["cold_start"]["new_items_versus_text_knn"]
+    # k = 1, history excluded: u1's new a2 and u0's new p2 rank last by popularity and first
+    # reversed; the users without history (u2, u3) do not count on new items.
+    assert (paired["audiobook"]["n_users"], paired["audiobook"]["diff"]) == (1, 1.0)
+    assert (paired["podcast"]["n_users"], paired["podcast"]["diff"]) == (1, 1.0)
+    assert (paired["all types"]["n_users"], paired["all types"]["only_a"]) == (2, 2)
+    assert results["reverse"]["new_items"]["hr@1"] == {"audiobook": 1.0, "podcast": 1.0}
+    markdown = format_cold_start_markdown(report)
+    section = markdown.split("Minus text_knn on the same users counted on new items")[1]
+    assert "| reverse | **+1.000 [+1.000, +1.000]** | **+1.000 [" in section

@@ -129,6 +129,10 @@ def fake_metrics() -> dict:
             "diff_ci": [-0.047619, 0.238095], "mcnemar_p": 0.625, "significant": False}
     cold_vs_popularity = {"audiobook": cold, "podcast": {**cold, "n_users": 28},
                           "all types": {**cold, "n_users": 49}}
+    new = {"n_users": 215, "only_a": 2, "only_b": 7, "diff": -0.023256,
+           "diff_ci": [-0.051163, 0.004651], "mcnemar_p": 0.18, "significant": False}
+    new_vs_text = {"audiobook": new, "podcast": {**new, "n_users": 368},
+                   "all types": {**new, "n_users": 583}}
     return {
         "split": {"cutoff": "2025-07-04T00:00:00", "holdout_end": "2025-07-18T00:00:00",
                   "protocol": "global", "n_items": {"audiobook": 900, "podcast": 600},
@@ -139,7 +143,8 @@ def fake_metrics() -> dict:
                               "new_items": {"audiobook": 215, "podcast": 368}}},
         "settings": {"k": 10, "mrr_k": 100},
         "results": {"unified_2t": model(0.3456, 0.40, source="unified_2t:2t_x",
-                                        cold_start={"versus_popularity": cold_vs_popularity}),
+                                        cold_start={"versus_popularity": cold_vs_popularity,
+                                                    "new_items_versus_text_knn": new_vs_text}),
                     "als": model(0.325, 0.329, settings={"factors": 32, "alpha": 1.0}),
                     "ease": model(0.30, 0.31, settings={"l2": 500.0})},
         "paper": {"table1": {"models": ["unified_2t", "audiobook_2t"], "types": ["audiobook"],
@@ -240,6 +245,11 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     assert cells[2] == "200"
     pooled = (baseline_rate(root) + baseline_rate(root, "unified_2t")) / 2
     assert cells[3] == f"{pooled:.3f}"
+    # Cold-start summary: new items against text_knn, no history against popularity, paired;
+    # n/a where the metrics hold no pairing (no hgnn_knn here).
+    row = [line for line in text.splitlines() if line.startswith("| base | audiobook |")][1]
+    assert row == ("| base | audiobook | 215 | 0.000 | n/a | n/a | -0.023 [-0.051, +0.005] | n/a "
+                   "| 21 | +0.095 [-0.048, +0.238] |")
     # Provenance, the plot copied under the run's name, and the failed run's error tail.
     assert "Commit `abcdef1234` with uncommitted changes to `training/x.py`" in text
     assert ("HGNN `hgnn_abc` (full batch): 3 epoch(s), best 2, 1 min 35 s of training; "
