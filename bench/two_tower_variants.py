@@ -4,6 +4,7 @@ model's defaults, and the doc that shows it.
     python bench/two_tower_variants.py run --workdir W --name NAME [--set two_tower.KEY=VALUE ...]
                                            [--epochs N] [--unseen-items]
     python bench/two_tower_variants.py peers --workdir W      # als, ease, popularity, hgnn_knn
+    python bench/two_tower_variants.py inductive --workdir W [--k 5,10,20,50] [--temperatures 0,0.05]
     python bench/two_tower_variants.py slots --workdir W [--weights 1,1.1,1.2,1.3,1.4]
     python bench/two_tower_variants.py doc --workdir W [--also W2] [--baseline NAME] [--out FILE]
 
@@ -489,6 +490,78 @@ def run_peers(workdir: Path) -> None:
         print(f"{name}: validation HR@10 {record['mean']:.4f} {record['hr@10']}", flush=True)
 
 
+def _neighbour_vectors(text, hgnn, types, released, pool, k: int, temperature: float):
+    """`hgnn` with the `released` rows replaced by a mean of the HGNN vectors of their k
+    text-nearest `pool` items of the same type: plain (temperature 0, what
+    hgnn.inductive_vectors text_knn gives) or weighted by softmax(text cosine / temperature)."""
+    import numpy as np
+
+    from training.text_neighbours import normalise
+
+    out = hgnn.copy()
+    for t in np.unique(types):
+        rows = np.flatnonzero((types == t) & released)
+        candidates = np.flatnonzero((types == t) & pool)
+        if len(rows) == 0 or len(candidates) == 0:
+            continue
+        sims = normalise(text[rows]) @ normalise(text[candidates]).T
+        kk = min(k, len(candidates))
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        near = np.take_along_axis(sims, top, 1)
+        weights = (np.exp((near - near.max(1, keepdims=True)) / temperature) if temperature
+                   else np.ones_like(near))
+        weights /= weights.sum(1, keepdims=True)
+        out[rows] = normalise((hgnn[candidates][top] * weights[..., None]).sum(1))
+    return out
+
+
+def run_inductive(workdir: Path, ks: tuple[int, ...], temperatures: tuple[float, ...]) -> None:
+    """hgnn_knn with other vectors for items without edges: the k text-nearest connected items'
+    HGNN vectors, plainly averaged or softmax-weighted by text cosine. The items released inside
+    the validation hold-out (new items) and the pretend-new ones get them (the latter from the
+    other items only), every other item keeps its HGNN vector; recorded as peers named
+    hgnn_knn_k<k>[_t<temperature>] (settings inductive_knn, temperature)."""
+    import numpy as np
+
+    from evaluation.evaluate import MODELS, evaluate_retriever
+    from evaluation.retrievers import VectorKNNRetriever
+
+    objective, val, config = _objective(workdir, {})
+    split = objective.split
+    hidden_split = _hidden_history(split)
+    hidden = evaluate_retriever(hidden_split, MODELS["popularity"](hidden_split, objective.copy,
+                                                                   config),
+                                progress=False, name="popularity")
+    text = MODELS["text_knn"](split, objective.copy, config).vectors
+    hgnn = MODELS["hgnn_knn"](split, objective.copy, config).vectors
+    codes = np.unique(split.item_types, return_inverse=True)[1]
+    pretend_split = _pretend_new_split(split)
+    warm = ~split.is_new_item & (np.abs(hgnn).sum(1) > 0)
+    for k in ks:
+        for temperature in temperatures:
+            name = f"hgnn_knn_k{k}" + (f"_t{temperature:g}" if temperature else "")
+            vectors = _neighbour_vectors(text, hgnn, codes, split.is_new_item, warm, k,
+                                         temperature)
+            pretend_vectors = _neighbour_vectors(
+                text, vectors, codes, pretend_split.is_new_item,
+                warm & ~pretend_split.is_new_item, k, temperature)
+            hits: dict = {}
+            cold_hits: dict = {}
+            result = evaluate_retriever(split, VectorKNNRetriever(split, vectors), progress=False,
+                                        name=name, user_hits=hits, cold_user_hits=cold_hits)
+            pretend = evaluate_retriever(pretend_split,
+                                         VectorKNNRetriever(pretend_split, pretend_vectors),
+                                         progress=False, name=name)
+            record = {"name": name, "kind": "peer",
+                      "settings": {"inductive_knn": k, "temperature": temperature},
+                      **_rates(result, hidden, pretend),
+                      "validation_cutoff": val.cutoff.isoformat(), "commit": _commit(),
+                      "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
+            _record(workdir, record, hits, cold_hits, split.user_ids)
+            print(f"{name}: validation HR@10 {record['mean']:.4f}, new items "
+                  f"{record['new_items']}, pretend new {record['pretend_new']}", flush=True)
+
+
 def _latest(workdir: Path) -> dict[str, dict]:
     path = workdir / "reports" / RECORDS
     if not path.exists():
@@ -722,6 +795,12 @@ def main(argv: list[str] | None = None) -> int:
                           "<name>_<KEY><V>")
     peers = sub.add_parser("peers")
     peers.add_argument("--workdir", type=Path, required=True)
+    inductive = sub.add_parser("inductive", help="hgnn_knn with other text-neighbour vectors "
+                               "for items without edges (k, softmax temperature)")
+    inductive.add_argument("--workdir", type=Path, required=True)
+    inductive.add_argument("--k", default="5,10,20,50", metavar="K1,K2,...")
+    inductive.add_argument("--temperatures", default="0,0.05,0.1", metavar="T1,T2,...",
+                           help="0: the plain mean")
     slots = sub.add_parser("slots", help="the served model's new-item share of top-10 slots "
                            "at each new_item_hgnn_weight (label-free: reads no hold-out stream)")
     slots.add_argument("--workdir", type=Path, required=True)
@@ -758,6 +837,9 @@ def main(argv: list[str] | None = None) -> int:
         run_variant(args.workdir, args.name, settings, args.epochs, args.unseen_items, scoring)
     elif args.command == "peers":
         run_peers(args.workdir)
+    elif args.command == "inductive":
+        run_inductive(args.workdir, tuple(int(k) for k in args.k.split(",")),
+                      tuple(float(t) for t in args.temperatures.split(",")))
     elif args.command == "slots":
         result = served_slot_shares(args.workdir, tuple(float(w) for w in args.weights.split(",")))
         with open(args.workdir / "reports" / SLOTS_RECORDS, "a") as f:
