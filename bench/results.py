@@ -102,6 +102,8 @@ SMALL_STUDIES = (
     ("two_tower_variants_new_item_vector.md", "the borrowed vector unit or centred (unit kept)"),
     ("two_tower_variants_new_item_weight.md", "new items' hgnn-path weight and a prior boost "
      "(weight 1 kept, the boost dropped)"),
+    ("two_tower_variants_small_inductive_vectors.md", "hgnn_knn's vectors for items without "
+     "edges: text neighbours k 10/20/50, softmax-weighted or not (k 20 plain mean kept)"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium.md", "batch size and epochs, history dropout, user_scale"),
