@@ -450,6 +450,36 @@ def _score(bundle, splits, user_vectors: tuple, items, config,
     return rates, hits, cold_hits
 
 
+def _hidden_popularity(objective, config) -> dict:
+    """Popularity's result with every history hidden: what every peer gives a user without
+    history or training streams (ALS and EASE would still see the hidden users' training
+    streams: scoring them there would not hide)."""
+    from evaluation.evaluate import MODELS, evaluate_retriever
+
+    hidden_split = _hidden_history(objective.split)
+    return evaluate_retriever(hidden_split, MODELS["popularity"](hidden_split, objective.copy,
+                                                                 config),
+                              progress=False, name="popularity")
+
+
+def _record_peer(workdir: Path, name: str, settings: dict | None, objective, retriever,
+                 hidden: dict, pretend: dict | None, val) -> dict:
+    """Score `retriever` on the validation split and append its peer record (settings: None =
+    the ones it reports)."""
+    from evaluation.evaluate import evaluate_retriever
+
+    hits: dict = {}
+    cold_hits: dict = {}
+    result = evaluate_retriever(objective.split, retriever, progress=False, name=name,
+                                user_hits=hits, cold_user_hits=cold_hits)
+    record = {"name": name, "kind": "peer",
+              "settings": settings if settings is not None else result.get("settings") or {},
+              **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
+              "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
+    _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+    return record
+
+
 def run_peers(workdir: Path) -> None:
     import numpy as np
 
@@ -457,12 +487,7 @@ def run_peers(workdir: Path) -> None:
     from evaluation.retrievers import PopularityRetriever, VectorKNNRetriever
 
     objective, val, config = _objective(workdir, {})
-    # Every peer serves a user without history or training streams by popularity (ALS and EASE
-    # would still see the hidden users' training streams: scoring them there would not hide).
-    hidden_split = _hidden_history(objective.split)
-    hidden = evaluate_retriever(hidden_split, MODELS["popularity"](hidden_split, objective.copy,
-                                                                   config),
-                                progress=False, name="popularity")
+    hidden = _hidden_popularity(objective, config)
     # Pretend new: hgnn_knn with those items' text-neighbour vectors, text_knn as it is (a new
     # item has its text), popularity with no streams for them; ALS and EASE would still see
     # their training streams, so they are not measured.
@@ -477,16 +502,10 @@ def run_peers(workdir: Path) -> None:
         "text_knn": VectorKNNRetriever(pretend_split, text),
         "popularity": PopularityRetriever(pretend_split)}
     for name in PEERS:
-        hits: dict = {}
-        cold_hits: dict = {}
-        result = evaluate_retriever(split, retrievers[name], progress=False, name=name,
-                                    user_hits=hits, cold_user_hits=cold_hits)
         pretend = (evaluate_retriever(pretend_split, pretend_retrievers[name], progress=False,
                                       name=name) if name in pretend_retrievers else None)
-        record = {"name": name, "kind": "peer", "settings": result.get("settings") or {},
-                  **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
-                  "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-        _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+        record = _record_peer(workdir, name, None, objective, retrievers[name], hidden, pretend,
+                              val)
         print(f"{name}: validation HR@10 {record['mean']:.4f} {record['hr@10']}", flush=True)
 
 
@@ -528,10 +547,7 @@ def run_inductive(workdir: Path, ks: tuple[int, ...], temperatures: tuple[float,
 
     objective, val, config = _objective(workdir, {})
     split = objective.split
-    hidden_split = _hidden_history(split)
-    hidden = evaluate_retriever(hidden_split, MODELS["popularity"](hidden_split, objective.copy,
-                                                                   config),
-                                progress=False, name="popularity")
+    hidden = _hidden_popularity(objective, config)
     text = MODELS["text_knn"](split, objective.copy, config).vectors
     hgnn = MODELS["hgnn_knn"](split, objective.copy, config).vectors
     codes = np.unique(split.item_types, return_inverse=True)[1]
@@ -545,19 +561,12 @@ def run_inductive(workdir: Path, ks: tuple[int, ...], temperatures: tuple[float,
             pretend_vectors = _neighbour_vectors(
                 text, vectors, codes, pretend_split.is_new_item,
                 warm & ~pretend_split.is_new_item, k, temperature)
-            hits: dict = {}
-            cold_hits: dict = {}
-            result = evaluate_retriever(split, VectorKNNRetriever(split, vectors), progress=False,
-                                        name=name, user_hits=hits, cold_user_hits=cold_hits)
             pretend = evaluate_retriever(pretend_split,
                                          VectorKNNRetriever(pretend_split, pretend_vectors),
                                          progress=False, name=name)
-            record = {"name": name, "kind": "peer",
-                      "settings": {"inductive_knn": k, "temperature": temperature},
-                      **_rates(result, hidden, pretend),
-                      "validation_cutoff": val.cutoff.isoformat(), "commit": _commit(),
-                      "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-            _record(workdir, record, hits, cold_hits, split.user_ids)
+            record = _record_peer(workdir, name, {"inductive_knn": k, "temperature": temperature},
+                                  objective, VectorKNNRetriever(split, vectors), hidden, pretend,
+                                  val)
             print(f"{name}: validation HR@10 {record['mean']:.4f}, new items "
                   f"{record['new_items']}, pretend new {record['pretend_new']}", flush=True)
 
