@@ -104,6 +104,9 @@ SMALL_STUDIES = (
      "(weight 1 kept, the boost dropped)"),
     ("two_tower_variants_small_inductive_vectors.md", "hgnn_knn's vectors for items without "
      "edges: text neighbours k 10/20/50, softmax-weighted or not (k 20 plain mean kept)"),
+    ("hgnn_unseen_items_small.md", "the HGNN on items whose edges it never saw: text "
+     "neighbours k 10/20/50, simulated cold nodes, the neighbour mean in the training loss "
+     "(nothing kept)"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium.md", "batch size and epochs, history dropout, user_scale"),
@@ -114,6 +117,8 @@ MEDIUM_STUDIES = (
      "boost (weight 1 kept: 1.3 failed on the hold-out, see MEDIUM_EPOCHS; the boost dropped)"),
     ("two_tower_variants_medium_new_item_exposure.md", "new items' weight solved for a share of "
      "the top-10 slots (new_item_exposure 0.2 kept)"),
+    ("hgnn_unseen_items_medium.md", "the HGNN on items whose edges it never saw: k 50, the "
+     "neighbour mean in the training loss (nothing kept)"),
     ("two_tower_variants_medium_table2.md", "the paper's Table 2 on validation: HGNN vectors "
      "against learned ids (level; below with the new-item exposure), HGNN 1 or 4 epochs "
      "(level: 1 kept)"),
