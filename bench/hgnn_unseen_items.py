@@ -42,16 +42,20 @@ HITS_DIR = "hgnn_unseen_items"
 TEXT_KNN = "text_knn"
 
 
-def _unseen_nodes(graph, split, pretend) -> dict:
-    """Per node type, (n_nodes,) bool: the graph nodes of the `pretend` split items."""
+def without_items(graph, item_ids) -> tuple:
+    """(the graph without any edge of these items' nodes (an episode's: its show's), per node
+    type (n_nodes,) bool of the nodes left without their edges)."""
+    import dataclasses
+
     import numpy as np
 
     node_of = {item: (t, i) for t in graph.node_types for i, item in enumerate(graph.item_ids[t])}
-    out = {t: np.zeros(graph.num_nodes(t), dtype=bool) for t in graph.node_types}
-    for item in split.item_ids[pretend]:
+    unseen = {t: np.zeros(graph.num_nodes(t), dtype=bool) for t in graph.node_types}
+    for item in item_ids:
         t, i = node_of[graph.episodes.get(item, item)]
-        out[t][i] = True
-    return out
+        unseen[t][i] = True
+    edges = {r: e[:, ~(unseen[r[0]][e[0]] | unseen[r[2]][e[1]])] for r, e in graph.edges.items()}
+    return dataclasses.replace(graph, edges=edges), unseen
 
 
 @deterministic_torch()  # as train_hgnn: otherwise two runs of one variant differ as variants do
@@ -89,8 +93,6 @@ def _train(graph, config) -> tuple[dict, dict]:
 
 
 def run(workdir: Path, name: str, settings: dict) -> dict:
-    import dataclasses
-
     import two_tower_variants as variants
 
     from evaluation import tune
@@ -105,10 +107,8 @@ def run(workdir: Path, name: str, settings: dict) -> dict:
     config = tune.with_params(config, settings)
     split, copy = objective.split, objective.copy
     pretend_split = variants._pretend_new_split(split)
-    graph = load_item_graph(copy, latest_text_embedding(copy))
-    unseen = _unseen_nodes(graph, split, pretend_split.is_new_item)
-    edges = {r: e[:, ~(unseen[r[0]][e[0]] | unseen[r[2]][e[1]])] for r, e in graph.edges.items()}
-    graph = dataclasses.replace(graph, edges=edges)
+    graph, unseen = without_items(load_item_graph(copy, latest_text_embedding(copy)),
+                                  split.item_ids[pretend_split.is_new_item])
     started = time.monotonic()
     z, summary = _train(graph, config.hgnn)
     with tempfile.TemporaryDirectory() as tmp:  # the vectors as `gfm train hgnn` writes them
