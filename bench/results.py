@@ -127,6 +127,8 @@ MOVIELENS_STUDIES = (
     ("two_tower_variants_movielens.md", "histories at events and history-set examples "
      "(both kept), id_skip, no popularity prior"),
     ("two_tower_variants_movielens_lag.md", "the popularity prior's lag (0 kept)"),
+    ("two_tower_variants_movielens_prior.md", "the popularity prior: recent or the training "
+     "window's share (level: recent kept)"),
     ("two_tower_variants_movielens_levers.md", "a recency-weighted history, temperature (both "
      "level, not kept)"),
     ("two_tower_variants_movielens_capacity.md", "smaller towers and their epochs (kept), "
