@@ -179,15 +179,16 @@ def write_doc(workdir: Path, baseline: str, out: Path, note: str, title: str) ->
         return " / ".join(format_difference(compared[t]) for t in types)
 
     first = next(iter(records.values()))
+    unseen = ", ".join(f"{n} {t}" for t, n in first["unseen_nodes"].items())
     lines = [f"# HGNN variants on items it never saw ({title or workdir.name}, validation split)",
              "",
              "Written by `python bench/hgnn_unseen_items.py doc` from the records of "
              "`bench/hgnn_unseen_items.py run` (validation cutoff "
              f"{first['validation_cutoff'][:10]}; the hold-out is never read). Every variant's "
              "HGNN trained without any edge of the pretend-new tenth of the catalogue "
-             f"({', '.join(f'{n} {t}' for t, n in first['unseen_nodes'].items())} nodes); those items get the vector an item without "
-             "edges gets (the mean of its text neighbours'), and hgnn_knn ranks them among the "
-             "whole catalogue of their type. HR@10, discovery, " + " / ".join(types) + ".", ""]
+             f"({unseen} nodes); those items get the vector an item without edges gets (the "
+             "mean of its text neighbours'), and hgnn_knn ranks them among the whole "
+             "catalogue of their type. HR@10, discovery, " + " / ".join(types) + ".", ""]
     if note:
         lines += [note, ""]
     lines += ["| variant | settings | HGNN val MRR | warm HR@10 | new items | pretend new | "
@@ -219,15 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     doc.add_argument("--title", default="", help="what the workspace is (default: its name)")
     args = parser.parse_args(argv)
     if args.command == "run":
+        import yaml
+
         settings = {}
         for item in args.set:
             key, _, value = item.partition("=")
             if not key.startswith("hgnn.") or not value:
                 parser.error(f"--set takes hgnn.KEY=VALUE, not {item!r}")
-            try:
-                settings[key] = json.loads(value)
-            except ValueError:
-                settings[key] = value  # a bare string
+            settings[key] = yaml.safe_load(value)  # as two_tower_variants.py's --set
         run(args.workdir, args.name, settings)
     else:
         write_doc(args.workdir, args.baseline, args.out, args.note, args.title)
