@@ -7,6 +7,7 @@ model's defaults, and the doc that shows it.
     python bench/two_tower_variants.py inductive --workdir W [--k 5,10,20,50] [--temperatures 0,0.05]
     python bench/two_tower_variants.py slots --workdir W [--weights 1,1.1,1.2,1.3,1.4]
     python bench/two_tower_variants.py doc --workdir W [--also W2] [--baseline NAME] [--out FILE]
+    python bench/two_tower_variants.py pooled --workdir W1 --workdir W2 ... --out FILE
 
 `run` trains one variant on the validation copy that `gfm tune two-tower` uses (validation
 cutoff = cutoff - holdout_days, every feature rebuilt as of it, under <W>/tune/), scores every
@@ -17,6 +18,9 @@ rates, where the new items rank under each term of the score, commit) to
 <W>/reports/two_tower_variants/NAME.npz for paired comparisons. `peers` does the same for the
 baselines with the workspace's (tuned) settings. `doc` writes the table (mean HR@10, per type,
 the paired difference to the baseline with its 95% bootstrap interval) and a plot of the curves.
+`pooled` writes one table for variants run under the same names in several workspaces, each
+with its own validation cutoff (e.g. the years before a rolling evaluation's first hold-out,
+when one validation split holds too few users), their users pooled.
 
 New items' share of top-10 slots (`new_item_slot_share` in a run's record; `slots` for the
 workspace's served model at its own cutoff, appended to <W>/reports/new_item_slots.jsonl): per
@@ -711,6 +715,92 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     print(f"wrote {out}")
 
 
+def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str = "ease",
+                     note: str = "", title: str = "") -> None:
+    """The variants run under the same names in several workspaces (each its own validation
+    cutoff, e.g. the years before a rolling evaluation's first hold-out), their (user, type)
+    units pooled: one table, paired differences over every unit of every workspace."""
+    import numpy as np
+
+    from evaluation.stats import compare_pooled, format_difference
+    from evaluation.user_hits import load_user_hits
+
+    per_workdir = [_latest(w) for w in workdirs]
+    names = [n for n in per_workdir[0] if all(n in r for r in per_workdir[1:])]
+    for name in (baseline, versus):
+        if name not in names:
+            raise SystemExit(f"{name!r} is not recorded in every workspace; in all: "
+                             f"{', '.join(names) or 'none'}")
+    hits: dict[str, dict[str, tuple]] = {}
+    for i, workdir in enumerate(workdirs):
+        for name in names:
+            for model, by_type in load_user_hits(
+                    workdir / "reports" / HITS_DIR / f"{name}.npz").items():
+                for t, (users, h) in by_type.items():
+                    # a unit is a user at one validation cutoff: ids prefixed by the workspace
+                    units = np.char.add(f"{i}/", users.astype(str))
+                    old = hits.setdefault(model, {}).get(t)
+                    hits[model][t] = (units, h) if old is None else (
+                        np.concatenate([old[0], units]), np.concatenate([old[1], h]))
+    types = sorted({t for r in per_workdir for n in names for t in r[n]["hr@10"]})
+    cutoffs = [r[baseline]["validation_cutoff"][:10] for r in per_workdir]
+
+    def rates(name: str) -> dict[str, float | None]:
+        return {t: (float(hits[name][t][1].mean()) if t in hits.get(name, {})
+                    and len(hits[name][t][1]) else None) for t in types}
+
+    def delta(a: str, b: str) -> str:
+        if a == b or not all(n in hits for n in (a, b)):
+            return "–"
+        return format_difference(compare_pooled(hits, a, b, types))
+
+    def units(name: str) -> str:
+        return "/".join(str(len(hits[name][t][1])) if t in hits.get(name, {}) else "0"
+                        for t in types)
+
+    lines = [f"# {title or 'Two-tower variants, pooled over validation cutoffs'}", "",
+             f"Written by `python bench/two_tower_variants.py pooled "
+             + " ".join(f"--workdir {w.name}" for w in workdirs)
+             + (f" --baseline {baseline}" if baseline != "in_batch" else "")
+             + (" --note ..." if note else "") + f" --out {out.name}` from the records of its "
+             f"`run` and `peers` commands in {len(workdirs)} workspaces, validation cutoffs "
+             f"{', '.join(cutoffs)}. Each workspace's validation hold-out ends at its own cutoff, "
+             "so nothing here reads a hold-out that a result is reported on. HR@10 is discovery "
+             "(history items left out), pooled over the workspaces' (user, type) units; each "
+             "two-tower row is, per workspace, its best epoch (the mean curve is what epochs "
+             "are chosen by). Δ is paired over the units, with its 95% bootstrap interval "
+             "(bold: it excludes 0).", "", *([note, ""] if note else []),
+             f"| variant | settings | units ({'/'.join(types)}) | mean HR@10 | "
+             + " | ".join(types) + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | "
+             "cold users | cold users Δ vs popularity [95% CI] | mean curve, per epoch | commit |",
+             "|---|---|---|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|"]
+    for name in names:
+        records = [r[name] for r in per_workdir]
+        first = records[0]
+        settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in first["settings"].items()
+                             if k != "two_tower.threads") or "defaults"
+        r = rates(name)
+        present = [v for v in r.values() if v is not None]
+        mean = sum(present) / len(present) if present else None
+        curves = [x["curve"] for x in records if x.get("curve")]
+        curve = ([sum(c[e] for c in curves) / len(curves) for e in range(len(curves[0]))]
+                 if curves and len({len(c) for c in curves}) == 1 else [])
+        cold = rates(name + COLD) if name + COLD in hits else {}
+        commits = ", ".join(sorted({x["commit"] for x in records}))
+        lines.append(f"| `{name}` | {settings} | {units(name)} | {_f(mean)} | "
+                     + " | ".join(_f(r[t]) for t in types)
+                     + f" | {delta(name, baseline)} | {delta(name, versus)} | "
+                     + ("/".join(_f(cold.get(t)) for t in types) if cold else "–")
+                     + f" | {delta(name + COLD, 'popularity' + COLD)} | "
+                     + (", ".join(_f(v) for v in curve) or "–") + f" | {commits} |")
+    lines += ["", "Cold users: HR@10 per type (" + "/".join(types) + ") of the validation users "
+              "without history at each validation cutoff, pooled; their Δ vs popularity is "
+              "paired and pooled over types. The mean curve: the workspaces' validation HR@10 "
+              "(mean over types) averaged epoch by epoch.", ""]
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
 def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defaults,
                  is_default) -> list[str]:
     """Markdown: the variants run with several seeds, each measure averaged over the seeds (a
@@ -823,6 +913,14 @@ def main(argv: list[str] | None = None) -> int:
     doc.add_argument("--out", type=Path, default=REPO / "docs" / "two_tower_variants.md")
     doc.add_argument("--also", type=Path, action="append", default=[],
                      help="another workspace of the same data and validation cutoff")
+    pooled = sub.add_parser("pooled", help="the variants recorded in several workspaces (each "
+                            "its own validation cutoff), their users pooled")
+    pooled.add_argument("--workdir", type=Path, action="append", required=True)
+    pooled.add_argument("--baseline", default="in_batch")
+    pooled.add_argument("--versus", default="ease")
+    pooled.add_argument("--note", default="")
+    pooled.add_argument("--title", default="")
+    pooled.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "run":
         import yaml
@@ -854,6 +952,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.workdir / "reports" / SLOTS_RECORDS, "a") as f:
             f.write(json.dumps(result) + "\n")
         print(json.dumps(result))
+    elif args.command == "pooled":
+        write_pooled_doc(args.workdir, args.baseline, args.out, args.versus, args.note, args.title)
     else:
         write_doc(args.workdir, args.baseline, args.out, args.also, args.versus, args.note)
     return 0
