@@ -759,7 +759,7 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
                         for t in types)
 
     lines = [f"# {title or 'Two-tower variants, pooled over validation cutoffs'}", "",
-             f"Written by `python bench/two_tower_variants.py pooled "
+             "Written by `python bench/two_tower_variants.py pooled "
              + " ".join(f"--workdir {w.name}" for w in workdirs)
              + (f" --baseline {baseline}" if baseline != "in_batch" else "")
              + (" --note ..." if note else "") + f" --out {out.name}` from the records of its "
