@@ -169,8 +169,8 @@ RUNS: list[Run] = [
     # settings' peaked at 0.166 (EASE 0.427, popularity 0.365), and their users without history
     # came -0.712 below popularity (now level). Temperature 0.3 and 0.5 peaked at 0.420 and
     # 0.417 (epoch 2, then falling: the towers overfit the few examples), 0.2 and 2.0 lower; the
-    # recent prior with 0.3 at 0.240. The pair lost on the per-user validation split
-    # (temperature 0.3: 0.224 against 0.247 with either prior), which keeps its settings.
+    # recent prior with 0.3 at 0.240. The pair lost on the per-user validation split (0.170
+    # against 0.247; temperature 0.3 0.224 with either prior), which keeps its settings.
     Run("movielens_rolling", "MovieLens ml-latest-small, 8 rolling cutoffs a year apart "
         "(year-long hold-outs and histories)",
         commands=(("import", "movielens", MOVIELENS), ("pipeline",), *TUNED_PEERS[:2],

@@ -774,6 +774,7 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
              + " | ".join(types) + f" | Δ vs {baseline} [95% CI] | Δ vs {versus} [95% CI] | "
              "cold users | cold users Δ vs popularity [95% CI] | mean curve, per epoch | commit |",
              "|---|---|---|---:|" + "---:|" * len(types) + "---|---|---|---|---|---|"]
+    plotted: dict[str, dict] = {}
     for name in names:
         records = [r[name] for r in per_workdir]
         first = records[0]
@@ -785,6 +786,7 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
         curves = [x["curve"] for x in records if x.get("curve")]
         curve = ([sum(c[e] for c in curves) / len(curves) for e in range(len(curves[0]))]
                  if curves and len({len(c) for c in curves}) == 1 else [])
+        plotted[name] = {"kind": first["kind"], "curve": curve, "mean": mean}
         cold = rates(name + COLD) if name + COLD in hits else {}
         commits = ", ".join(sorted({x["commit"] for x in records}))
         lines.append(f"| `{name}` | {settings} | {units(name)} | {_f(mean)} | "
@@ -796,8 +798,10 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
     lines += ["", "Cold users: HR@10 per type (" + "/".join(types) + ") of the validation users "
               "without history at each validation cutoff, pooled; their Δ vs popularity is "
               "paired and pooled over types. The mean curve: the workspaces' validation HR@10 "
-              "(mean over types) averaged epoch by epoch.", ""]
+              "(mean over types) averaged epoch by epoch. ![mean validation curves]"
+              f"(img/{out.stem}.png)", ""]
     out.write_text("\n".join(lines))
+    _plot(plotted, out.parent / "img" / f"{out.stem}.png")
     print(f"wrote {out}")
 
 
@@ -856,6 +860,7 @@ def _seed_groups(records: dict, types: list[str], defaults: dict, used, off_defa
 
 
 def _plot(records: dict[str, dict], path: Path) -> None:
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -863,10 +868,11 @@ def _plot(records: dict[str, dict], path: Path) -> None:
     figure = Figure(figsize=(7.5, 4.5))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    axes.set_prop_cycle(color=colormaps["tab20"].colors)  # more variants than tab10's colours
     for name, r in records.items():
         if r["kind"] == "two_tower":
             axes.plot(range(1, len(r["curve"]) + 1), r["curve"], marker="o", ms=3, label=name)
-        else:
+        elif r["mean"] is not None:
             axes.axhline(r["mean"], ls="--", lw=1, color="grey")
             axes.annotate(name, (1, r["mean"]), fontsize=7, color="grey")
     axes.set_xlabel("epoch")
