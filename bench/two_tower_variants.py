@@ -762,7 +762,9 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
              "Written by `python bench/two_tower_variants.py pooled "
              + " ".join(f"--workdir {w.name}" for w in workdirs)
              + (f" --baseline {baseline}" if baseline != "in_batch" else "")
-             + (" --note ..." if note else "") + f" --out {out.name}` from the records of its "
+             + (f" --versus {versus}" if versus != "ease" else "")
+             + (" --title ..." if title else "") + (" --note ..." if note else "")
+             + f" --out {out.name}` from the records of its "
              f"`run` and `peers` commands in {len(workdirs)} workspaces, validation cutoffs "
              f"{', '.join(cutoffs)}. Each workspace's validation hold-out ends at its own cutoff, "
              "so nothing here reads a hold-out that a result is reported on. HR@10 is discovery "
