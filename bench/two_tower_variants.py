@@ -880,7 +880,8 @@ def _plot(records: dict[str, dict], path: Path) -> None:
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation HR@10, mean over types")
     axes.set_title("two-tower variants (dashed: peers)")
-    axes.legend(fontsize=7)
+    if any(r["kind"] == "two_tower" for r in records.values()):  # else no line has a label
+        axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
