@@ -91,6 +91,8 @@ SMALL_STUDIES = (
     ("two_tower_variants.md", "negatives (in-batch, catalogue, history-masked, same-type), "
      "temperature, id_skip, item-id dropout"),
     ("two_tower_variants_user_scale.md", "a learned per-user weight on the towers' cosine"),
+    ("two_tower_variants_small_temperature.md", "temperature 0.2, 0.3, 0.5 over 2 seeds (0.3 "
+     "above the default 0.1; a probe, defaults unchanged)"),
     ("two_tower_variants_cold_users.md", "users without history: history dropout, the share of "
      "unknown users, the popularity prior's lag"),
     ("two_tower_variants_new_signups.md", "users without history, with signups spread over "
@@ -109,6 +111,7 @@ SMALL_STUDIES = (
      "(nothing kept)"),
 )
 MEDIUM_STUDIES = (
+    ("two_tower_variants_medium_temperature.md", "temperature 0.3 against 0.1 (level; a probe)"),
     ("two_tower_variants_medium.md", "batch size and epochs, history dropout, user_scale"),
     ("two_tower_variants_medium_history_set.md", "history-set examples on medium"),
     ("two_tower_variants_medium_new_items.md", "levers for new items"),
