@@ -586,6 +586,12 @@ def _latest(workdir: Path) -> dict[str, dict]:
     return out
 
 
+def _settings_cell(record: dict) -> str:
+    """A record's --set settings as a table cell (keys without their section)."""
+    return ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in record["settings"].items()
+                     if k != "two_tower.threads") or "defaults"
+
+
 def _f(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
@@ -671,8 +677,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     for name, r in records.items():
         label = f"`{name}`" + (" **(defaults)**" if r["kind"] == "two_tower" and is_default(r)
                                else "")
-        settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in r["settings"].items()
-                             if k != "two_tower.threads") or "defaults"
+        settings = _settings_cell(r)
         if r.get("new_item_hgnn_weights"):  # solved for new_item_exposure
             settings += " (new items' weight " + "/".join(
                 f"{s['weight']:.3f}" for s in r["new_item_hgnn_weights"].values()) + ")"
@@ -731,7 +736,7 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
         if name not in names:
             raise SystemExit(f"{name!r} is not recorded in every workspace; in all: "
                              f"{', '.join(names) or 'none'}")
-    hits: dict[str, dict[str, tuple]] = {}
+    parts: dict[str, dict[str, list[tuple]]] = {}
     for i, workdir in enumerate(workdirs):
         for name in names:
             for model, by_type in load_user_hits(
@@ -739,9 +744,9 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
                 for t, (users, h) in by_type.items():
                     # a unit is a user at one validation cutoff: ids prefixed by the workspace
                     units = np.char.add(f"{i}/", users.astype(str))
-                    old = hits.setdefault(model, {}).get(t)
-                    hits[model][t] = (units, h) if old is None else (
-                        np.concatenate([old[0], units]), np.concatenate([old[1], h]))
+                    parts.setdefault(model, {}).setdefault(t, []).append((units, h))
+    hits = {model: {t: (np.concatenate([u for u, _ in p]), np.concatenate([h for _, h in p]))
+                    for t, p in by_type.items()} for model, by_type in parts.items()}
     types = sorted({t for r in per_workdir for n in names for t in r[n]["hr@10"]})
     cutoffs = [r[baseline]["validation_cutoff"][:10] for r in per_workdir]
 
@@ -780,8 +785,7 @@ def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str
     for name in names:
         records = [r[name] for r in per_workdir]
         first = records[0]
-        settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in first["settings"].items()
-                             if k != "two_tower.threads") or "defaults"
+        settings = _settings_cell(first)
         r = rates(name)
         present = [v for v in r.values() if v is not None]
         mean = sum(present) / len(present) if present else None
