@@ -65,31 +65,18 @@ def _train(graph, config) -> tuple[dict, dict]:
     import numpy as np
 
     from training.hgnn.graph import split_edges
-    from training.hgnn.train import LinkPredictionTrainer, text_knn_vectors
+    from training.hgnn.train import LinkPredictionTrainer, fit_link_prediction, text_knn_vectors
 
     split = split_edges(graph, config.val_fraction, config.max_val_edges_per_type, config.seed)
     trainer = LinkPredictionTrainer(graph, split, config)
-    deadline = time.monotonic() + config.time_budget_s
-    best, best_state, stale, epochs = None, None, 0, []
-    for epoch in range(1, config.max_epochs + 1):
-        loss, _ = trainer.train_epoch(deadline)
-        val = trainer.validate(trainer.embed_all())
-        epochs.append({"epoch": epoch, "loss": round(loss, 5), "val_mrr": round(val["mrr"], 5)})
-        print(f"  epoch {epoch}: loss {loss:.4f} val_mrr {val['mrr']:.4f}", flush=True)
-        if best is None or val["mrr"] > best["mrr"]:
-            best, stale = {**val, "epoch": epoch}, 0
-            best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-        else:
-            stale += 1
-        if stale >= config.patience or time.monotonic() > deadline:
-            break
-    trainer.model.load_state_dict(best_state)
+    epochs, best, _ = fit_link_prediction(trainer, config, time.monotonic() + config.time_budget_s)
     z = trainer.embed_all()
     connected = {t: trainer.degree[t] > 0 for t in graph.node_types}
     inductive = text_knn_vectors(graph, z, connected, config.inductive_knn)
     z = {t: np.where(connected[t][:, None], z[t], inductive[t]) for t in graph.node_types}
     return z, {"val_mrr": best["mrr"], "val_auc": best["auc"], "best_epoch": best["epoch"],
-               "epochs": epochs}
+               "epochs": [{"epoch": e["epoch"], "loss": round(e["loss"], 5),
+                           "val_mrr": round(e["val_mrr"], 5)} for e in epochs]}
 
 
 def run(workdir: Path, name: str, settings: dict) -> dict:

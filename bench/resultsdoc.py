@@ -192,11 +192,14 @@ def baseline_comparisons(views: list[RunView]) -> str:
                 row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
                         else ["not evaluated", "", ""])
             rows.append(row)
+        rows += _rolling_summary_rows(v.metrics.get("rolling") or {}, name)
     parts = [f"## Summary: {UNIFIED} against ALS and EASE (HR@10, discovery)", "",
              f"Paired on the users both models count; bold: the 95% interval of {UNIFIED} - "
              "baseline excludes 0. \"all types\": the (user, type) units of every type pooled "
              "(users counted in several types are resampled as independent units). For rolling "
-             "runs, the configured cutoff only (the pooled figures are in the run's section)."]
+             "runs, the configured cutoff, then \"N cutoffs pooled\": the (user, cutoff) units "
+             "of every cutoff, users resampled (all of a user's units together); \"users\" "
+             "counts units there."]
     if rows:
         parts += ["", table(["run", "type", "users", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
                              "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],
@@ -207,6 +210,25 @@ def baseline_comparisons(views: list[RunView]) -> str:
         parts += ["", "Without per-user hits (reports/user_hits.npz, written by `gfm evaluate` "
                   f"since it exists) or without {UNIFIED}: {', '.join(missing)}."]
     return "\n".join(parts) + "\n"
+
+
+def _rolling_summary_rows(rolling: Mapping[str, Any], name: str) -> list[list[str]]:
+    """The summary's rows of a rolling run's pooled comparisons (metrics.json's rolling.versus),
+    when unified_2t is the reference there."""
+    versus = rolling.get("versus") or {}
+    compared = versus.get("comparisons") or {}
+    if versus.get("reference") != UNIFIED or not compared:
+        return []
+    rows = []
+    for t in next(iter(compared.values())):
+        first = next(c[t] for c in compared.values())
+        row = [f"{name} ({rolling['n']} cutoffs pooled)", t, f"{first['n_users']:,}",
+               f3(first["hr_a"])]
+        for b in BASELINES:
+            c = compared.get(b, {}).get(t)
+            row += [f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c else ["not evaluated", "", ""]
+        rows.append(row)
+    return rows
 
 
 def _group_rate(results: Mapping[str, Any], model: str, group: str, k: int, t: str) -> str:
@@ -450,6 +472,8 @@ def render_paper(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> st
 
 
 def render_rolling(metrics: Mapping[str, Any]) -> str:
+    from evaluation.rolling import format_versus_markdown
+
     if not metrics.get("rolling"):
         return ""
     rolling, k = metrics["rolling"], metrics["settings"]["k"]
@@ -461,6 +485,8 @@ def render_rolling(metrics: Mapping[str, Any]) -> str:
     for c in rolling["per_cutoff"]:
         per_cutoff.append([c["cutoff"][:10], _counts(c["n_users"]),
                            *(" / ".join(f3(c[hr][m].get(t)) for t in types) for m in pooled)])
+    versus = format_versus_markdown(rolling, k)
+    paired = [""] + versus if versus else []
     return "\n".join([
         f"Rolling cutoffs: {rolling['n']} cutoffs every {rolling['every_days']} days "
         f"({rolling['cutoffs'][-1][:10]} to {rolling['cutoffs'][0][:10]}), HR@{k} pooled over "
@@ -470,6 +496,7 @@ def render_rolling(metrics: Mapping[str, Any]) -> str:
               + [f"units {t}" for t in types], rows), "",
         f"Per cutoff (HR@{k} as {' / '.join(types)}):", "",
         table(["cutoff", "users", *pooled], per_cutoff, left=2),
+        *paired,
     ]) + "\n"
 
 

@@ -9,7 +9,8 @@ stages the models need run as child processes with that cutoff). A copy that fin
 stages is marked done and reused by the next run; an interrupted one resumes from its stages
 (each is idempotent). The pooled HR@k of a model and type is its hits over its units at every
 cutoff; its 95% interval resamples users (all of a user's cutoffs together: they are not
-independent draws).
+independent draws). unified_2t is compared with every other model on the same units, paired:
+the difference with its interval (users resampled) and McNemar's p.
 """
 
 from __future__ import annotations
@@ -129,6 +130,55 @@ def _pool(units: list[dict[str, Any]], k: int) -> dict[str, Any]:
     return out
 
 
+REFERENCE = "unified_2t"  # the model the others are compared with, paired, when it is evaluated
+POOLED = "all types"
+
+
+def _keyed_hits(units: list[dict[str, Any]], model: str,
+                item_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit keys "<cutoff index>|<user id>", user ids, bool hits) of a model and type over all
+    cutoffs: a key is a (user, cutoff) unit, a user id the cluster it belongs to."""
+    keys, users, hits = [], [], []
+    for j, unit in enumerate(units):
+        if item_type not in unit["hits"][model]:
+            continue
+        index, unit_hits = unit["hits"][model][item_type]
+        ids = np.asarray(unit["user_ids"]).astype(str)[np.asarray(index, dtype=np.int64)]
+        keys.append(np.char.add(f"{j}|", ids))
+        users.append(ids)
+        hits.append(np.asarray(unit_hits, dtype=bool))
+    if not keys:
+        return np.array([], dtype=str), np.array([], dtype=str), np.array([], dtype=bool)
+    return np.concatenate(keys), np.concatenate(users), np.concatenate(hits)
+
+
+def _versus_reference(units: list[dict[str, Any]], reference: str = REFERENCE) -> dict[str, Any]:
+    """reference - each other model, paired on the (user, cutoff) units both count, per type and
+    over all types ("all types"), intervals resampling users (all of a user's units together),
+    McNemar's p over the discordant units. {} without the reference."""
+    from evaluation.stats import paired_cluster_comparison
+
+    if not units or reference not in units[0]["hits"]:
+        return {}
+    types = sorted({t for u in units for t in u["hits"][reference]})
+    out: dict[str, Any] = {}
+    for other in units[0]["hits"]:
+        if other == reference:
+            continue
+        per_type, pooled = {}, []
+        for t in types:
+            keys_a, users_a, hits_a = _keyed_hits(units, reference, t)
+            keys_b, _, hits_b = _keyed_hits(units, other, t)
+            _, ia, ib = np.intersect1d(keys_a, keys_b, assume_unique=True, return_indices=True)
+            pair = (hits_a[ia], hits_b[ib], users_a[ia])
+            per_type[t] = paired_cluster_comparison(*pair)
+            pooled.append(pair)
+        # A user counted in several types is one cluster there too.
+        per_type[POOLED] = paired_cluster_comparison(*(np.concatenate(x) for x in zip(*pooled)))
+        out[other] = per_type
+    return {"reference": reference, "comparisons": out}
+
+
 def rolling_evaluation(
     workspace: Workspace,
     timeline: Timeline,
@@ -185,7 +235,33 @@ def rolling_evaluation(
             + "; ".join(f"{m} {report['results'][m][hr]}" for m in models))
     return {"n": n, "every_days": every_days, "cutoffs": [c.isoformat() for c in cutoffs],
             "per_cutoff": per_cutoff, "pooled": _pool(units, k),
+            "versus": _versus_reference(units),
             "seconds": round(time.perf_counter() - began, 1)}
+
+
+def format_versus_markdown(rolling: Mapping[str, Any], k: int = 10) -> list[str]:
+    """Markdown lines: the reference minus each other model on the pooled (user, cutoff) units,
+    paired, per type and over all types, with McNemar's p. [] when no comparison was made (a
+    metrics.json from before they existed, or no unified_2t)."""
+    from evaluation.stats import format_difference
+
+    versus = rolling.get("versus") or {}
+    if not versus.get("comparisons"):
+        return []
+    reference = versus["reference"]
+    lines = [f"{reference} against each model on the same (user, cutoff) units, pooled over the "
+             f"cutoffs (HR@{k}; bold: the 95% interval, users resampled, excludes 0; McNemar's p "
+             "over the units where exactly one of the two hits):", "",
+             f"| model | type | units | users | {reference} | model | {reference} - model "
+             "[95% CI] | McNemar p |",
+             "|:--|:--|" + "--:|" * 6]
+    for other, per_type in versus["comparisons"].items():
+        for t, c in per_type.items():
+            p = "n/a" if c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.2g}"
+            rates = ["n/a" if c.get(x) is None else f"{c[x]:.3f}" for x in ("hr_a", "hr_b")]
+            lines.append(f"| {other} | {t} | {c['n_users']:,} | {c['n_clusters']:,} | "
+                         f"{rates[0]} | {rates[1]} | {format_difference(c)} | {p} |")
+    return lines
 
 
 def format_rolling_markdown(rolling: Mapping[str, Any], k: int = 10) -> str:
@@ -220,4 +296,5 @@ def format_rolling_markdown(rolling: Mapping[str, Any], k: int = 10) -> str:
         rates = [" / ".join("-" if c[hr][m].get(t) is None else f"{c[hr][m][t]:.3f}"
                             for t in types) for m in pooled]
         lines.append(f"| {c['cutoff'][:10]} | {users} | " + " | ".join(rates) + " |")
-    return "\n".join(lines) + "\n"
+    versus = format_versus_markdown(rolling, k)
+    return "\n".join(lines + ([""] + versus if versus else [])) + "\n"

@@ -70,18 +70,27 @@ def bootstrap_cluster_ci(hits: np.ndarray, clusters: np.ndarray,
     hits = np.asarray(hits, dtype=bool)
     if len(hits) == 0:
         return math.nan, math.nan
+    rates = _cluster_resampled_means(hits.astype(np.float64), clusters, n_resamples, seed,
+                                     chunk_bytes)
+    return _quantiles(rates, level)
+
+
+def _cluster_resampled_means(values: np.ndarray, clusters: np.ndarray, n_resamples: int,
+                             seed: int, chunk_bytes: int = 64 * 2**20) -> np.ndarray:
+    """The mean of `values` over the units of n_resamples cluster resamples (whole clusters
+    drawn with replacement; a resample's mean is its values' sum over its units)."""
     _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
     n_clusters = int(cluster.max()) + 1
-    cluster_hits = np.bincount(cluster, weights=hits, minlength=n_clusters)
+    cluster_sums = np.bincount(cluster, weights=values, minlength=n_clusters)
     cluster_units = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
     rng = np.random.default_rng(seed)
     per_chunk = max(1, chunk_bytes // (8 * n_clusters))
-    rates = np.empty(n_resamples)
+    means = np.empty(n_resamples)
     for start in range(0, n_resamples, per_chunk):
         stop = min(start + per_chunk, n_resamples)
         draw = rng.integers(0, n_clusters, size=(stop - start, n_clusters))
-        rates[start:stop] = cluster_hits[draw].sum(axis=1) / cluster_units[draw].sum(axis=1)
-    return _quantiles(rates, level)
+        means[start:stop] = cluster_sums[draw].sum(axis=1) / cluster_units[draw].sum(axis=1)
+    return means
 
 
 def align(users_a: np.ndarray, hits_a: np.ndarray, users_b: np.ndarray,
@@ -125,6 +134,27 @@ def paired_comparison(hits_a: np.ndarray, hits_b: np.ndarray, n_resamples: int =
     return {**out, "hr_a": float(a.mean()), "hr_b": float(b.mean()),
             "diff": float((only_a - only_b) / n), "diff_ci": [lo, hi], "mcnemar_p": p,
             "significant": bool(lo > 0 or hi < 0)}
+
+
+def paired_cluster_comparison(hits_a: np.ndarray, hits_b: np.ndarray, clusters: np.ndarray,
+                              n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+                              seed: int = SEED) -> dict[str, Any]:
+    """paired_comparison for units grouped in clusters (a user counted at several cutoffs): the
+    interval of A - B resamples whole clusters, since a user's units are not independent draws.
+    McNemar's p counts the discordant units as independent (a user at two cutoffs a year
+    apart); "n_clusters" says how many clusters there were."""
+    out = paired_comparison(hits_a, hits_b, n_resamples, level, seed)
+    if out["n_users"] == 0:
+        return {**out, "n_clusters": 0}
+    a = np.asarray(hits_a, dtype=bool)
+    b = np.asarray(hits_b, dtype=bool)
+    clusters = np.asarray(clusters)
+    if clusters.shape != a.shape:
+        raise ValueError(f"clusters differ in shape from the hits: {clusters.shape} vs {a.shape}")
+    diffs = _cluster_resampled_means(a.astype(np.float64) - b, clusters, n_resamples, seed)
+    lo, hi = _quantiles(diffs, level)
+    return {**out, "diff_ci": [lo, hi], "significant": bool(lo > 0 or hi < 0),
+            "n_clusters": int(len(np.unique(clusters)))}
 
 
 def compare_models(user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], a: str, b: str,

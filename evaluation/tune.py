@@ -82,7 +82,7 @@ SPACES: dict[str, list[Param]] = {
     ],
     "two-tower": [
         Param("two_tower.lr", "log", 2e-4, 5e-3),
-        Param("two_tower.temperature", "log", 0.02, 0.3),
+        Param("two_tower.temperature", "log", 0.02, 2.0),
         Param("two_tower.item_id_dim", "choice", choices=(0, 32, 64, 128)),
         Param("two_tower.history_decay", "float", 0.6, 1.0),
         Param("two_tower.popularity_prior", "choice", choices=("none", "training_share",

@@ -107,6 +107,7 @@ def test_rolling_cutoffs_pool_hits_and_users(evaluated, capsys):
         built = warehouse_query(Workspace.at(c["workspace"]),
                                 "select distinct as_of from item_catalog")
         assert [str(r[0])[:10] for r in built] == [c["cutoff"][:10]]
+    assert rolling["versus"] == {}  # no unified_2t evaluated: nothing paired with it
     per = rolling["per_cutoff"]
     for model in ("popularity", "als"):
         # cutoff 0 is the ordinary evaluation

@@ -7,7 +7,12 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from evaluation.rolling import _pool, rolling_cutoffs
+from evaluation.rolling import (
+    _pool,
+    _versus_reference,
+    format_versus_markdown,
+    rolling_cutoffs,
+)
 from gfm.stages import pipeline_stages, stages_for
 
 
@@ -49,3 +54,41 @@ def test_pooling_sums_hits_and_units_over_cutoffs():
     assert pooled["hr@10"]["t"] == pytest.approx(0.6)
     lo, hi = pooled["hr@10_ci"]["t"]
     assert 0.0 <= lo <= 0.6 <= hi <= 1.0
+
+
+def _two_cutoffs(hits_m: list[list[bool]], hits_r: list[list[bool]]):
+    """Cutoff 0 counts users a, b, c; cutoff 1 users b, d (b twice: one cluster). Model "r"
+    (the reference) misses user c at cutoff 0: it was not counted there."""
+    users = [np.array(["a", "b", "c"], dtype=object), np.array(["b", "d"], dtype=object)]
+    counted_r = [np.array([0, 1]), np.array([0, 1])]
+    return [{"user_ids": users[j],
+             "hits": {"unified_2t": {"t": (counted_r[j], np.array(hits_r[j]))},
+                      "m": {"t": (np.arange(len(users[j])), np.array(hits_m[j]))}}}
+            for j in range(2)]
+
+
+def test_the_reference_is_paired_with_each_model_on_the_units_both_count():
+    units = _two_cutoffs(hits_m=[[False, False, True], [True, False]],
+                         hits_r=[[True, False], [True, True]])
+    versus = _versus_reference(units)
+    assert versus["reference"] == "unified_2t" and list(versus["comparisons"]) == ["m"]
+    c = versus["comparisons"]["m"]["t"]
+    # Units a@0, b@0, b@1, d@1 (c@0 is the model's alone): the reference hits a@0, b@1, d@1,
+    # the model b@1; so only the reference hits a@0 and d@1, only the model none.
+    assert (c["n_users"], c["n_clusters"]) == (4, 3)
+    assert (c["only_a"], c["only_b"], c["both"], c["neither"]) == (2, 0, 1, 1)
+    assert c["hr_a"] == pytest.approx(0.75) and c["hr_b"] == pytest.approx(0.25)
+    assert c["diff"] == pytest.approx(0.5)
+    lo, hi = c["diff_ci"]
+    assert lo <= 0.5 <= hi
+    pooled = versus["comparisons"]["m"]["all types"]
+    assert pooled["n_users"] == 4 and pooled["diff"] == pytest.approx(0.5)
+    lines = format_versus_markdown({"versus": versus})
+    assert any(line.startswith("| m | t | 4 | 3 | 0.750 | 0.250 |") for line in lines)
+
+
+def test_no_comparison_without_the_reference():
+    units = [{"user_ids": np.array(["a"], dtype=object),
+              "hits": {"m": {"t": (np.array([0]), np.array([True]))}}}]
+    assert _versus_reference(units) == {}
+    assert format_versus_markdown({"versus": {}}) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from evaluation.stats import (
     align,
@@ -11,6 +12,7 @@ from evaluation.stats import (
     bootstrap_mean_ci,
     compare_models,
     mcnemar_p,
+    paired_cluster_comparison,
     paired_comparison,
 )
 
@@ -145,3 +147,20 @@ def test_cluster_bootstrap_widens_when_units_repeat_a_user():
     assert abs((hi1 - lo1) - (user_hi - user_lo)) < 0.02
     assert bootstrap_cluster_ci(hits, clusters) == (lo, hi)  # fixed seed
     assert all(np.isnan(bootstrap_cluster_ci(np.zeros(0), np.zeros(0))))
+
+
+def test_paired_cluster_interval_widens_when_units_repeat_a_user():
+    rng = np.random.default_rng(1)
+    a, b = rng.random(300) < 0.5, rng.random(300) < 0.4
+    one = paired_cluster_comparison(a, b, np.arange(300))
+    # The same 300 users, each counted 4 times: the counts quadruple, the difference stays, and
+    # the interval stays as wide as the 300-user one (not halved as for 1,200 independent users).
+    four = paired_cluster_comparison(np.repeat(a, 4), np.repeat(b, 4), np.repeat(np.arange(300), 4))
+    assert four["n_users"] == 1200 and four["n_clusters"] == 300 and one["n_clusters"] == 300
+    assert four["only_a"] == 4 * one["only_a"] and four["diff"] == pytest.approx(one["diff"])
+    width = lambda c: c["diff_ci"][1] - c["diff_ci"][0]  # noqa: E731
+    assert width(four) == pytest.approx(width(one), rel=0.15)
+    naive = paired_comparison(np.repeat(a, 4), np.repeat(b, 4))
+    assert width(naive) < 0.7 * width(four)
+    with pytest.raises(ValueError, match="clusters"):
+        paired_cluster_comparison(a, b, np.arange(299))

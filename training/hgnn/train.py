@@ -490,6 +490,41 @@ def write_vector_table(path: Path, ids: list[str], types: list[str], vectors: np
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def fit_link_prediction(trainer: LinkPredictionTrainer, config: HGNNConfig,
+                        deadline: float) -> tuple[list[dict], dict, dict]:
+    """The epoch loop of link prediction: train an epoch, validate, keep the state of the best
+    validation MRR; stop after `patience` epochs without a gain, at max_epochs or past
+    `deadline` (time.monotonic()). Leaves the best state in trainer.model. (epochs, best
+    validation metrics with their epoch, best state on the CPU)."""
+    epochs, best, best_state, stale = [], None, None, 0
+    for epoch in range(1, config.max_epochs + 1):
+        t0 = time.monotonic()
+        loss, steps = trainer.train_epoch(deadline)
+        train_s = time.monotonic() - t0
+        val = trainer.validate(trainer.embed_all())
+        epochs.append({"epoch": epoch, "loss": loss, "steps": steps, "val_auc": val["auc"],
+                       "val_mrr": val["mrr"], "epoch_time_s": round(train_s, 3),
+                       "eval_time_s": round(time.monotonic() - t0 - train_s, 3)})
+        print(f"epoch {epoch:03d}  loss {loss:.4f}  val_auc {val['auc']:.4f}  "
+              f"val_mrr {val['mrr']:.4f}  time {train_s:.1f}s", flush=True)
+        if best is None or val["mrr"] > best["mrr"]:
+            best, stale = {**val, "epoch": epoch}, 0
+            # On the CPU: the checkpoint loads on machines without a GPU.
+            best_state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in trainer.model.state_dict().items()}
+        else:
+            stale += 1
+        if stale >= config.patience:
+            log.info("early stop: no val_mrr gain for %d epochs", config.patience)
+            break
+        if time.monotonic() > deadline:
+            log.info("time budget of %.0f s spent", config.time_budget_s)
+            break
+
+    trainer.model.load_state_dict(best_state)
+    return epochs, best, best_state
+
+
 @deterministic_torch()
 def train_hgnn(
     workspace: Workspace, config: HGNNConfig, timeline: Timeline, text_path: Path,
@@ -526,33 +561,7 @@ def train_hgnn(
              text_metrics["auc"], text_metrics["mrr"])
 
     start = time.monotonic()
-    deadline = start + config.time_budget_s
-    epochs, best, best_state, stale = [], None, None, 0
-    for epoch in range(1, config.max_epochs + 1):
-        t0 = time.monotonic()
-        loss, steps = trainer.train_epoch(deadline)
-        train_s = time.monotonic() - t0
-        val = trainer.validate(trainer.embed_all())
-        epochs.append({"epoch": epoch, "loss": loss, "steps": steps, "val_auc": val["auc"],
-                       "val_mrr": val["mrr"], "epoch_time_s": round(train_s, 3),
-                       "eval_time_s": round(time.monotonic() - t0 - train_s, 3)})
-        print(f"epoch {epoch:03d}  loss {loss:.4f}  val_auc {val['auc']:.4f}  "
-              f"val_mrr {val['mrr']:.4f}  time {train_s:.1f}s", flush=True)
-        if best is None or val["mrr"] > best["mrr"]:
-            best, stale = {**val, "epoch": epoch}, 0
-            # On the CPU: the checkpoint loads on machines without a GPU.
-            best_state = {k: v.detach().to("cpu", copy=True)
-                          for k, v in trainer.model.state_dict().items()}
-        else:
-            stale += 1
-        if stale >= config.patience:
-            log.info("early stop: no val_mrr gain for %d epochs", config.patience)
-            break
-        if time.monotonic() > deadline:
-            log.info("time budget of %.0f s spent", config.time_budget_s)
-            break
-
-    trainer.model.load_state_dict(best_state)
+    epochs, best, best_state = fit_link_prediction(trainer, config, start + config.time_budget_s)
     z = trainer.embed_all()
     # Inductive vectors: a node without message-passing edges has only its text.
     connected = {t: trainer.degree[t] > 0 for t in graph.node_types}
