@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchdoc import cpu_name, publish, run_child, save_json  # noqa: E402
+from benchdoc import commit_label, cpu_name, publish, run_child, save_json  # noqa: E402
 from evaluation.stats import compare_models, compare_pooled, format_difference  # noqa: E402
 from evaluation.user_hits import load_user_hits  # noqa: E402
 from gfm.config import load_config, write_timeline_cutoff  # noqa: E402
@@ -140,17 +139,9 @@ def measure(args: argparse.Namespace, base: Path) -> dict:
         "pipeline": {"cutoff": str(compared_day), "wall_s": round(wall, 1),
                      "stages": stage_times(base / "pipeline_full.log"), "hr@10": hr(scratch)},
         "refreshed_vs_scratch": {**per_type, "all types": pooled},
-        "commit": _commit(), "machine": cpu_name(),
+        "commit": commit_label(), "machine": cpu_name(),
         "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def _commit() -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip()
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain")
-                                                  else "")
 
 
 def section(profile: str) -> str:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_serving import _ms, sample_users, start_milvus, start_server  # noqa: E402
 
-from benchdoc import cpu_name, publish  # noqa: E402
+from benchdoc import commit_label, cpu_name, publish  # noqa: E402
 from gfm.config import load_config  # noqa: E402
 from gfm.ports import free_local_port  # noqa: E402
 from gfm.timeline import resolve_timeline  # noqa: E402
@@ -164,16 +164,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
             "refresh_s": round(run["refresh_ended"] - run["refresh_started"], 1),
             "swap_after_refresh_s": None if swap is None else round(swap, 1),
             "phases": phases(run, served), "machine": cpu_name(),
-            "commit": _commit(),
+            "commit": commit_label(),
             "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
-
-
-def _commit() -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip()
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain")
-                                                  else "")
 
 
 def render(result: dict) -> str:

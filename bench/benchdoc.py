@@ -24,6 +24,16 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def commit_label() -> str:
+    """HEAD's short hash, "+dirty" when a tracked file differs from it (scratch files beside
+    the code do not count): the commit a figure was measured at."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
 def save_json(path: Path | None, data) -> None:
     """A benchmark's raw figures (--json), for `--render-only` to render again later."""
     if path:

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from benchdoc import commit_label  # noqa: E402
 from gfm.device import deterministic_torch  # noqa: E402
 
 RECORDS = "hgnn_unseen_items.jsonl"
@@ -114,7 +115,7 @@ def run(workdir: Path, name: str, settings: dict) -> dict:
               "mean": tune.mean_hit_rate(warm), "hr@10": warm["hr@10"],
               "new_items": warm["new_items"]["hr@10"],
               "pretend_new": pretend["new_items"]["hr@10"],
-              "validation_cutoff": val.cutoff.isoformat(), "commit": variants._commit(),
+              "validation_cutoff": val.cutoff.isoformat(), "commit": commit_label(),
               "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     with open(workdir / "reports" / RECORDS, "a") as f:
         f.write(json.dumps(record) + "\n")

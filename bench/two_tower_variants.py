@@ -58,13 +58,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchdoc import commit_label  # noqa: E402
 
 RECORDS = "two_tower_variants.jsonl"
 HITS_DIR = "two_tower_variants"
@@ -87,14 +88,6 @@ SCORING_SETTINGS = ("new_item_hgnn_weight", "new_item_exposure")
 # Settings of the workspace (its data and features, not the two-tower) shown beside each
 # variant: `doc --also` joins workspaces that differ in them.
 WORKSPACE_SETTINGS = ("timeline.early_label_days", "warehouse.history_at_events")
-
-
-def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
-    return done.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _objective(workdir: Path, settings: dict):
@@ -248,7 +241,7 @@ def served_slot_shares(workdir: Path, weights: tuple[float, ...]) -> dict:
     return {"workdir": str(workdir), "model": f"unified_2t:{bundle.version}",
             "cutoff": split.cutoff.isoformat(), "new_items": {
                 t: int(split.is_new_item[split.type_items[t]].sum()) for t in split.types},
-            "new_item_slot_share": shares, "commit": _commit(),
+            "new_item_slot_share": shares, "commit": commit_label(),
             "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
 
 
@@ -376,7 +369,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
                   **rates, "curve": curve, "hidden_history_curve": hidden_curve,
                   "seconds": seconds, "n_examples": len(frame),
                   "validation_cutoff": val.cutoff.isoformat(),
-                  "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
+                  "commit": commit_label(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
         _record(workdir, record, hits, cold_hits, objective.split.user_ids)
         records.append(record)
         print(f"{variant}: epoch {epoch} validation HR@10 {rates['mean']:.4f}, new items "
@@ -479,7 +472,7 @@ def _record_peer(workdir: Path, name: str, settings: dict | None, objective, ret
     record = {"name": name, "kind": "peer",
               "settings": settings if settings is not None else result.get("settings") or {},
               **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
-              "commit": _commit(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
+              "commit": commit_label(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
     _record(workdir, record, hits, cold_hits, objective.split.user_ids)
     return record
 
