@@ -37,7 +37,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchdoc import REPO, cpu_name  # noqa: E402
+from benchdoc import REPO, commit_label, cpu_name  # noqa: E402
 
 GFM = REPO / ".venv" / "bin" / "gfm"
 OUT = REPO / "bench" / "results_scaling"  # committed: the document is rendered from all of them
@@ -109,7 +109,7 @@ def measure(profile: str, engine: str, seed: int) -> dict:
     run = run_tree([str(GFM), "transform", "--workdir", str(workdir),
                     "--set", f"warehouse.engine={engine}"], base / f"transform_{engine}.log")
     result = {"profile": profile, "engine": engine, "seed": seed, **run, **mart_sizes(workdir),
-              "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
+              "load": [load_before, os.getloadavg()[0]], "commit": commit_label(),
               "date": dt.date.today().isoformat(), "machine": machine()}
     if engine == "spark" and (base / "duckdb" / "warehouse.duckdb").exists():
         add_mart_comparison(result, base / "duckdb", workdir)
@@ -199,7 +199,7 @@ def measure_training_set(profile: str, seed: int, driver_memory: str) -> list[di
         results.append({"kind": "training_set", "profile": profile, "engine": store,
                         "seed": seed, **run, "rows": pq_rows(files[store]),
                         "spark_driver_memory": driver_memory if store == "spark" else None,
-                        "load": [load_before, os.getloadavg()[0]], "commit": commit_id(),
+                        "load": [load_before, os.getloadavg()[0]], "commit": commit_label(),
                         "date": dt.date.today().isoformat(), "machine": machine()})
         print(f"[{profile} training set, {store}] {run['wall_s']:.0f} s, "
               f"peak {run['peak_rss_mb']:,.0f} MiB", flush=True)
@@ -223,11 +223,6 @@ def same_frames(a_path: Path, b_path: Path) -> bool:
     if difference:
         print(f"  training sets differ: {difference}", flush=True)
     return difference is None
-
-
-def commit_id() -> str:
-    return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO,
-                          capture_output=True, text=True).stdout.strip()
 
 
 def machine() -> str:

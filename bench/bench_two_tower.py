@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchdoc import REPO, cpu_name, write_section  # noqa: E402
+from benchdoc import REPO, commit_label, cpu_name, write_section  # noqa: E402
 
 SECTION = "## Two-tower"
 RATIO_GOAL = 0.7
@@ -111,8 +111,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.no_write:
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                            capture_output=True).stdout.strip() or "unknown"
+    commit = commit_label() or "unknown"
     write_section(SECTION, f"""{SECTION}
 
 `python bench/bench_two_tower.py` ({args.profile} profile; commit {commit}, the workspace's

@@ -94,7 +94,7 @@ SMALL_STUDIES = (
      "temperature, id_skip, item-id dropout"),
     ("two_tower_variants_user_scale.md", "a learned per-user weight on the towers' cosine"),
     ("two_tower_variants_small_temperature.md", "temperature 0.2, 0.3, 0.5 over 2 seeds (0.3 "
-     "above 0.1, the default until then: the default since)"),
+     "above 0.1 and made the default)"),
     ("two_tower_variants_cold_users.md", "users without history: history dropout, the share of "
      "unknown users, the popularity prior's lag"),
     ("two_tower_variants_new_signups.md", "users without history, with signups spread over "

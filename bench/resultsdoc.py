@@ -198,8 +198,9 @@ def baseline_comparisons(views: list[RunView]) -> str:
              "baseline excludes 0. \"all types\": the (user, type) units of every type pooled "
              "(users counted in several types are resampled as independent units). For rolling "
              "runs, the configured cutoff, then \"N cutoffs pooled\": the (user, cutoff) units "
-             "of every cutoff, users resampled (all of a user's units together); \"users\" "
-             "counts units there."]
+             "of every cutoff (\"users\" there: units, and in brackets the distinct users), "
+             "the interval resampling users with all their units together; McNemar's p there "
+             "counts the units as independent."]
     if rows:
         parts += ["", table(["run", "type", "users", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
                              "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],
@@ -219,11 +220,14 @@ def _rolling_summary_rows(rolling: Mapping[str, Any], name: str) -> list[list[st
     compared = versus.get("comparisons") or {}
     if versus.get("reference") != UNIFIED or not compared:
         return []
+    # The units and unified_2t's rate of a type: the same against every model (one split per
+    # cutoff); read from a baseline's comparison where there is one.
+    order = [b for b in BASELINES if b in compared] + [m for m in compared if m not in BASELINES]
     rows = []
-    for t in next(iter(compared.values())):
-        first = next(c[t] for c in compared.values())
-        row = [f"{name} ({rolling['n']} cutoffs pooled)", t, f"{first['n_users']:,}",
-               f3(first["hr_a"])]
+    for t in compared[order[0]]:
+        first = compared[order[0]][t]
+        row = [f"{name} ({rolling['n']} cutoffs pooled)", t,
+               f"{first['n_users']:,} ({first['n_clusters']:,} users)", f3(first["hr_a"])]
         for b in BASELINES:
             c = compared.get(b, {}).get(t)
             row += [f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c else ["not evaluated", "", ""]

@@ -133,6 +133,9 @@ def fake_metrics() -> dict:
            "diff_ci": [-0.051163, 0.004651], "mcnemar_p": 0.18, "significant": False}
     new_vs_text = {"audiobook": new, "podcast": {**new, "n_users": 368},
                    "all types": {**new, "n_users": 583}}
+    rolled = {"n_users": 90, "n_clusters": 61, "only_a": 9, "only_b": 2, "hr_a": 0.3,
+              "hr_b": 0.2222, "diff": 0.0778, "diff_ci": [0.01, 0.14], "mcnemar_p": 0.065,
+              "significant": True}
     return {
         "split": {"cutoff": "2025-07-04T00:00:00", "holdout_end": "2025-07-18T00:00:00",
                   "protocol": "global", "n_items": {"audiobook": 900, "podcast": 600},
@@ -164,7 +167,10 @@ def fake_metrics() -> dict:
                                        "hr@10_ci": {"audiobook": [0.2, 0.25], "podcast": None},
                                        "units": {"audiobook": 90}}},
                     "per_cutoff": [{"cutoff": "2025-07-04", "n_users": {"audiobook": 50},
-                                    "hr@10": {"als": {"audiobook": 0.2}}}]},
+                                    "hr@10": {"als": {"audiobook": 0.2}}}],
+                    "versus": {"reference": "unified_2t", "comparisons": {
+                        "popularity": {"audiobook": {**rolled, "hr_b": 0.15}},
+                        "als": {"audiobook": rolled}}}},
     }
 
 
@@ -232,6 +238,11 @@ def test_document_is_rendered_from_the_metrics(tmp_path, monkeypatch):
     assert "skipped (--daily-days 0)" in text
     # Rolling: pooled with its interval and units.
     assert "| als | 0.222 [0.200, 0.250] | n/a | 90 | 0 |" in text
+    # ... and unified_2t paired with each model over the pooled units, in the run's section and
+    # in the summary (units and users from the ALS pairing, not the first listed).
+    assert "| als | audiobook | 90 | 61 | 0.300 | 0.222 | **+0.078 [+0.010, +0.140]** | 0.065 |" in text
+    assert ("| base (2 cutoffs pooled) | audiobook | 90 (61 users) | 0.300 | 0.222 | "
+            "**+0.078 [+0.010, +0.140]** | 0.065 | not evaluated |  |  |") in text
     # Summary from the per-user hits: unified_2t hits a superset of ALS's users.
     row = next(line for line in text.splitlines() if line.startswith("| base | audiobook |"))
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -57,8 +57,8 @@ def test_pooling_sums_hits_and_units_over_cutoffs():
 
 
 def _two_cutoffs(hits_m: list[list[bool]], hits_r: list[list[bool]]):
-    """Cutoff 0 counts users a, b, c; cutoff 1 users b, d (b twice: one cluster). Model "r"
-    (the reference) misses user c at cutoff 0: it was not counted there."""
+    """Cutoff 0 counts users a, b, c; cutoff 1 users b, d (b twice: one cluster). The
+    reference, unified_2t, did not count user c at cutoff 0."""
     users = [np.array(["a", "b", "c"], dtype=object), np.array(["b", "d"], dtype=object)]
     counted_r = [np.array([0, 1]), np.array([0, 1])]
     return [{"user_ids": users[j],
@@ -92,3 +92,22 @@ def test_no_comparison_without_the_reference():
               "hits": {"m": {"t": (np.array([0]), np.array([True]))}}}]
     assert _versus_reference(units) == {}
     assert format_versus_markdown({"versus": {}}) == []
+
+
+def test_units_stay_apart_whatever_the_user_ids_hold_and_a_type_may_be_missing():
+    # Ids with the key's separator in them; a second type only at cutoff 1, for one user who
+    # is in both types there (one cluster over all types).
+    def unit(ids, per_type):
+        return {"user_ids": np.array(ids, dtype=object),
+                "hits": {m: {t: (np.array(ix), np.array(h[m])) for t, (ix, h) in per_type.items()}
+                         for m in ("unified_2t", "m")}}
+
+    units = [unit(["1|x", "1"], {"t": ([0, 1], {"unified_2t": [True, False],
+                                                  "m": [False, False]})}),
+             unit(["x", "1|x"], {"t": ([0, 1], {"unified_2t": [True, True], "m": [True, False]}),
+                                 "u": ([1], {"unified_2t": [True], "m": [False]})})]
+    comparisons = _versus_reference(units)["comparisons"]["m"]
+    t, u, pooled = comparisons["t"], comparisons["u"], comparisons["all types"]
+    assert (t["n_users"], t["n_clusters"], t["only_a"], t["both"]) == (4, 3, 2, 1)
+    assert (u["n_users"], u["n_clusters"], u["only_a"]) == (1, 1, 1)
+    assert (pooled["n_users"], pooled["n_clusters"], pooled["only_a"]) == (5, 3, 3)
