@@ -199,8 +199,8 @@ def baseline_comparisons(views: list[RunView]) -> str:
              "(users counted in several types are resampled as independent units). For rolling "
              "runs, the configured cutoff, then \"N cutoffs pooled\": the (user, cutoff) units "
              "of every cutoff (\"users\" there: units, and in brackets the distinct users), "
-             "the interval resampling users with all their units together; McNemar's p there "
-             "counts the units as independent."]
+             "the interval resampling users with all their units together, McNemar's p "
+             "clustered by user (Durkalski 2003)."]
     if rows:
         parts += ["", table(["run", "type", "users", UNIFIED, "als", f"{UNIFIED} - als [95% CI]",
                              "McNemar p", "ease", f"{UNIFIED} - ease [95% CI]", "McNemar p"],

@@ -10,7 +10,7 @@ stages is marked done and reused by the next run; an interrupted one resumes fro
 (each is idempotent). The pooled HR@k of a model and type is its hits over its units at every
 cutoff; its 95% interval resamples users (all of a user's cutoffs together: they are not
 independent draws). unified_2t is compared with every other model on the same units, paired:
-the difference with its interval (users resampled) and McNemar's p.
+the difference with its interval (users resampled) and McNemar's p (clustered by user).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.cold_start import POOLED
 from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit, load_split
 from gfm.config import Config
@@ -131,19 +132,19 @@ def _pool(units: list[dict[str, Any]], k: int) -> dict[str, Any]:
 
 
 REFERENCE = "unified_2t"  # the model the others are compared with, paired, when it is evaluated
-POOLED = "all types"
 
 
 def _keyed_hits(units: list[dict[str, Any]], model: str,
                 item_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(unit keys "<cutoff index>|<user id>", user ids, bool hits) of a model and type over all
-    cutoffs: a key is a (user, cutoff) unit, a user id the cluster it belongs to."""
+    cutoffs: a key is a (user, cutoff) unit (the index before the first "|" keeps ids holding
+    one apart), a user id the cluster it belongs to."""
     keys, users, hits = [], [], []
     for j, unit in enumerate(units):
         if item_type not in unit["hits"][model]:
             continue
         index, unit_hits = unit["hits"][model][item_type]
-        ids = np.asarray(unit["user_ids"]).astype(str)[np.asarray(index, dtype=np.int64)]
+        ids = np.asarray(unit["user_ids"])[np.asarray(index, dtype=np.int64)].astype(str)
         keys.append(np.char.add(f"{j}|", ids))
         users.append(ids)
         hits.append(np.asarray(unit_hits, dtype=bool))
@@ -152,29 +153,44 @@ def _keyed_hits(units: list[dict[str, Any]], model: str,
     return np.concatenate(keys), np.concatenate(users), np.concatenate(hits)
 
 
+def _rounded(comparison: dict[str, Any]) -> dict[str, Any]:
+    """A comparison as metrics.json keeps it: rates and differences to 6 decimals."""
+    out = dict(comparison)
+    for key in ("hr_a", "hr_b", "diff"):
+        if out.get(key) is not None:
+            out[key] = round(out[key], 6)
+    if out.get("diff_ci") is not None:
+        out["diff_ci"] = [round(x, 6) for x in out["diff_ci"]]
+    return out
+
+
 def _versus_reference(units: list[dict[str, Any]], reference: str = REFERENCE) -> dict[str, Any]:
-    """reference - each other model, paired on the (user, cutoff) units both count, per type and
-    over all types ("all types"), intervals resampling users (all of a user's units together),
-    McNemar's p over the discordant units. {} without the reference."""
+    """reference minus each other model (the opposite sign of cold_start's model minus
+    popularity), paired on the (user, cutoff) units both count, per type and, with several
+    types, over all of them ("all types"); clusters are users, all of a user's units together
+    (evaluation.stats.paired_cluster_comparison). {} without the reference or its types."""
     from evaluation.stats import paired_cluster_comparison
 
     if not units or reference not in units[0]["hits"]:
         return {}
     types = sorted({t for u in units for t in u["hits"][reference]})
+    if not types:
+        return {}
+    own = {t: _keyed_hits(units, reference, t) for t in types}
     out: dict[str, Any] = {}
     for other in units[0]["hits"]:
         if other == reference:
             continue
-        per_type, pooled = {}, []
+        per_type, pairs = {}, []
         for t in types:
-            keys_a, users_a, hits_a = _keyed_hits(units, reference, t)
+            keys_a, users_a, hits_a = own[t]
             keys_b, _, hits_b = _keyed_hits(units, other, t)
             _, ia, ib = np.intersect1d(keys_a, keys_b, assume_unique=True, return_indices=True)
-            pair = (hits_a[ia], hits_b[ib], users_a[ia])
-            per_type[t] = paired_cluster_comparison(*pair)
-            pooled.append(pair)
-        # A user counted in several types is one cluster there too.
-        per_type[POOLED] = paired_cluster_comparison(*(np.concatenate(x) for x in zip(*pooled)))
+            pairs.append((hits_a[ia], hits_b[ib], users_a[ia]))
+            per_type[t] = _rounded(paired_cluster_comparison(*pairs[-1]))
+        if len(types) > 1:  # a user counted in several types is one cluster there too
+            per_type[POOLED] = _rounded(paired_cluster_comparison(
+                *(np.concatenate(x) for x in zip(*pairs))))
         out[other] = per_type
     return {"reference": reference, "comparisons": out}
 
@@ -251,7 +267,7 @@ def format_versus_markdown(rolling: Mapping[str, Any], k: int = 10) -> list[str]
     reference = versus["reference"]
     lines = [f"{reference} against each model on the same (user, cutoff) units, pooled over the "
              f"cutoffs (HR@{k}; bold: the 95% interval, users resampled, excludes 0; McNemar's p "
-             "over the units where exactly one of the two hits):", "",
+             "clustered by user, Durkalski 2003):", "",
              f"| model | type | units | users | {reference} | model | {reference} - model "
              "[95% CI] | McNemar p |",
              "|:--|:--|" + "--:|" * 6]

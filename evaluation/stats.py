@@ -136,25 +136,52 @@ def paired_comparison(hits_a: np.ndarray, hits_b: np.ndarray, n_resamples: int =
             "significant": bool(lo > 0 or hi < 0)}
 
 
+def clustered_mcnemar_p(only_a: np.ndarray, only_b: np.ndarray) -> float:
+    """McNemar's test for units grouped in clusters (Durkalski et al., Stat Med 2003): with
+    b_k, c_k the units of cluster k that only A, only B hit, X^2 = (sum b_k - c_k)^2 /
+    sum (b_k - c_k)^2 on 1 degree of freedom. Where every cluster holds one unit this is the
+    ordinary (asymptotic) McNemar statistic."""
+    d = np.asarray(only_a, dtype=np.float64) - np.asarray(only_b, dtype=np.float64)
+    spread = float((d ** 2).sum())
+    if spread == 0:
+        return 1.0
+    from scipy.stats import chi2
+
+    return float(chi2.sf(float(d.sum()) ** 2 / spread, df=1))
+
+
 def paired_cluster_comparison(hits_a: np.ndarray, hits_b: np.ndarray, clusters: np.ndarray,
                               n_resamples: int = N_RESAMPLES, level: float = LEVEL,
                               seed: int = SEED) -> dict[str, Any]:
-    """paired_comparison for units grouped in clusters (a user counted at several cutoffs): the
-    interval of A - B resamples whole clusters, since a user's units are not independent draws.
-    McNemar's p counts the discordant units as independent (a user at two cutoffs a year
-    apart); "n_clusters" says how many clusters there were."""
-    out = paired_comparison(hits_a, hits_b, n_resamples, level, seed)
-    if out["n_users"] == 0:
-        return {**out, "n_clusters": 0}
+    """paired_comparison for units grouped in clusters (a user counted at several cutoffs, or
+    in several types): the interval of A - B resamples whole clusters, and McNemar's p is the
+    clustered one (clustered_mcnemar_p), since a user's units are not independent draws. With
+    one unit per cluster, the exact McNemar p of paired_comparison. "n_clusters": how many."""
     a = np.asarray(hits_a, dtype=bool)
     b = np.asarray(hits_b, dtype=bool)
     clusters = np.asarray(clusters)
-    if clusters.shape != a.shape:
-        raise ValueError(f"clusters differ in shape from the hits: {clusters.shape} vs {a.shape}")
-    diffs = _cluster_resampled_means(a.astype(np.float64) - b, clusters, n_resamples, seed)
+    if not a.shape == b.shape == clusters.shape:
+        raise ValueError(f"hits and clusters differ in shape: {a.shape}, {b.shape}, "
+                         f"{clusters.shape}")
+    n = len(a)
+    only_a, only_b = a & ~b, ~a & b
+    out: dict[str, Any] = {"n_users": n, "both": int((a & b).sum()), "only_a": int(only_a.sum()),
+                           "only_b": int(only_b.sum()), "neither": int((~a & ~b).sum())}
+    if n == 0:
+        return {**out, "n_clusters": 0, "hr_a": None, "hr_b": None, "diff": None,
+                "diff_ci": None, "mcnemar_p": None, "significant": False}
+    _, cluster = np.unique(clusters, return_inverse=True)
+    n_clusters = int(cluster.max()) + 1
+    if n_clusters == n:
+        p = mcnemar_p(out["only_a"], out["only_b"])
+    else:
+        p = clustered_mcnemar_p(np.bincount(cluster, weights=only_a, minlength=n_clusters),
+                                np.bincount(cluster, weights=only_b, minlength=n_clusters))
+    diffs = _cluster_resampled_means(a.astype(np.float64) - b, cluster, n_resamples, seed)
     lo, hi = _quantiles(diffs, level)
-    return {**out, "diff_ci": [lo, hi], "significant": bool(lo > 0 or hi < 0),
-            "n_clusters": int(len(np.unique(clusters)))}
+    return {**out, "n_clusters": n_clusters, "hr_a": float(a.mean()), "hr_b": float(b.mean()),
+            "diff": float((out["only_a"] - out["only_b"]) / n), "diff_ci": [lo, hi],
+            "mcnemar_p": p, "significant": bool(lo > 0 or hi < 0)}
 
 
 def compare_models(user_hits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], a: str, b: str,

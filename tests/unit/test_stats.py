@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from evaluation.stats import (
     align,
     bootstrap_ci,
     bootstrap_cluster_ci,
     bootstrap_mean_ci,
+    clustered_mcnemar_p,
     compare_models,
     mcnemar_p,
     paired_cluster_comparison,
@@ -162,5 +164,12 @@ def test_paired_cluster_interval_widens_when_units_repeat_a_user():
     assert width(four) == pytest.approx(width(one), rel=0.15)
     naive = paired_comparison(np.repeat(a, 4), np.repeat(b, 4))
     assert width(naive) < 0.7 * width(four)
+    # McNemar: one unit per cluster, the exact test; each user 4 times, the clustered statistic
+    # equals the one-unit-per-user McNemar statistic, not 4 times it as for independent units.
+    assert one["mcnemar_p"] == mcnemar_p(one["only_a"], one["only_b"])
+    statistic = (one["only_a"] - one["only_b"]) ** 2 / (one["only_a"] + one["only_b"])
+    assert four["mcnemar_p"] == pytest.approx(chi2.sf(statistic, df=1))
+    assert four["mcnemar_p"] > naive["mcnemar_p"]
+    assert clustered_mcnemar_p(np.array([1, 0]), np.array([1, 0])) == 1.0
     with pytest.raises(ValueError, match="clusters"):
         paired_cluster_comparison(a, b, np.arange(299))
