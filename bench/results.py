@@ -139,6 +139,8 @@ MOVIELENS_STUDIES = (
      "level, not kept)"),
     ("two_tower_variants_movielens_capacity.md", "smaller towers and their epochs (kept), "
      "id_skip and dropout (lost)"),
+    ("two_tower_variants_movielens_examples_per_user.md", "a cap on each user's training rows "
+     "(a trial: 50 lost, 150 level; not merged)"),
 )
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
