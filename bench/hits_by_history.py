@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchdoc import commit_label  # noqa: E402
+from resultsdoc import BASELINES  # noqa: E402
+from resultsdoc import UNIFIED as REFERENCE  # noqa: E402
 from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
 
-REFERENCE = "unified_2t"
-BASELINES = ("als", "ease")
 MODELS = ("unified_2t", "ease", "als", "hgnn_knn", "text_knn", "popularity")
 N_BUCKETS = 5
 # The runs with one hold-out of their own (paper_medium shares medium's; a rolling run's
