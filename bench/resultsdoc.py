@@ -176,10 +176,7 @@ def baseline_comparisons(views: list[RunView]) -> str:
         for t in v.user_hits[UNIFIED]:
             n_users = len(v.user_hits[UNIFIED][t][0])
             row = [name, t, f"{n_users:,}", f3(results[UNIFIED][f"hr@{k}"].get(t))]
-            for b in BASELINES:
-                c = compared.get(b, {}).get(t)
-                row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
-                        else ["not evaluated", "", ""])
+            row += _baseline_cells({b: compared.get(b, {}).get(t) for b in BASELINES})
             rows.append(row)
         if len(v.user_hits[UNIFIED]) > 1:
             overall = {b: compare_pooled(v.user_hits, UNIFIED, b) for b in BASELINES
@@ -187,10 +184,7 @@ def baseline_comparisons(views: list[RunView]) -> str:
             first = next(iter(overall.values()), None)
             row = [name, "all types", f"{first['n_users']:,}" if first else "",
                    f3(first["hr_a"]) if first else "n/a"]
-            for b in BASELINES:
-                c = overall.get(b)
-                row += ([f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c
-                        else ["not evaluated", "", ""])
+            row += _baseline_cells(overall)
             rows.append(row)
         rows += _rolling_summary_rows(v.metrics.get("rolling") or {}, name)
     parts = [f"## Summary: {UNIFIED} against ALS and EASE (HR@10, discovery)", "",
@@ -213,6 +207,16 @@ def baseline_comparisons(views: list[RunView]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _baseline_cells(compared: Mapping[str, Any]) -> list[str]:
+    """The summary's cells of each baseline: its rate, unified_2t minus it, McNemar's p (or
+    "not evaluated"). compared: {baseline: paired comparison or None}."""
+    cells = []
+    for b in BASELINES:
+        c = compared.get(b)
+        cells += [f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c else ["not evaluated", "", ""]
+    return cells
+
+
 def _rolling_summary_rows(rolling: Mapping[str, Any], name: str) -> list[list[str]]:
     """The summary's rows of a rolling run's pooled comparisons (metrics.json's rolling.versus),
     when unified_2t is the reference there."""
@@ -228,9 +232,7 @@ def _rolling_summary_rows(rolling: Mapping[str, Any], name: str) -> list[list[st
         first = compared[order[0]][t]
         row = [f"{name} ({rolling['n']} cutoffs pooled)", t,
                f"{first['n_users']:,} ({first['n_clusters']:,} users)", f3(first["hr_a"])]
-        for b in BASELINES:
-            c = compared.get(b, {}).get(t)
-            row += [f3(c["hr_b"]), diff_cell(c), p_cell(c)] if c else ["not evaluated", "", ""]
+        row += _baseline_cells({b: compared.get(b, {}).get(t) for b in BASELINES})
         rows.append(row)
     return rows
 
