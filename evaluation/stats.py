@@ -110,24 +110,30 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return float(min(1.0, 2.0 * binom.cdf(min(only_a, only_b), n, 0.5)))
 
 
-def paired_comparison(hits_a: np.ndarray, hits_b: np.ndarray, n_resamples: int = N_RESAMPLES,
-                      level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
-    """A vs B on the same users (aligned 0/1 vectors): HR difference A - B with its paired
-    bootstrap interval, the discordant counts and McNemar's exact p-value."""
+def _paired_counts(hits_a: np.ndarray, hits_b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                     dict[str, int]]:
+    """(a, b) as bools and the counts of a paired comparison: n_users, both, only_a, only_b,
+    neither."""
     a = np.asarray(hits_a, dtype=bool)
     b = np.asarray(hits_b, dtype=bool)
     if a.shape != b.shape:
         raise ValueError(f"paired hits differ in shape: {a.shape} vs {b.shape}")
-    n = len(a)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    both, neither = int((a & b).sum()), int((~a & ~b).sum())
-    out: dict[str, Any] = {"n_users": n, "both": both, "only_a": only_a, "only_b": only_b,
-                           "neither": neither}
+    return a, b, {"n_users": len(a), "both": int((a & b).sum()), "only_a": int((a & ~b).sum()),
+                  "only_b": int((~a & b).sum()), "neither": int((~a & ~b).sum())}
+
+
+def paired_comparison(hits_a: np.ndarray, hits_b: np.ndarray, n_resamples: int = N_RESAMPLES,
+                      level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
+    """A vs B on the same users (aligned 0/1 vectors): HR difference A - B with its paired
+    bootstrap interval, the discordant counts and McNemar's exact p-value."""
+    a, b, out = _paired_counts(hits_a, hits_b)
+    n, only_a, only_b = out["n_users"], out["only_a"], out["only_b"]
     if n == 0:
         return {**out, "hr_a": None, "hr_b": None, "diff": None, "diff_ci": None,
                 "mcnemar_p": None, "significant": False}
     rng = np.random.default_rng(seed)
-    cells = rng.multinomial(n, np.array([only_a, only_b, both + neither]) / n, size=n_resamples)
+    cells = rng.multinomial(n, np.array([only_a, only_b, n - only_a - only_b]) / n,
+                            size=n_resamples)
     diffs = (cells[:, 0] - cells[:, 1]) / n
     lo, hi = _quantiles(diffs, level)
     p = mcnemar_p(only_a, only_b)
@@ -157,16 +163,11 @@ def paired_cluster_comparison(hits_a: np.ndarray, hits_b: np.ndarray, clusters: 
     in several types): the interval of A - B resamples whole clusters, and McNemar's p is the
     clustered one (clustered_mcnemar_p), since a user's units are not independent draws. With
     one unit per cluster, the exact McNemar p of paired_comparison. "n_clusters": how many."""
-    a = np.asarray(hits_a, dtype=bool)
-    b = np.asarray(hits_b, dtype=bool)
+    a, b, out = _paired_counts(hits_a, hits_b)
     clusters = np.asarray(clusters)
-    if not a.shape == b.shape == clusters.shape:
-        raise ValueError(f"hits and clusters differ in shape: {a.shape}, {b.shape}, "
-                         f"{clusters.shape}")
-    n = len(a)
-    only_a, only_b = a & ~b, ~a & b
-    out: dict[str, Any] = {"n_users": n, "both": int((a & b).sum()), "only_a": int(only_a.sum()),
-                           "only_b": int(only_b.sum()), "neither": int((~a & ~b).sum())}
+    if clusters.shape != a.shape:
+        raise ValueError(f"hits and clusters differ in shape: {a.shape} vs {clusters.shape}")
+    n = out["n_users"]
     if n == 0:
         return {**out, "n_clusters": 0, "hr_a": None, "hr_b": None, "diff": None,
                 "diff_ci": None, "mcnemar_p": None, "significant": False}
@@ -175,8 +176,8 @@ def paired_cluster_comparison(hits_a: np.ndarray, hits_b: np.ndarray, clusters: 
     if n_clusters == n:
         p = mcnemar_p(out["only_a"], out["only_b"])
     else:
-        p = clustered_mcnemar_p(np.bincount(cluster, weights=only_a, minlength=n_clusters),
-                                np.bincount(cluster, weights=only_b, minlength=n_clusters))
+        p = clustered_mcnemar_p(np.bincount(cluster, weights=a & ~b, minlength=n_clusters),
+                                np.bincount(cluster, weights=~a & b, minlength=n_clusters))
     diffs = _cluster_resampled_means(a.astype(np.float64) - b, cluster, n_resamples, seed)
     lo, hi = _quantiles(diffs, level)
     return {**out, "n_clusters": n_clusters, "hr_a": float(a.mean()), "hr_b": float(b.mean()),

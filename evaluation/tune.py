@@ -15,6 +15,11 @@ an interrupted search resumes where it stopped (`--trials N` counts the finished
 tower's epochs are chosen inside each trial (the epoch with the best validation HR@10); weak
 trials are pruned after their first epochs (median rule).
 
+For a run evaluated at rolling cutoffs (`gfm evaluate --rolling N --every D`), `gfm tune
+als|ease --rolling N --every D` scores each trial on N validation splits instead: the first's
+hold-out ends at the earliest rolling cutoff, the others D days apart before it, so no rolling
+hold-out is read; hits and users are pooled over them as the rolling evaluation pools its own.
+
 The choice is written to <workdir>/tune/<model>.json (every trial), reports/tune_<model>.png (the
 search as a plot) and the `tuned:` block of the workspace's gfm.yaml, which every later command
 reads (keys set elsewhere in gfm.yaml, and flags, still win).
@@ -50,6 +55,9 @@ TUNE_DIR = "tune"
 MAX_EPOCHS = 15  # two-tower: epochs a trial may run (the best is chosen), unless --max-epochs
 BLOCK_START = "# >>> gfm tune"
 BLOCK_END = "# <<< gfm tune"
+NO_POOLED_TWO_TOWER = ("gfm tune two-tower --rolling: not supported (each trial would train once "
+                       "per cutoff); choose the two-tower's settings for rolling cutoffs with "
+                       "bench/two_tower_variants.py pooled (docs/tuning.md)")
 
 
 @dataclass(frozen=True)
@@ -111,23 +119,51 @@ def validation_timeline(timeline: Timeline) -> Timeline:
                                per_user_skip_items=skip)
 
 
+def validation_timelines(timeline: Timeline, rolling: int = 1,
+                         every_days: int | None = None) -> list[Timeline]:
+    """The validation timelines for an evaluation at `rolling` cutoffs `every_days` apart (as
+    `gfm evaluate --rolling N --every D`): the first ends its hold-out at the earliest rolling
+    cutoff, the others every `every_days` days before it, so no validation hold-out overlaps
+    any rolling hold-out. rolling 1: [validation_timeline(timeline)]."""
+    from evaluation.rolling import rolling_cutoffs
+
+    if rolling < 1:
+        raise ConfigError("--rolling must be at least 1 (1 = the configured cutoff only)")
+    if rolling == 1:
+        return [validation_timeline(timeline)]
+    if timeline.protocol == "per_user":
+        raise ConfigError("--rolling: the per_user protocol has no cutoffs to roll (each user's "
+                          "last items are the hold-out); tune without --rolling")
+    every = timeline.holdout_days if every_days is None else every_days
+    if every < 1:
+        raise ConfigError("--every must be at least 1 day")
+    earliest = timeline.cutoff - dt.timedelta(days=(rolling - 1) * every)
+    first = earliest - dt.timedelta(days=timeline.holdout_days)
+    return [dataclasses.replace(timeline, cutoff=c) for c in rolling_cutoffs(first, rolling, every)]
+
+
 def validation_copy(workspace: Workspace, config: Config, timeline: Timeline, model: str,
                     common: list[str], log: Callable[[str], None] = print) -> tuple[Timeline, Path]:
     """The validation timeline and the workspace copy built as of it for `model` (the stages it
     needs, reused while their inputs are unchanged): what `gfm tune` and
     bench/two_tower_variants.py train and score on."""
+    val = validation_timeline(timeline)
+    return val, _copy_at(workspace, config, timeline, val, model, common, log)
+
+
+def _copy_at(workspace: Workspace, config: Config, timeline: Timeline, val: Timeline, model: str,
+             common: list[str], log: Callable[[str], None]) -> Path:
+    """The workspace copy of validation timeline `val` (see validation_copy)."""
     from evaluation.rolling import build_copy
 
     if timeline.per_user_skip_items:
         raise ConfigError("this workspace is already a validation copy (timeline."
                           "per_user_skip_items is set): tune the workspace it was copied from")
-    val = validation_timeline(timeline)
     flags = list(common)
     if val.per_user_skip_items:  # the copy's stages read the timeline from its config and flags
         flags += ["--set", f"timeline.per_user_skip_items={val.per_user_skip_items}"]
-    root = build_copy(workspace, val.cutoff, [], flags, log, parent=TUNE_DIR,
+    return build_copy(workspace, val.cutoff, [], flags, log, parent=TUNE_DIR,
                       plan=_stages(model), config_key=_stage_config_key(config))
-    return val, root
 
 
 def _stages(model: str) -> list[list[str]]:
@@ -185,9 +221,12 @@ class Objective:
         config = with_params(self.config, params)
         if self.model == "two-tower":
             return self._two_tower(config, report)
+        hits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         result = evaluate_retriever(self.split, MODELS[self.model](self.split, self.copy, config),
-                                    progress=False, name=self.model)
-        return mean_hit_rate(result), {"hr@10": result["hr@10"]}
+                                    progress=False, name=self.model, user_hits=hits)
+        return mean_hit_rate(result), {"hr@10": result["hr@10"],
+                                       "hits": {t: int(h.sum()) for t, (_, h) in hits.items()},
+                                       "units": {t: len(h) for t, (_, h) in hits.items()}}
 
     def _load_frames(self) -> tuple:
         """Training frame, users' and items' features at the validation cutoff: once."""
@@ -243,13 +282,43 @@ class Objective:
                                "per_epoch": [[e["epoch"], round(e["value"], 6)] for e in per_epoch]}
 
 
+class PooledObjective:
+    """One set of settings scored on several validation splits (the rolling cutoffs' own,
+    validation_timelines): HR@10 per type pooled over every split's counted users (as
+    `gfm evaluate --rolling` pools), the objective their mean over types. ALS and EASE only:
+    a two-tower trial would train once per split."""
+
+    def __init__(self, objectives: list[Objective]):
+        if any(o.model == "two-tower" for o in objectives):
+            raise ConfigError(NO_POOLED_TWO_TOWER)
+        self.objectives = objectives
+
+    def __call__(self, params: dict[str, Any], report: Callable[[int, float], None] | None = None,
+                 ) -> tuple[float, dict[str, Any]]:
+        hits: dict[str, int] = {}
+        units: dict[str, int] = {}
+        per_cutoff = []
+        for objective in self.objectives:
+            value, details = objective(params)
+            for t, n in details["units"].items():
+                hits[t] = hits.get(t, 0) + details["hits"][t]
+                units[t] = units.get(t, 0) + n
+            per_cutoff.append({"cutoff": objective.timeline.cutoff.isoformat(), "value": value,
+                               "units": sum(details["units"].values())})
+        rates = {t: hits[t] / units[t] if units[t] else None for t in sorted(units)}
+        present = [r for r in rates.values() if r is not None]
+        value = float(np.mean(present)) if present else math.nan
+        return value, {"hr@10": rates, "hits": hits, "units": units, "per_cutoff": per_cutoff}
+
+
 # ---------------------------------------------------------------------------------------------
 # The search
 
 
-def _study_name(model: str, copy: Workspace, config: Config, params: list[Param]) -> str:
-    """Trials are comparable only on the same data, settings and space: a change starts a new
-    study in the same file."""
+def _study_name(model: str, copy: Workspace, config: Config, params: list[Param],
+                validation: list[Timeline]) -> str:
+    """Trials are comparable only on the same data, settings, space and validation splits: a
+    change starts a new study in the same file."""
     raw = (copy.raw_dir / "_manifest.json")
     fixed = config.to_dict()
     # Searched settings of every model (and the epochs a trial chooses) are not part of the
@@ -257,17 +326,22 @@ def _study_name(model: str, copy: Workspace, config: Config, params: list[Param]
     for key in {p.key for space in SPACES.values() for p in space} | {"two_tower.epochs"}:
         section, name = key.split(".", 1)
         fixed[section].pop(name)
-    key = json.dumps([model, raw.read_text() if raw.exists() else "", fixed,
-                      [dataclasses.astuple(p) for p in params]], sort_keys=True, default=str)
+    key = [model, raw.read_text() if raw.exists() else "", fixed,
+           [dataclasses.astuple(p) for p in params]]
+    if len(validation) > 1:  # a single split's study keeps the name it always had
+        key.append([v.cutoff.isoformat() for v in validation])
+    key = json.dumps(key, sort_keys=True, default=str)
     return f"{model}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, trials: int,
          *, seed: int = 0, timeout_s: float | None = None, common: list[str] | None = None,
-         max_epochs: int | None = None, write: bool = True,
-         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Search `trials` settings of `model` on the validation split; returns the summary that
-    goes to <workdir>/tune/<model>.json (and, with `write`, into gfm.yaml)."""
+         max_epochs: int | None = None, write: bool = True, rolling: int = 1,
+         every_days: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Search `trials` settings of `model` on the validation split (with `rolling` > 1: on the
+    `rolling` splits before the first hold-out of `gfm evaluate --rolling rolling --every
+    every_days`, pooled); returns the summary that goes to <workdir>/tune/<model>.json (and,
+    with `write`, into gfm.yaml)."""
     import optuna
 
     if model not in SPACES:
@@ -277,24 +351,34 @@ def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, t
     base = config
     if model == "two-tower":  # each trial runs up to max_epochs and keeps its best epoch
         base = with_params(config, {"two_tower.epochs": max_epochs or MAX_EPOCHS})
-    val = validation_timeline(timeline)
+    validation = validation_timelines(timeline, rolling, every_days)
+    if model == "two-tower" and len(validation) > 1:
+        raise ConfigError(NO_POOLED_TWO_TOWER)
+    val = validation[0]
     if val.per_user_skip_items:
         log(f"tune {model}: per-user validation: each user's last {val.per_user_skip_items} "
             "item(s) (the evaluation's hold-out) dropped, the item(s) before them held out")
-    else:
+    elif len(validation) == 1:
         log(f"tune {model}: validation cutoff {val.cutoff:%Y-%m-%d}, hold-out "
             f"[{val.cutoff:%Y-%m-%d}, {val.holdout_end:%Y-%m-%d}) (ends at the cutoff)")
-    val, root = validation_copy(workspace, config, timeline, model, list(common or []), log)
-    copy = Workspace.at(root)
-    split = load_split(copy, val)
-    objective = Objective(model, copy, base, val, split)
+    else:
+        log(f"tune {model}: {len(validation)} validation cutoffs "
+            f"{validation[-1].cutoff:%Y-%m-%d} .. {val.cutoff:%Y-%m-%d}, pooled; the latest "
+            f"hold-out ends {val.holdout_end:%Y-%m-%d}, at the first of the {rolling} rolling "
+            "cutoffs")
+    objectives = []
+    for v in validation:
+        copy = Workspace.at(_copy_at(workspace, config, timeline, v, model, list(common or []),
+                                     log))
+        objectives.append(Objective(model, copy, base, v, load_split(copy, v)))
+    objective = objectives[0] if len(objectives) == 1 else PooledObjective(objectives)
     params = SPACES[model]
 
     directory = workspace.root / TUNE_DIR
     directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=_study_name(model, copy, base, params),
+        study_name=_study_name(model, objectives[0].copy, base, params, validation),
         storage=f"sqlite:///{directory / (model + '.db')}", load_if_exists=True,
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
@@ -336,7 +420,7 @@ def tune(workspace: Workspace, config: Config, timeline: Timeline, model: str, t
     if remaining > 0:
         study.optimize(run_trial, n_trials=remaining, timeout=timeout_s, callbacks=[progress],
                        catch=())
-    summary = _summary(study, model, params, val, base, time.perf_counter() - began)
+    summary = _summary(study, model, params, validation, base, time.perf_counter() - began)
     path = directory / f"{model}.json"
     atomic_write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
     plot_search(summary, workspace.reports_dir / f"tune_{model.replace('-', '_')}.png")
@@ -350,7 +434,7 @@ def _current(config: Config, key: str) -> Any:
     return getattr(getattr(config, section), name)
 
 
-def _summary(study, model: str, params: list[Param], val: Timeline, config: Config,
+def _summary(study, model: str, params: list[Param], validation: list[Timeline], config: Config,
              seconds: float) -> dict[str, Any]:
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
@@ -365,8 +449,13 @@ def _summary(study, model: str, params: list[Param], val: Timeline, config: Conf
         "study": study.study_name,
         "tuned_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
         .isoformat(),
-        "validation": {"cutoff": val.cutoff.isoformat(), "holdout_end": val.holdout_end.isoformat()},
-        "objective": "mean over item types of validation HR@10 (discovery)",
+        "validation": {"cutoff": validation[0].cutoff.isoformat(),
+                       "holdout_end": validation[0].holdout_end.isoformat(),
+                       **({"cutoffs": [v.cutoff.isoformat() for v in validation]}
+                          if len(validation) > 1 else {})},
+        "objective": "mean over item types of validation HR@10 (discovery)"
+                     + (f", hits and users pooled over {len(validation)} validation cutoffs"
+                        if len(validation) > 1 else ""),
         "space": [dataclasses.asdict(p) for p in params],
         "n_trials": len(study.trials),
         "n_complete": len(complete),
@@ -402,9 +491,11 @@ def render_block(state: dict[str, Any]) -> str:
         best = summary["best"]
         rates = " / ".join(f"{t} {v:.4f}" for t, v in (best.get("hr@10") or {}).items()
                            if v is not None)
+        cutoffs = summary["validation"].get("cutoffs")
+        where = (f"{len(cutoffs)} validation cutoffs {cutoffs[-1][:10]} .. {cutoffs[0][:10]} "
+                 "pooled" if cutoffs else f"validation cutoff {summary['validation']['cutoff'][:10]}")
         lines.append(f"# {model}: tuned {summary['tuned_at'][:16]} UTC, trial {best['trial']} of "
-                     f"{summary['n_trials']}, validation cutoff {summary['validation']['cutoff'][:10]}"
-                     f", validation HR@10 {rates}")
+                     f"{summary['n_trials']}, {where}, validation HR@10 {rates}")
         for key, value in best["params"].items():
             section, name = key.split(".", 1)
             tuned.setdefault(section, {})[name] = value

@@ -27,6 +27,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="two-tower: epochs each trial may run; the best epoch is chosen "
                              "(default 15)")
+    parser.add_argument("--rolling", type=int, default=1, metavar="N",
+                        help="als, ease: for a run evaluated with `gfm evaluate --rolling N`: "
+                             "score each trial on N validation splits before the first rolling "
+                             "hold-out, --every days apart, hits pooled (default 1: the one "
+                             "split that ends at the cutoff)")
+    parser.add_argument("--every", type=int, default=None, metavar="D",
+                        help="with --rolling: days between the cutoffs, as given to `gfm "
+                             "evaluate` (default: timeline.holdout_days)")
     parser.add_argument("--dry-run", action="store_true",
                         help="search and report, but leave gfm.yaml as it is")
     return parser
@@ -37,7 +45,8 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
 
     summary = tune(ctx.workspace, ctx.config, ctx.timeline(), args.model, args.trials,
                    seed=args.seed, timeout_s=args.timeout, common=child_flags(args),
-                   max_epochs=args.max_epochs, write=not args.dry_run)
+                   max_epochs=args.max_epochs, write=not args.dry_run, rolling=args.rolling,
+                   every_days=args.every)
     best = summary["best"]
     print(f"\nbest of {summary['n_complete']} finished trial(s): validation HR@10 "
           + ", ".join(f"{t} {v:.4f}" for t, v in (best["hr@10"] or {}).items() if v is not None)

@@ -3,6 +3,7 @@ and its choice lands in gfm.yaml where every later command reads it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -90,3 +91,38 @@ def test_tune_refuses_a_damaged_block(twin_workspaces, capsys):
         assert "damaged" in capsys.readouterr().err
     finally:
         path.write_text(text)
+
+
+def test_rolling_tuning_never_reads_a_rolling_holdout(twin_workspaces, tmp_path, capsys):
+    """--rolling 2 --every 7: both validation hold-outs end by the earliest rolling cutoff (a
+    week before the configured one), so removing every interaction from there on changes no
+    trial's score."""
+    full, _ = twin_workspaces
+    cutoff = load_config(full).timeline.cutoff
+    earliest_rolling = dt.datetime.combine(cutoff, dt.time()) - dt.timedelta(days=7)
+    chosen = []
+    for name, last_kept in (("full", None), ("cut", earliest_rolling)):
+        workdir = tmp_path / name
+        if last_kept is None:
+            shutil.copytree(full, workdir, ignore=shutil.ignore_patterns("tune", "reports"))
+        else:
+            interactions = pq.read_table(full / "raw" / "interactions.parquet")
+            kept = interactions.filter(pc.less(interactions["event_ts"], last_kept))
+            assert 0 < kept.num_rows < interactions.num_rows
+            pq.write_table(kept, tmp_path / "interactions.parquet")
+            assert main(["import", "parquet", "--workdir", str(workdir),
+                         "--interactions", str(tmp_path / "interactions.parquet"),
+                         "--items", str(full / "raw" / "items.parquet"),
+                         "--users", str(full / "raw" / "users.parquet")]) == 0
+            shutil.copy(full / "gfm.yaml", workdir / "gfm.yaml")
+        assert main(["tune", "ease", "--workdir", str(workdir), "--trials", "3", "--rolling", "2",
+                     "--every", "7", "--dry-run"]) == 0
+        summary = json.loads((workdir / "tune" / "ease.json").read_text())
+        ends = [dt.datetime.fromisoformat(c) + dt.timedelta(days=14)
+                for c in summary["validation"]["cutoffs"]]
+        assert len(ends) == 2 and max(ends) == earliest_rolling
+        trials = [(t["value"], t["units"], t["per_cutoff"]) for t in summary["trials"]]
+        assert all(sum(units.values()) > 0 for _, units, _ in trials)
+        chosen.append((summary["best"]["params"], trials))
+    assert chosen[0] == chosen[1]
+    assert "2 validation cutoffs" in capsys.readouterr().out
