@@ -97,6 +97,8 @@ SMALL_STUDIES = (
     ("two_tower_variants_user_scale.md", "a learned per-user weight on the towers' cosine"),
     ("two_tower_variants_small_temperature.md", "temperature 0.2, 0.3, 0.5 over 2 seeds (0.3 "
      "above 0.1 and made the default)"),
+    ("two_tower_variants_small_weight_ema.md", "an average of the weights over the last "
+     "epoch (a trial, not merged)"),
     ("two_tower_variants_cold_users.md", "users without history: history dropout, the share of "
      "unknown users, the popularity prior's lag"),
     ("two_tower_variants_new_signups.md", "users without history, with signups spread over "
@@ -143,6 +145,9 @@ MOVIELENS_STUDIES = (
      "id_skip and dropout (lost)"),
     ("two_tower_variants_movielens_examples_per_user.md", "a cap on each user's training rows "
      "(a trial: 50 lost, 150 level; not merged)"),
+    ("two_tower_variants_movielens_light_users.md", "for the users with short histories: "
+     "user_scale, history dropout 0 and 0.3, an average of the weights (a trial; nothing "
+     "kept)"),
 )
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
