@@ -13,7 +13,9 @@ beside the document (docs/results/<run>/: the stamp, metrics.json, user_hits.npz
 summaries), is what the document is written from. A run is rerun only when its inputs changed:
 the code (bench/resultsrun.py's CODE_PATHS), its commands and config, its raw data, or the run
 it starts from (whose workspace must then be here). Otherwise its record is reused, and the
-document comes out byte-identical, on this machine or a fresh clone.
+document comes out byte-identical, on this machine or a fresh clone. A run whose training was
+stopped by a wall-clock time budget rather than its epoch count is not recorded: on a loaded
+machine its figures would differ (raise the budget in its config, or rerun when quiet).
 """
 
 from __future__ import annotations

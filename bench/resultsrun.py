@@ -39,6 +39,7 @@ RECORD_REPORTS = ("metrics.json", "user_hits.npz", "hgnn_metrics.json",
                   "two_tower_metrics_unified_2t.json")
 WORKSPACE_MARK = "<workspace>"  # a workspace's own path, as a record's metrics.json shows it
 ERROR_TAIL_CHARS = 3000
+BUDGET_SPENT = "time budget of "  # training/*/train.py log it when the budget stops training
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,13 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
                         + log.read_text(errors="replace")[-ERROR_TAIL_CHARS:])
     if not (workspace / "reports" / "metrics.json").is_file():
         return fail("the commands finished but wrote no reports/metrics.json")
+    cuts = budget_cuts(logs)
+    if cuts:
+        return fail("a training stopped on its wall-clock time budget, so how many epochs it "
+                    "ran (and every figure after it) depended on this machine's load: "
+                    + "; ".join(cuts) + ". Rerun on a quiet machine, or raise that budget "
+                    "(hgnn.time_budget_s, two_tower.time_budget_s) in the run's config in "
+                    "bench/results.py so that its epoch count decides.")
     shown = subprocess.run([*gfm_argv(), "config", "--workdir", str(workspace)], cwd=REPO,
                            capture_output=True, text=True)
     stamp["resolved_config"] = shown.stdout if shown.returncode == 0 else None
@@ -395,6 +403,15 @@ def execute(run: Run, root: Path, inputs: Mapping[str, Any], code: Mapping[str, 
     stamp.update(status="ok", wall_s=round(time.perf_counter() - began, 1), finished_at=_now())
     _write_json(folder / STAMP, stamp)
     return stamp
+
+
+def budget_cuts(logs: Path) -> list[str]:
+    """`log: line` for each training that its time budget stopped (the line training/hgnn and
+    training/two_tower log when it happens). A results run pins its epochs: a budget that cuts
+    them makes the figures depend on the machine's load, so such a run is not recorded."""
+    return [f"{shown_path(log)}: {line.strip()}" for log in sorted(logs.glob("*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if BUDGET_SPENT in line]
 
 
 def bring_up_to_date(runs: list[Run], selected: list[Run], root: Path, doc: Path

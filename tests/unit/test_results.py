@@ -380,3 +380,30 @@ def test_each_run_lists_the_studies_behind_its_settings_and_they_exist():
     # not an input: listing a study does not make a run stale
     assert run_inputs(run, {"x": run}, "c") == run_inputs(
         Run("x", "X", commands=()), {"x": run}, "c")
+
+
+def test_a_run_whose_training_its_time_budget_stopped_is_not_recorded(tmp_path, monkeypatch):
+    """A results run fixes its epochs; when a wall-clock budget cut them instead (a loaded
+    machine), its figures would depend on the load: the run fails and says which budget."""
+    def fake_child(argv, log):
+        workdir = Path(argv[argv.index("--workdir") + 1])
+        (workdir / "reports").mkdir(parents=True, exist_ok=True)
+        (workdir / "reports" / "metrics.json").write_text("{}")
+        log.write_text("epoch 006  loss 0.3\n"
+                       "04:44:00 INFO training.hgnn.train: time budget of 900 s spent\n")
+        return 0, 1.0, 100.0, 1.0
+
+    monkeypatch.setattr(resultsrun, "run_child", fake_child)
+    code = {"commit": "abcdef1234567", "code_hash": "c" * 64, "dirty": []}
+    inputs = run_inputs(RUNS[0], BY_NAME, code["code_hash"])
+    stamp = resultsrun.execute(RUNS[0], tmp_path, inputs, code, BY_NAME)
+    assert stamp["status"] == "failed"
+    assert "time budget of 900 s spent" in stamp["error"] and "01_pipeline.log" in stamp["error"]
+    assert json.loads((tmp_path / "base" / "stamp.json").read_text())["status"] == "failed"
+    assert resultsrun.budget_cuts(tmp_path / "nothing") == []
+
+
+def test_the_trainings_log_the_line_a_budget_cut_is_found_by():
+    for source in ("training/hgnn/train.py", "training/two_tower/train.py"):
+        text = (Path(__file__).resolve().parents[2] / source).read_text()
+        assert f'"{resultsrun.BUDGET_SPENT}%.0f s spent"' in text, source
