@@ -117,6 +117,8 @@ SMALL_STUDIES = (
     ("hgnn_unseen_items_small.md", "the HGNN on items whose edges it never saw: text "
      "neighbours k 10/20/50, simulated cold nodes, the neighbour mean in the training loss "
      "(nothing kept)"),
+    ("hgnn_unseen_items_small_text_edges.md", "the HGNN's own forward pass over pseudo-edges "
+     "from an item's text neighbours (a trial: new items unreachable; not merged)"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium_temperature.md", "temperature 0.3 against 0.1 (level; 0.3, "
