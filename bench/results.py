@@ -152,6 +152,8 @@ MOVIELENS_STUDIES = (
     ("two_tower_variants_movielens_light_users.md", "for the users with short histories: "
      "user_scale, history dropout 0 and 0.3, an average of the weights (a trial; nothing "
      "kept)"),
+    ("two_tower_variants_movielens_seed_ensemble.md", "the towers of 3 seeds averaged (a trial: "
+     "a smoother curve, level with one seed at their best epochs; not merged)"),
 )
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
