@@ -43,7 +43,9 @@ per-user hits and training summaries) is kept in git under docs/results/<run>/: 
 writes the same file and reruns only what changed. Each section says the commit, config and
 commands that produced it,
 and how long it ran; a run that failed says so with the end of its output (the others go on),
-and a run whose inputs changed since is marked stale until it is rerun.
+and a run whose inputs changed since is marked stale until it is rerun. Runs fix their epochs:
+one whose training a wall-clock time budget stopped instead (a loaded machine) fails rather
+than being recorded, so the figures do not depend on the machine's load.
 
 Offline evaluation (`gfm evaluate`, `evaluation/`): Hit-Rate@10, MRR@100 and coverage@10 per
 top-level item type on the hold-out after the cutoff, exact scoring over every candidate,
