@@ -428,26 +428,31 @@ def render_cold_start(metrics: Mapping[str, Any]) -> str:
 
 
 def render_paper(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
+    from evaluation.paper import PAPER_TABLES
+
     paper = metrics.get("paper")
     if not paper:
         return ""
     k = metrics["settings"]["k"]
     hr = f"hr@{k}"
     rows = []
-    for name in ("table1", "table2"):
-        pair = paper.get(name) or {}
+    for name, label in PAPER_TABLES.items():
+        if name not in paper:
+            continue  # table2_served: only when the served ranking is not the model's own
+        pair = paper[name] or {}
         a, b = pair.get("models", ["?", "?"])
         if not pair.get("comparison"):
-            rows.append([name[-1], "-", f"{a} vs {b}", "missing: "
+            rows.append([label, "-", f"{a} vs {b}", "missing: "
                          + ", ".join(pair.get("missing", [])), "", "", "", "", "", ""])
             continue
+        cited = reference.get(name.removesuffix("_served")) or {}
         for t in pair["types"]:
             c = pair["comparison"][t]
-            rows.append([name[-1], t, f"{a} vs {b}",
+            rows.append([label, t, f"{a} vs {b}",
                          with_ci(pair[hr][a][t], pair[f"{hr}_ci"][a][t]),
                          with_ci(pair[hr][b][t], pair[f"{hr}_ci"][b][t]),
                          diff_cell(c), p_cell(c), f"{c['n_users']:,}", verdict(c, "A", "B"),
-                         (reference.get(name) or {}).get(t, "-")])
+                         cited.get(t, "-")])
     parts = [f"Paper experiments (HR@{k}, discovery; A - B paired on the same users; paper: the "
              "GFM paper's production figures, A vs B):", "",
              table(["table", "type", "A vs B", "A [95% CI]", "B [95% CI]", "A - B [95% CI]",

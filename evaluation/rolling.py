@@ -31,12 +31,22 @@ from evaluation.cold_start import POOLED
 from evaluation.retrievers import ModelUnavailable, Retriever
 from evaluation.split import EvalSplit, load_split
 from gfm.config import Config
-from gfm.errors import GfmError
+from gfm.errors import ConfigError, GfmError
 from gfm.stages import stages_for
 from gfm.timeline import Timeline
 from gfm.workspace import Workspace
 
 DONE_MARKER = "rolling_done.json"
+
+
+def rolling_every_days(timeline: Timeline, every_days: int | None) -> int:
+    """Days between rolling cutoffs (`--every D`, what `gfm evaluate --rolling` and `gfm tune
+    --rolling` both space their cutoffs by): D, else timeline.holdout_days, so that the
+    hold-outs do not overlap."""
+    every = timeline.holdout_days if every_days is None else every_days
+    if every < 1:
+        raise ConfigError("--every must be at least 1 day")
+    return every
 
 
 def rolling_cutoffs(cutoff: dt.datetime, n: int, every_days: int) -> list[dt.datetime]:

@@ -33,11 +33,13 @@ def run_evaluation(workspace: Workspace, config: Config, timeline: Timeline,
                    options: EvaluateOptions) -> dict[str, Path]:
     """Evaluate, write the reports under workspace.reports_dir; their paths by kind."""
     from evaluation.evaluate import MODELS, ModelUnavailable, evaluate_retrievers, write_reports
+    from evaluation.rolling import rolling_every_days
     from evaluation.split import load_split
 
     if options.rolling > 1 and timeline.protocol == "per_user":
         raise ConfigError("--rolling with timeline.protocol per_user: every cutoff would hold "
                           "the same users' same last items; use one or the other")
+    every_days = rolling_every_days(timeline, options.every)  # checked before any work
     if timeline.protocol == "per_user":
         print(f"per-user protocol: each user's last {timeline.per_user_holdout_items} item(s) "
               f"held out, their events shifted to start the hold-out at {timeline.cutoff:%Y-%m-%d}")
@@ -76,7 +78,7 @@ def run_evaluation(workspace: Workspace, config: Config, timeline: Timeline,
         core_report = {**report, "results": {n: r for n, r in report["results"].items()
                                              if n in options.models}}
         report["rolling"] = rolling_evaluation(
-            workspace, timeline, options.rolling, options.every or timeline.holdout_days, MODELS,
+            workspace, timeline, options.rolling, every_days, MODELS,
             config, options.child_flags, (split, core_report, core),
             batch_size=options.batch_size,
             sample_users=(None if options.sample_users is None

@@ -125,7 +125,7 @@ def validation_timelines(timeline: Timeline, rolling: int = 1,
     `gfm evaluate --rolling N --every D`): the first ends its hold-out at the earliest rolling
     cutoff, the others every `every_days` days before it, so no validation hold-out overlaps
     any rolling hold-out. rolling 1: [validation_timeline(timeline)]."""
-    from evaluation.rolling import rolling_cutoffs
+    from evaluation.rolling import rolling_cutoffs, rolling_every_days
 
     if rolling < 1:
         raise ConfigError("--rolling must be at least 1 (1 = the configured cutoff only)")
@@ -134,9 +134,7 @@ def validation_timelines(timeline: Timeline, rolling: int = 1,
     if timeline.protocol == "per_user":
         raise ConfigError("--rolling: the per_user protocol has no cutoffs to roll (each user's "
                           "last items are the hold-out); tune without --rolling")
-    every = timeline.holdout_days if every_days is None else every_days
-    if every < 1:
-        raise ConfigError("--every must be at least 1 day")
+    every = rolling_every_days(timeline, every_days)
     earliest = timeline.cutoff - dt.timedelta(days=(rolling - 1) * every)
     first = earliest - dt.timedelta(days=timeline.holdout_days)
     return [dataclasses.replace(timeline, cutoff=c) for c in rolling_cutoffs(first, rolling, every)]

@@ -70,8 +70,6 @@ def run(args: argparse.Namespace, ctx: Context) -> None:
         raise ConfigError("--daily-days must be 0 (skip Table 3) or more")
     if args.rolling < 1:
         raise ConfigError("--rolling must be at least 1 (1 = the configured cutoff only)")
-    if args.every is not None and args.every < 1:
-        raise ConfigError("--every must be at least 1 day")
 
     options = EvaluateOptions(
         models=names, explicit=bool(args.models), batch_size=args.batch_size,

@@ -177,6 +177,27 @@ def test_table2_ablation_drops_the_hgnn_path_and_its_new_item_weight():
     assert config.two_tower.new_item_hgnn_weight == 1.3  # the run's own config is left alone
 
 
+def test_table2_pairs_the_served_models_own_scores_when_its_new_item_exposure_is_on():
+    """The ablation cannot hand new items top-10 slots; Table 2 then ranks the served model by
+    its own scores too (unified_2t_own_scores), and pairs the served ranking apart."""
+    from evaluation.paper import NO_GNN, OWN_SCORES, UNIFIED, table2_pairs
+
+    users = np.arange(6)
+    hits = {UNIFIED: [1, 0, 0, 1, 0, 0], OWN_SCORES: [1, 1, 0, 1, 0, 1], NO_GNN: [1, 0, 1, 1, 0, 0]}
+    user_hits = {m: {"podcast": (users, np.array(h, dtype=bool))} for m, h in hits.items()}
+    results = {m: {"hr@10": {"podcast": float(np.mean(h))}, "hr@10_ci": {"podcast": [0.0, 1.0]}}
+               for m, h in hits.items()}
+    report = {"results": results, "settings": {"k": 10}}
+    pairs = table2_pairs(report, user_hits, ["podcast"])
+    assert pairs["table2"]["models"] == [OWN_SCORES, NO_GNN]
+    assert pairs["table2"]["comparison"]["podcast"]["diff"] == (4 - 3) / 6
+    assert pairs["table2_served"]["models"] == [UNIFIED, NO_GNN]
+    assert pairs["table2_served"]["comparison"]["podcast"]["diff"] == (2 - 3) / 6
+    del results[OWN_SCORES]  # exposure off: the served ranking is the model's own
+    assert list(table2_pairs(report, user_hits, ["podcast"])) == ["table2"]
+    assert table2_pairs(report, user_hits, ["podcast"])["table2"]["models"] == [UNIFIED, NO_GNN]
+
+
 def test_single_kind_batches_never_mix_rows_with_and_without_hgnn_vectors():
     from training.two_tower.train import epoch_batches
 

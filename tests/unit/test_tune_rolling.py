@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from evaluation.rolling import rolling_cutoffs
+from evaluation.rolling import rolling_cutoffs, rolling_every_days
 from evaluation.tune import PooledObjective, validation_timeline, validation_timelines
 from gfm.errors import ConfigError
 from gfm.timeline import Timeline
@@ -43,6 +43,16 @@ def test_per_user_protocol_has_no_cutoffs_to_roll():
 def test_zero_every_is_refused():
     with pytest.raises(ConfigError, match="--every must be at least 1 day"):
         validation_timelines(TIMELINE, 2, 0)
+
+
+def test_evaluate_and_tune_space_their_cutoffs_alike():
+    """One rule for `gfm evaluate --rolling` and `gfm tune --rolling`: --every, else the
+    hold-out's length; 0 refused by both (evaluation.run checks it before any work)."""
+    assert rolling_every_days(TIMELINE, None) == TIMELINE.holdout_days
+    assert rolling_every_days(TIMELINE, 30) == 30
+    for every in (0, -5):
+        with pytest.raises(ConfigError, match="--every must be at least 1 day"):
+            rolling_every_days(TIMELINE, every)
 
 
 class _Split:
