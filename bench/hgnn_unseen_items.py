@@ -3,7 +3,7 @@ item gets (hgnn_knn's vector for an item without edges), on the validation split
 
     python bench/hgnn_unseen_items.py run --workdir W --name NAME [--set hgnn.KEY=VALUE ...]
     python bench/hgnn_unseen_items.py doc --workdir W --baseline NAME --out FILE [--note TEXT]
-                                          [--title TEXT]
+                                          [--title TEXT] [--variants NAME,...]
 
 `run` takes the two-tower validation copy of workspace W (what `gfm tune two-tower` and
 bench/two_tower_variants.py use: validation cutoff = cutoff - holdout_days, never the
@@ -13,12 +13,14 @@ workspace's settings plus --set ones, gives every item without edges its inducti
 scores hgnn_knn on the validation split: HR@10 (discovery) of the warm catalogue, of the real
 new items, and of the pretend-new items (ranked among the whole catalogue of their type, their
 popularity zero). Unlike two_tower_variants.py's pretend-new rates, nothing here was trained
-on those items' edges. Each run appends a record to W/reports/hgnn_unseen_items.jsonl and the
-pretend-new per-user hits to W/reports/hgnn_unseen_items/NAME.npz.
+on those items' edges. With --set evaluation.hgnn_knn_new_item_exposure=X, hgnn_knn lifts the
+new items (real or pretend) as `gfm evaluate` does with that setting. Each run appends a record
+to W/reports/hgnn_unseen_items.jsonl and the per-user new-item hits (pretend, and real as
+NAME@real) to W/reports/hgnn_unseen_items/NAME.npz.
 
-`doc` writes the table: per variant, warm and new-item HR@10 per type, and the pretend-new
-difference to the baseline variant and to text_knn (scored on the same users), with paired 95%
-bootstrap intervals and McNemar p.
+`doc` writes the table: per variant, warm and new-item HR@10 per type, the real new items'
+difference to text_knn, and the pretend-new difference to the baseline variant and to text_knn
+(scored on the same users), with paired 95% bootstrap intervals and McNemar p.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from gfm.device import deterministic_torch  # noqa: E402
 RECORDS = "hgnn_unseen_items.jsonl"
 HITS_DIR = "hgnn_unseen_items"
 TEXT_KNN = "text_knn"
+REAL = "@real"  # suffix of a variant's per-user hits on the real new items
+EXPOSURE_KEY = "evaluation.hgnn_knn_new_item_exposure"  # the one non-HGNN setting --set takes
 
 
 def without_items(graph, item_ids) -> tuple:
@@ -99,19 +103,28 @@ def run(workdir: Path, name: str, settings: dict) -> dict:
                                   split.item_ids[pretend_split.is_new_item])
     started = time.monotonic()
     z, summary = _train(graph, config.hgnn)
+    exposure = config.evaluation.hgnn_knn_new_item_exposure
+    offsets: dict = {}
     with tempfile.TemporaryDirectory() as tmp:  # the vectors as `gfm train hgnn` writes them
         path = Path(tmp) / "vectors.parquet"
         write_item_vectors(path, graph, z, val.graph_as_of, name)
-        warm = evaluate_retriever(split, VectorKNNRetriever.from_parquet(split, path),
-                                  progress=False, name=name)
         hits: dict = {}
-        pretend = evaluate_retriever(pretend_split,
-                                     VectorKNNRetriever.from_parquet(pretend_split, path),
-                                     progress=False, name=name, new_item_hits=hits)
-    save_user_hits(workdir / "reports" / HITS_DIR / f"{name}.npz", {name: hits}, split.user_ids)
+        real_hits: dict = {}
+        results = {}
+        for label, on, into in (("real", split, real_hits), ("pretend", pretend_split, hits)):
+            retriever = VectorKNNRetriever.from_parquet(on, path)
+            if exposure:  # as gfm evaluate's hgnn_knn (evaluation.evaluate.build_hgnn_knn)
+                offsets[label] = {t: s["offset"]
+                                  for t, s in retriever.lift_new_items(exposure).items()}
+            results[label] = evaluate_retriever(on, retriever, progress=False, name=name,
+                                                new_item_hits=into)
+        warm, pretend = results["real"], results["pretend"]
+    save_user_hits(workdir / "reports" / HITS_DIR / f"{name}.npz",
+                   {name: hits, name + REAL: real_hits}, split.user_ids)
     record = {"name": name, "settings": settings, **summary,
               "train_s": round(time.monotonic() - started, 1),
               "unseen_nodes": {t: int(u.sum()) for t, u in unseen.items()},
+              "new_item_offsets": offsets,
               "mean": tune.mean_hit_rate(warm), "hr@10": warm["hr@10"],
               "new_items": warm["new_items"]["hr@10"],
               "pretend_new": pretend["new_items"]["hr@10"],
@@ -125,31 +138,37 @@ def run(workdir: Path, name: str, settings: dict) -> dict:
 
 
 def _text_knn_hits(workdir: Path) -> dict:
-    """text_knn's pretend-new per-user hits (text is what a new item has), scored once."""
+    """text_knn's per-user hits (text is what a new item has) on the pretend-new and (named
+    TEXT_KNN + REAL) the real new items, scored once."""
     import two_tower_variants as variants
 
     from evaluation.evaluate import MODELS, evaluate_retriever
     from evaluation.user_hits import load_user_hits, save_user_hits
 
     path = workdir / "reports" / HITS_DIR / f"{TEXT_KNN}.npz"
+    if path.exists() and TEXT_KNN + REAL not in load_user_hits(path):
+        path.unlink()  # written before the real new items were kept: score again
     if not path.exists():
         objective, _, config = variants._objective(workdir, {})
-        pretend_split = variants._pretend_new_split(objective.split)
-        hits: dict = {}
-        evaluate_retriever(pretend_split, MODELS[TEXT_KNN](pretend_split, objective.copy, config),
-                           progress=False, name=TEXT_KNN, new_item_hits=hits)
-        save_user_hits(path, {TEXT_KNN: hits}, objective.split.user_ids)
+        hits: dict = {TEXT_KNN: {}, TEXT_KNN + REAL: {}}
+        for name, on in ((TEXT_KNN, variants._pretend_new_split(objective.split)),
+                         (TEXT_KNN + REAL, objective.split)):
+            evaluate_retriever(on, MODELS[TEXT_KNN](on, objective.copy, config), progress=False,
+                               name=TEXT_KNN, new_item_hits=hits[name])
+        save_user_hits(path, hits, objective.split.user_ids)
     return load_user_hits(path)
 
 
-def write_doc(workdir: Path, baseline: str, out: Path, note: str, title: str) -> None:
+def write_doc(workdir: Path, baseline: str, out: Path, note: str, title: str,
+              variants: list[str] | None = None) -> None:
     from evaluation.stats import compare_models, format_difference
     from evaluation.user_hits import load_user_hits
 
     records: dict[str, dict] = {}
     for line in (workdir / "reports" / RECORDS).read_text().splitlines():
         record = json.loads(line)
-        records[record["name"]] = record  # the latest run of each name
+        if not variants or record["name"] in variants:
+            records[record["name"]] = record  # the latest run of each name
     if baseline not in records:
         raise SystemExit(f"no record named {baseline!r} in {workdir / 'reports' / RECORDS}")
     hits = _text_knn_hits(workdir)
@@ -161,8 +180,8 @@ def write_doc(workdir: Path, baseline: str, out: Path, note: str, title: str) ->
         return " / ".join("–" if r[key][t] is None else f"{r[key][t]:.3f}" for t in types)
 
     def versus(name: str, other: str) -> str:
-        if name == other:
-            return "–"
+        if name == other or name not in hits or other not in hits:
+            return "–"  # the baseline itself, or a record from before its hits were kept
         compared = compare_models(hits, name, other)
         return " / ".join(format_difference(compared[t]) for t in types)
 
@@ -179,16 +198,22 @@ def write_doc(workdir: Path, baseline: str, out: Path, note: str, title: str) ->
              "catalogue of their type. HR@10, discovery, " + " / ".join(types) + ".", ""]
     if note:
         lines += [note, ""]
-    lines += ["| variant | settings | HGNN val MRR | warm HR@10 | new items | pretend new | "
-              f"pretend new − {baseline} | pretend new − text_knn | commit |",
-              "|---|---|---:|---|---|---|---|---|---|"]
+    lines += ["| variant | settings | HGNN val MRR | warm HR@10 | new items | new items − "
+              f"text_knn | pretend new | pretend new − {baseline} | pretend new − text_knn | "
+              "commit |",
+              "|---|---|---:|---|---|---|---|---|---|---|"]
     for name, r in records.items():
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "defaults"
         lines.append(f"| {name} | {settings} | {r['val_mrr']:.3f} | {rates(r, 'hr@10')} | "
-                     f"{rates(r, 'new_items')} | {rates(r, 'pretend_new')} | "
-                     f"{versus(name, baseline)} | {versus(name, TEXT_KNN)} | {r['commit']} |")
-    text_rates = " / ".join(f"{hits[TEXT_KNN][t][1].mean():.3f}" for t in types)
-    lines += ["", f"text_knn on the same pretend-new users: {text_rates}.", ""]
+                     f"{rates(r, 'new_items')} | {versus(name + REAL, TEXT_KNN + REAL)} | "
+                     f"{rates(r, 'pretend_new')} | {versus(name, baseline)} | "
+                     f"{versus(name, TEXT_KNN)} | {r['commit']} |")
+
+    def text_rates(name: str) -> str:
+        return " / ".join(f"{hits[name][t][1].mean():.3f}" for t in types)
+
+    lines += ["", f"text_knn on the same users: real new items {text_rates(TEXT_KNN + REAL)}, "
+              f"pretend new {text_rates(TEXT_KNN)}.", ""]
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
 
@@ -199,13 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     run_ = sub.add_parser("run", help="train one HGNN variant without the pretend-new edges")
     run_.add_argument("--workdir", type=Path, required=True)
     run_.add_argument("--name", required=True)
-    run_.add_argument("--set", action="append", default=[], metavar="hgnn.KEY=VALUE")
+    run_.add_argument("--set", action="append", default=[], metavar="hgnn.KEY=VALUE",
+                      help=f"an HGNN setting, or {EXPOSURE_KEY} (hgnn_knn's new-item lift)")
     doc = sub.add_parser("doc", help="the table of the recorded variants")
     doc.add_argument("--workdir", type=Path, required=True)
     doc.add_argument("--baseline", required=True)
     doc.add_argument("--out", type=Path, required=True)
     doc.add_argument("--note", default="")
     doc.add_argument("--title", default="", help="what the workspace is (default: its name)")
+    doc.add_argument("--variants", default="",
+                     help="comma-separated names: only these records (default: all)")
     args = parser.parse_args(argv)
     if args.command == "run":
         import yaml
@@ -213,12 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = {}
         for item in args.set:
             key, _, value = item.partition("=")
-            if not key.startswith("hgnn.") or not value:
-                parser.error(f"--set takes hgnn.KEY=VALUE, not {item!r}")
+            if not (key.startswith("hgnn.") or key == EXPOSURE_KEY) or not value:
+                parser.error(f"--set takes hgnn.KEY=VALUE or {EXPOSURE_KEY}=VALUE, not "
+                             f"{item!r}")
             settings[key] = yaml.safe_load(value)  # as two_tower_variants.py's --set
         run(args.workdir, args.name, settings)
     else:
-        write_doc(args.workdir, args.baseline, args.out, args.note, args.title)
+        write_doc(args.workdir, args.baseline, args.out, args.note, args.title,
+                  [v for v in args.variants.split(",") if v])
     return 0
 
 

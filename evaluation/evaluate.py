@@ -138,6 +138,19 @@ def _vector_knn(feature_view: str, lineage_key: str,
     return build
 
 
+def build_hgnn_knn(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
+    """hgnn_knn; with evaluation.hgnn_knn_new_item_exposure set, its new items lifted to that
+    exposure (VectorKNNRetriever.lift_new_items), the solved offsets in its settings."""
+    retriever = _vector_knn("item_hgnn_embedding", "hgnn_version", _last_hgnn_vectors)(
+        split, workspace, config)
+    exposure = config.evaluation.hgnn_knn_new_item_exposure
+    if exposure:
+        offsets = retriever.lift_new_items(exposure)
+        retriever.settings = {"new_item_exposure": exposure,
+                              "new_item_offset": {t: s["offset"] for t, s in offsets.items()}}
+    return retriever
+
+
 def build_als(split: EvalSplit, workspace: Workspace, config: Config) -> Retriever:
     e = config.evaluation
     settings = {"factors": e.als_factors, "regularization": e.als_regularization,
@@ -160,7 +173,7 @@ MODELS: dict[str, Builder] = {
     "unified_2t": lambda split, workspace, config: build_two_tower(split, workspace),
     "als": build_als,
     "ease": build_ease,
-    "hgnn_knn": _vector_knn("item_hgnn_embedding", "hgnn_version", _last_hgnn_vectors),
+    "hgnn_knn": build_hgnn_knn,
     "text_knn": _vector_knn("item_text_embedding", "text_version", _last_text_vectors),
     "popularity": lambda split, workspace, config: PopularityRetriever(split),
 }

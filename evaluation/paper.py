@@ -91,19 +91,12 @@ def build_no_gnn(split: EvalSplit, workspace: Workspace, config: Config,
     return build_two_tower(split, workspace, tag=run.tag)
 
 
-def build_own_scores(split: EvalSplit, workspace: Workspace, config: Config,
-                     timeline: Timeline) -> Retriever:
-    """The served two-tower ranked by its own scores (no training): Table 2's A when the served
-    model's new-item exposure is on (ModelUnavailable when it is off)."""
-    from evaluation.two_tower import build_two_tower
-
-    return build_two_tower(split, workspace, new_item_exposure=False)
-
-
 def paper_retrievers(split: EvalSplit, workspace: Workspace, config: Config,
                      timeline: Timeline, table1_type: str = "audiobook",
                      ) -> tuple[dict[str, Retriever], dict[str, float]]:
     """The paper's extra models, trained now on this workspace; (retrievers, seconds each)."""
+    from evaluation.two_tower import build_two_tower
+
     builders = {
         single_type_name(table1_type):
             lambda *a: build_single_type_2t(*a, item_type=table1_type),
@@ -117,8 +110,8 @@ def paper_retrievers(split: EvalSplit, workspace: Workspace, config: Config,
         except ModelUnavailable as exc:
             print(f"skipping {name}: {exc}")
         seconds[name] = round(time.perf_counter() - began, 2)
-    try:  # not trained: the served model scored once more
-        retrievers[OWN_SCORES] = build_own_scores(split, workspace, config, timeline)
+    try:  # not trained: the served model scored once more, by its own scores (Table 2's A)
+        retrievers[OWN_SCORES] = build_two_tower(split, workspace, apply_exposure=False)
     except ModelUnavailable:
         pass  # no new-item exposure: the served ranking is the model's own
     return retrievers, seconds

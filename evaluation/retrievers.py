@@ -121,10 +121,42 @@ class VectorKNNRetriever(Retriever):
         self.has_vector = norms > 0
         self.vectors = np.divide(vectors, norms[:, None], out=np.zeros_like(vectors),
                                  where=self.has_vector[:, None])
+        # (n_items,) added to every user's scores (lift_new_items); None: none
+        self.new_item_offsets: np.ndarray | None = None
         missing = int((~self.has_vector).sum())
         if missing:
             logger.warning("%d of %d candidate items have no vector: they rank last",
                            missing, split.n_items)
+
+    def lift_new_items(self, exposure: float) -> dict[str, dict]:
+        """Add, per item type, the smallest score to the split's new items (released since the
+        cutoff) at which they take `exposure` x their catalogue share of the top-10 slots of a
+        fixed sample of users with history (training.two_tower.new_items.solve_offsets, as the
+        served two-tower's new_item_exposure: it reads no interaction after the cutoff).
+        Returns the solved offsets by item type (offset, target and reached share, new items)."""
+        from training.two_tower.new_items import exposure_sample, solve_offsets
+
+        self.new_item_offsets = None
+        split = self.split
+        with_history = split.user_ids[split.has_history]
+        sample = np.asarray([split.user_index[u] for u in exposure_sample(list(with_history))],
+                            dtype=np.int64)
+        types = np.asarray(split.item_types)
+        codes = {t: i for i, t in enumerate(split.types)}
+        solved = solve_offsets(self.score(sample), split.is_new_item & self.has_vector,
+                               np.fromiter((codes[t] for t in types), np.int64, len(types)),
+                               exposure)
+        offsets = np.zeros(split.n_items, dtype=np.float32)
+        report = {}
+        for code, s in solved.items():
+            t = split.types[code]
+            offsets[(types == t) & split.is_new_item] = s["offset"]
+            report[t] = {k: round(v, 5) if isinstance(v, float) else v for k, v in s.items()}
+        self.new_item_offsets = offsets
+        logger.info("new items' offset for exposure %s on %d users: %s", exposure, len(sample),
+                    ", ".join(f"{t} {s['offset']:.4f} ({s['new_items']} new, {s['share']:.2%} of "
+                              "the top-10 slots)" for t, s in report.items()))
+        return report
 
     @classmethod
     def from_parquet(cls, split: EvalSplit, path: str | Path) -> VectorKNNRetriever:
@@ -146,6 +178,8 @@ class VectorKNNRetriever(Retriever):
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         users, known = self.user_vectors(user_indices)
         scores = users @ self.vectors.T  # (batch, n_items) cosine
+        if self.new_item_offsets is not None:
+            scores += self.new_item_offsets
         scores[:, ~self.has_vector] = MISSING_VECTOR_SCORE
         if not known.all():
             scores[~known] = self.popularity_scores(int((~known).sum()))

@@ -29,18 +29,18 @@ class TwoTowerRetriever(Retriever):
 
 
 def two_tower_vectors(workspace: Workspace, bundle, user_ids, item_ids, at,
-                      new_item_exposure: bool = True):
+                      apply_exposure: bool = True):
     """(user vectors, item vectors) for these ids, features as of `at` through the model's
     FeatureService: what `gfm serve` computes from the online store at the same instant.
     Items are read as of max(at, their release): one released after `at` is scored with the
     static features it has once released (DESIGN.md), and never with interactions after `at`.
-    new_item_exposure False: the model's own scores, its two_tower.new_item_exposure not applied
+    apply_exposure False: the model's own scores, its two_tower.new_item_exposure not applied
     (every new item at the trained weight), as a model without that setting ranks."""
     from training.two_tower.train import encode_items, encode_users
 
     users = user_features(workspace, bundle.feature_service, bundle.item_types, user_ids, at)
     items = bundle.item_inputs(item_features(workspace, bundle.feature_service, item_ids, at))
-    if new_item_exposure:
+    if apply_exposure:
         calibrate_new_items(workspace, bundle, items, at)
     else:
         bundle.model.new_item_hgnn_weights = None
@@ -135,8 +135,8 @@ def user_features(workspace: Workspace, service: str, item_types, user_ids, at) 
 
 
 def build_two_tower(split: EvalSplit, workspace: Workspace, tag: str | None = None,
-                    new_item_exposure: bool = True) -> Retriever:
-    """The model `tag` (default: the served one) as a retriever; new_item_exposure False:
+                    apply_exposure: bool = True) -> Retriever:
+    """The model `tag` (default: the served one) as a retriever; apply_exposure False:
     ranked by its own scores (two_tower_vectors), only for a model that has the setting on."""
     from training.two_tower.store import load_bundle
 
@@ -144,15 +144,15 @@ def build_two_tower(split: EvalSplit, workspace: Workspace, tag: str | None = No
         bundle = load_bundle(workspace, tag)
     except WorkspaceError as exc:
         raise ModelUnavailable(str(exc)) from None
-    if not new_item_exposure and not bundle.config.new_item_exposure:
+    if not apply_exposure and not bundle.config.new_item_exposure:
         raise ModelUnavailable("the model has no new-item exposure (two_tower.new_item_exposure "
                                "0): its ranking is already its own scores'")
     user_vectors, item_vectors = two_tower_vectors(
-        workspace, bundle, split.user_ids, split.item_ids, split.cutoff, new_item_exposure)
+        workspace, bundle, split.user_ids, split.item_ids, split.cutoff, apply_exposure)
     retriever = TwoTowerRetriever(split, user_vectors, item_vectors,
                                   f"{bundle.metadata['model_name']}:{bundle.version}")
     retriever.settings = bundle.metadata.get("config")
-    if not new_item_exposure and retriever.settings:
+    if not apply_exposure and retriever.settings:
         retriever.settings = {**retriever.settings, "new_item_exposure": 0.0}
     solved = solved_new_item_weights(bundle)
     if solved is not None and retriever.settings:

@@ -169,6 +169,11 @@ class EvaluationConfig:
     als_regularization: float = 0.05
     als_alpha: float = 1.0
     als_iterations: int = 15
+    # hgnn_knn: items released since the cutoff (their vectors from text neighbours) lifted by a
+    # score offset, solved per item type, to this multiple of their catalogue share of the
+    # top-10 slots (as two_tower.new_item_exposure; 0: off, their cosines as they are). 1.5:
+    # chosen on small's and medium's validation splits (docs/hgnn_unseen_items_exposure.md).
+    hgnn_knn_new_item_exposure: float = 1.5
 
 
 @dataclass
@@ -305,6 +310,9 @@ def _validate(config: Config) -> None:
     for name in ("ease_max_items", "als_factors", "als_iterations"):
         if getattr(e, name) < 1:
             raise ConfigError(f"evaluation.{name} must be at least 1, got {getattr(e, name)}")
+    if not e.hgnn_knn_new_item_exposure >= 0:
+        raise ConfigError("evaluation.hgnn_knn_new_item_exposure must be a number >= 0 (0: "
+                          f"off), got {e.hgnn_knn_new_item_exposure}")
     for name in ("ease_l2", "als_regularization", "als_alpha"):
         if getattr(e, name) <= 0:
             raise ConfigError(f"evaluation.{name} must be positive, got {getattr(e, name)}")

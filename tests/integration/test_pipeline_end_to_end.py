@@ -68,6 +68,13 @@ def test_two_tower_learns_and_records_its_inputs(workspace):
     # is shown on small and medium (docs/results.md); here it must not fall clearly behind.
     assert np.mean(list(two_tower.values())) > np.mean(list(popularity.values())) - 0.03
     assert (workspace / "reports" / "hr_at_10.png").stat().st_size > 0
+    # hgnn_knn lifts the items released since the cutoff (evaluation.hgnn_knn_new_item_exposure)
+    # and says by how much, per type with new items; a lift never lowers them.
+    hgnn_settings = results["hgnn_knn"]["settings"]
+    assert hgnn_settings["new_item_exposure"] == 1.5
+    with_new = {t for t, n in metrics["split"]["n_new_items"].items() if n}
+    assert set(hgnn_settings["new_item_offset"]) == with_new
+    assert all(offset >= 0 for offset in hgnn_settings["new_item_offset"].values())
 
     from training.two_tower.store import load_bundle
 

@@ -422,7 +422,7 @@ def test_new_item_exposure_gives_evaluation_and_the_index_the_same_new_item_weig
     assert moved.any() and not (moved & ~never_trained).any()
     # The model's own scores (the paper's Table 2 ranks the served model so): exposure off.
     _, own = two_tower_vectors(workspace, bundle, users, item_ids, split.cutoff,
-                               new_item_exposure=False)
+                               apply_exposure=False)
     assert bundle.model.new_item_hgnn_weights is None
     np.testing.assert_allclose(own, plain, rtol=0, atol=1e-6)
 

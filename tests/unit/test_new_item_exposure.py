@@ -6,7 +6,14 @@ import pytest
 
 from gfm.errors import ConfigError
 from training.two_tower.config import TwoTowerConfig
-from training.two_tower.new_items import MAX_WEIGHT, exposure_sample, slot_share, solve_weights
+from training.two_tower.new_items import (
+    MAX_OFFSET,
+    MAX_WEIGHT,
+    exposure_sample,
+    slot_share,
+    solve_offsets,
+    solve_weights,
+)
 
 
 def _catalogue(seed: int = 0):
@@ -79,3 +86,60 @@ def test_config_rejects_an_exposure_with_a_fixed_weight_or_without_the_hgnn_path
     with pytest.raises(ConfigError, match="new_item_exposure needs learned item ids"):
         TwoTowerConfig(new_item_exposure=2.0, hgnn_skip=False)
     TwoTowerConfig(new_item_exposure=2.0)  # the default model has both
+
+
+# --- evaluation.hgnn_knn_new_item_exposure: an offset on a retriever's new items ------------
+
+
+def test_the_solved_offset_is_the_smallest_that_gives_the_target_share():
+    users, at_one, _, is_new, types = _catalogue()
+    unit = at_one / np.linalg.norm(at_one, axis=1, keepdims=True)
+    scores = users / np.linalg.norm(users, axis=1, keepdims=True) @ unit.T  # cosines
+    solved = solve_offsets(scores, is_new, types, exposure=2.0)
+    for code, s in solved.items():
+        assert 0.0 < s["offset"] < MAX_OFFSET and s["share"] >= s["target_share"]
+        warm, new = scores[:, (types == code) & ~is_new], scores[:, (types == code) & is_new]
+        assert slot_share(warm, new + s["offset"]) == s["share"]
+        assert slot_share(warm, new + s["offset"] - 1e-4) < s["target_share"]
+    # already shown: no offset (it only lifts); out of reach: the bound
+    lifted = scores + np.where(is_new, 100.0, 0.0)
+    assert all(s["offset"] == 0.0 for s in solve_offsets(lifted, is_new, types, 1.0).values())
+    sunk = scores - np.where(is_new, 100.0, 0.0)
+    assert all(s["offset"] == MAX_OFFSET for s in solve_offsets(sunk, is_new, types, 1.0).values())
+
+
+def test_hgnn_knn_lifts_only_new_items_of_users_with_history():
+    from evaluation.retrievers import VectorKNNRetriever
+    from evaluation.split import EvalSplit, Ragged
+
+    rng = np.random.default_rng(0)
+    n = 60  # one type; items 50.. are new, pointing away from every history
+    vectors = rng.normal(size=(n, 4)).astype(np.float32)
+    vectors[:, 0] = np.abs(vectors[:, 0]) + 1.0
+    vectors[50:, 0] = -1.0
+    new = np.arange(n) >= 50
+    users = np.array([f"u{i}" for i in range(30)], dtype=object)
+    split = EvalSplit(item_ids=np.array([f"i{i}" for i in range(n)], dtype=object),
+                      item_types=np.array(["podcast"] * n, dtype=object), user_ids=users,
+                      histories=Ragged.from_lists([[i, i + 1] for i in range(29)] + [[]]),
+                      targets=Ragged.from_lists([[]] * 30), is_new_item=new,
+                      item_popularity=np.arange(n, dtype=np.float64))
+    retriever = VectorKNNRetriever(split, vectors)
+    before = retriever.score(np.arange(30))
+    assert slot_share(before[:29, ~new], before[:29, new]) == 0.0
+    report = retriever.lift_new_items(1.0)
+    after = retriever.score(np.arange(30))
+    assert report["podcast"]["new_items"] == 10 and report["podcast"]["offset"] > 0
+    assert slot_share(after[:29, ~new], after[:29, new]) >= 10 / 60
+    assert np.array_equal(after[:, ~new], before[:, ~new])  # warm items as they were
+    assert np.allclose(after[:29, new] - before[:29, new], report["podcast"]["offset"], atol=1e-4)
+    assert np.array_equal(after[29], before[29])  # no history: popularity, unlifted
+
+
+def test_config_rejects_a_negative_hgnn_knn_exposure():
+    from gfm.config import load_config
+
+    with pytest.raises(ConfigError, match="hgnn_knn_new_item_exposure must be a number >= 0"):
+        load_config(overrides={"evaluation": {"hgnn_knn_new_item_exposure": -0.5}})
+    assert load_config(overrides={"evaluation": {"hgnn_knn_new_item_exposure": 1}}) \
+        .evaluation.hgnn_knn_new_item_exposure == 1
