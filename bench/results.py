@@ -119,6 +119,8 @@ SMALL_STUDIES = (
      "(nothing kept)"),
     ("hgnn_unseen_items_small_text_edges.md", "the HGNN's own forward pass over pseudo-edges "
      "from an item's text neighbours (a trial: new items unreachable; not merged)"),
+    ("hgnn_unseen_items_small_exposure.md", "hgnn_knn's new items lifted to a multiple of their "
+     "share of the top-10 slots (evaluation.hgnn_knn_new_item_exposure 1.5 kept)"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium_temperature.md", "temperature 0.3 against 0.1 (level; 0.3, "
@@ -133,6 +135,8 @@ MEDIUM_STUDIES = (
      "the top-10 slots (new_item_exposure 0.2 kept)"),
     ("hgnn_unseen_items_medium.md", "the HGNN on items whose edges it never saw: k 50, the "
      "neighbour mean in the training loss (nothing kept)"),
+    ("hgnn_unseen_items_medium_exposure.md", "hgnn_knn's new items lifted to a multiple of "
+     "their share of the top-10 slots (evaluation.hgnn_knn_new_item_exposure 1.5 kept)"),
     ("two_tower_variants_medium_table2.md", "the paper's Table 2 on validation: HGNN vectors "
      "against learned ids (level; below with the new-item exposure), HGNN 1 or 4 epochs "
      "(level: 1 kept)"),
