@@ -172,7 +172,7 @@ class EvaluationConfig:
     # hgnn_knn: items released since the cutoff (their vectors from text neighbours) lifted by a
     # score offset, solved per item type, to this multiple of their catalogue share of the
     # top-10 slots (as two_tower.new_item_exposure; 0: off, their cosines as they are). 1.5:
-    # chosen on small's and medium's validation splits (docs/hgnn_unseen_items_exposure.md).
+    # chosen on small's and medium's validation splits (docs/hgnn_unseen_items_*_exposure.md).
     hgnn_knn_new_item_exposure: float = 1.5
 
 
