@@ -1,0 +1,250 @@
+"""Where the graph helps: HR@10 of each model by how many training streams the target item had,
+from a `make results` run's hold-out (docs/hits_by_item_popularity.md and a plot).
+
+    python bench/hits_by_item_popularity.py                    # the run paper_medium
+    python bench/hits_by_item_popularity.py --run paper_medium --out FILE
+
+The paper's case for the HGNN (its Table 2) is the items whose learned ids see little data: a
+graph vector carries what their co-listeners and text say. docs/results.md's Table 2 pools all
+targets, which the popular items dominate. This scores the run's trained models again (the
+served unified_2t, the same model by its own scores, Table 2's unified_2t_no_gnn, EASE, ALS,
+hgnn_knn; no training) and splits the hold-out targets by the item's streams in the training
+window (`item_popularity` of the evaluation split: what the two-tower's learned ids trained
+on), into buckets of a fifth of the older items' targets each, after a bucket of the items
+released since the cutoff (no training streams; ranked through the new-item exposure). A unit
+is (user, type, bucket): a user with history counted in a bucket when a hold-out target of
+that type, not in the history, falls in it; a hit when one of them is in the user's top 10 of
+that type (discovery: the history left out). Paired differences on the bucket's units, 95%
+bootstrap interval. A diagnosis on the hold-out: nothing is chosen by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchdoc import commit_label  # noqa: E402
+from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
+
+K = 10
+N_BUCKETS = 5
+SERVED, OWN, NO_GNN = "unified_2t", "unified_2t_own_scores", "unified_2t_no_gnn"
+MODELS = (SERVED, OWN, NO_GNN, "ease", "als", "hgnn_knn")
+# (A, B) shown as A - B: Table 2 (by own scores and as served), and the two-tower against EASE.
+PAIRS = ((OWN, NO_GNN), (SERVED, NO_GNN), (SERVED, "ease"))
+BATCH_USERS = 512
+
+
+def retrievers(workspace: Path) -> tuple[object, dict[str, object], dict]:
+    """(the run's evaluation split, {model: retriever} with the run's trained models, the
+    run's metrics.json results)."""
+    from evaluation.evaluate import build_als, build_ease, build_hgnn_knn
+    from evaluation.split import load_split
+    from evaluation.two_tower import build_two_tower
+    from gfm.config import load_config
+    from gfm.timeline import resolve_timeline
+    from gfm.workspace import Workspace
+
+    ws, config = Workspace.at(workspace), load_config(workspace)
+    split = load_split(ws, resolve_timeline(config.timeline, ws))
+    metrics = json.loads((workspace / "reports" / "metrics.json").read_text())
+    no_gnn = metrics["results"].get(NO_GNN, {}).get("source")
+    if not no_gnn:
+        raise SystemExit(f"error: {workspace} has no {NO_GNN} in reports/metrics.json: run "
+                         "`gfm evaluate --experiments paper` there (the run paper_medium)")
+    built = {SERVED: build_two_tower(split, ws),
+             OWN: build_two_tower(split, ws, apply_exposure=False),
+             NO_GNN: build_two_tower(split, ws, tag=no_gnn),
+             "ease": build_ease(split, ws, config), "als": build_als(split, ws, config),
+             "hgnn_knn": build_hgnn_knn(split, ws, config)}
+    return split, built, metrics["results"]
+
+
+def target_units(split) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{type: (user index, type position, item index)} of every hold-out target of a user with
+    history that is not in the user's history (discovery's targets)."""
+    users = split.eval_users()
+    users = users[split.has_history[users]]
+    rows, items = split.targets.take(users)
+    h_rows, h_items = split.histories.take(users)
+    in_history = set(zip(h_rows.tolist(), h_items.tolist()))
+    fresh = np.fromiter(((r, i) not in in_history for r, i in zip(rows.tolist(), items.tolist())),
+                        dtype=bool, count=len(rows))
+    rows, items = rows[fresh], items[fresh]
+    out = {}
+    for t in split.types:
+        of_type = split.item_types[items] == t
+        out[t] = (users[rows[of_type]], split.type_position[items[of_type]], items[of_type])
+    return out
+
+
+def target_hits(split, retriever, units) -> dict[str, np.ndarray]:
+    """{type: bool per target of `units`}: the target is in the user's top K of its type, the
+    user's history left out."""
+    out = {t: np.zeros(len(u[0]), dtype=bool) for t, u in units.items()}
+    scored = np.unique(np.concatenate([u[0] for u in units.values()]))
+    for start in range(0, len(scored), BATCH_USERS):
+        batch = scored[start:start + BATCH_USERS]
+        row_of = {u: r for r, u in enumerate(batch.tolist())}
+        scores = retriever.score(batch)
+        h_rows, h_items = split.histories.take(batch)
+        for t, (users, positions, _) in units.items():
+            columns = split.type_items[t]
+            s = scores[:, columns].astype(np.float64)
+            of_type = split.item_types[h_items] == t
+            s[h_rows[of_type], split.type_position[h_items[of_type]]] = -np.inf
+            kth = (np.partition(s, -K, axis=1)[:, -K] if s.shape[1] >= K
+                   else np.full(len(s), -np.inf))  # fewer than K candidates: all are shown
+            mine = np.isin(users, batch)
+            rows = np.fromiter((row_of[u] for u in users[mine].tolist()), dtype=np.int64)
+            out[t][mine] = s[rows, positions[mine]] >= kth[rows]
+    return out
+
+
+def check_against_run(units, hits: dict[str, np.ndarray], recorded: dict) -> None:
+    """Per type, HR@K over (user, type) units from these per-target hits must equal what `gfm
+    evaluate` recorded for the model (else this scoring is not the run's): raises."""
+    for t, (users, _, _) in units.items():
+        keys, unit = np.unique(users, return_inverse=True)
+        per_unit = np.zeros(len(keys), dtype=bool)
+        np.logical_or.at(per_unit, unit, hits[t])
+        want = recorded.get(f"hr@{K}", {}).get(t)
+        if want is not None and abs(per_unit.mean() - want) > 5e-4:
+            raise SystemExit(f"error: HR@{K} {t} {per_unit.mean():.4f} here against "
+                             f"{want:.4f} in metrics.json: the workspace changed since its "
+                             "run, rerun it")
+
+
+def bucket_edges(values: np.ndarray, n: int = N_BUCKETS) -> list[float]:
+    """Edges [e0, ..., en] with about len/n values in each [e_i, e_i+1); ties stay together."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, n + 1)))
+    edges[-1] = values.max() + 1
+    return edges.tolist()
+
+
+def by_popularity(split, units, hits: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Per bucket: units (user, type, bucket), each model's HR@K, and the PAIRS' paired
+    differences. The first bucket holds the items released since the cutoff (no training
+    streams, ranked through the new-item exposure); the others the older items' targets by
+    their training streams, a fifth each."""
+    from evaluation.stats import paired_comparison
+
+    def bucket(label: str, inside_of) -> dict | None:
+        unit_hits = {m: [] for m in hits}
+        n_items = 0
+        for t, (users, _, items) in units.items():
+            inside = inside_of(items)
+            n_items += len(np.unique(items[inside]))
+            keys, unit = np.unique(users[inside], return_inverse=True)
+            for m in hits:
+                per_unit = np.zeros(len(keys), dtype=bool)
+                np.logical_or.at(per_unit, unit, hits[m][t][inside])
+                unit_hits[m].append(per_unit)
+        stacked = {m: np.concatenate(v) for m, v in unit_hits.items()}
+        if not len(stacked[SERVED]):  # no target there (quantiles of few distinct values)
+            return None
+        return {"streams": label, "units": int(len(stacked[SERVED])), "items": n_items,
+                "hr": {m: float(v.mean()) for m, v in stacked.items()},
+                "versus": {f"{a} - {b}": paired_comparison(stacked[a], stacked[b])
+                           for a, b in PAIRS if a in stacked and b in stacked}}
+
+    new, streams = split.is_new_item, split.item_popularity
+    older = np.concatenate([streams[u[2]][~new[u[2]]] for u in units.values()])
+    buckets = [bucket("released since the cutoff", lambda items: new[items])]
+    if len(older):
+        edges = bucket_edges(older)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            buckets.append(bucket(
+                f"{int(lo):,}-{int(np.ceil(hi)) - 1:,}",
+                lambda items, lo=lo, hi=hi: ~new[items] & (streams[items] >= lo)
+                & (streams[items] < hi)))
+    return {"types": list(units), "models": list(hits), "buckets": [b for b in buckets if b]}
+
+
+def render(run: str, result: dict, stamp: dict, plot: str) -> str:
+    from evaluation.stats import format_difference
+
+    pairs = [f"{a} - {b}" for a, b in PAIRS]
+    lines = ["# Where the graph helps: HR@10 by the target item's training streams", "",
+             f"Written by `python bench/hits_by_item_popularity.py --run {run}` at commit "
+             f"{commit_label()}, from the run's trained models (docs/results.md, run {run}, "
+             f"commit {stamp.get('commit', '?')[:10]}) scored again on its hold-out "
+             f"({', '.join(result['types'])}). Buckets: a first one of the items released since "
+             "the cutoff (no training streams; served through the new-item exposure), then a "
+             "fifth of the older items' (user, target) pairs each, by the target item's streams "
+             "in the training window (what its learned id trained on). Units: (user, type, "
+             "bucket), users with history, discovery. Differences paired on the bucket's "
+             "units, 95% bootstrap interval; bold: it excludes 0. unified_2t_own_scores: the "
+             "served model ranked by its own scores (no new-item exposure), Table 2's A. A "
+             "diagnosis on the hold-out: nothing is chosen by it.", "",
+             "| target's streams in training | items | units | "
+             + " | ".join(result["models"]) + " | " + " | ".join(pairs) + " |",
+             "|:--|--:|--:|" + "--:|" * (len(result["models"]) + len(pairs))]
+    for b in result["buckets"]:
+        best = max(b["hr"].values())
+        cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in b["hr"].values()]
+        lines.append(f"| {b['streams']} | {b['items']:,} | {b['units']:,} | "
+                     + " | ".join(cells) + " | "
+                     + " | ".join(format_difference(b["versus"].get(p)) for p in pairs) + " |")
+    lines += ["", f"![HR@10 by the target's training streams]({plot})", ""]
+    return "\n".join(lines)
+
+
+def write_plot(run: str, result: dict, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [b["streams"].replace("released since the cutoff", "new") for b in result["buckets"]]
+    for m in result["models"]:
+        ax.plot(labels, [b["hr"][m] for b in result["buckets"]], marker="o", label=m,
+                linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
+    ax.set_title(f"{run}: HR@10 by the target item's training streams")
+    ax.set_xlabel("target item's streams in the training window")
+    ax.set_ylabel(f"HR@{K} (discovery)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="paper_medium",
+                        help="a `make results` run whose workspace holds Table 2's models "
+                             "(default: paper_medium)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "hits_by_item_popularity.md")
+    args = parser.parse_args(argv)
+    root = results_dir()
+    workspace = workspace_of(root, args.run)
+    if not workspace.is_dir():
+        print(f"error: {workspace} is missing: run `RUNS={args.run} make results` first",
+              file=sys.stderr)
+        return 2
+    split, built, recorded = retrievers(workspace)
+    units = target_units(split)
+    hits = {}
+    for name, retriever in built.items():
+        print(f"scoring {name} ...", flush=True)
+        hits[name] = target_hits(split, retriever, units)
+        check_against_run(units, hits[name], recorded.get(name, {}))
+    result = by_popularity(split, units, hits)
+    plot = args.out.parent / "img" / f"{args.out.stem}.png"
+    write_plot(args.run, result, plot)
+    args.out.write_text(render(args.run, result, read_stamp(root, args.run) or {},
+                               str(plot.relative_to(args.out.parent))))
+    print(f"wrote {args.out} and {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""bench/hits_by_item_popularity.py: per-target hits with the history left out, and units per
+bucket of the target's training streams."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from hits_by_item_popularity import (  # noqa: E402
+    NO_GNN,
+    OWN,
+    SERVED,
+    K,
+    by_popularity,
+    check_against_run,
+    target_hits,
+    target_units,
+)
+
+from evaluation.split import EvalSplit, Ragged  # noqa: E402
+
+N_ITEMS = 20  # one type, "a"; item i has 10 * i training streams
+
+
+class FixedScores:
+    """Scores every user the same: item i scores i (so the top 10 are items 19 .. 10)."""
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(np.arange(N_ITEMS, dtype=np.float32), (len(users), 1))
+
+
+def _split() -> EvalSplit:
+    # u0: history {19}, targets {10, 9}: with 19 left out, the top 10 is 18 .. 9, both hit.
+    # u1: history {}, target {5}: no history, not counted.
+    # u2: history {3}, targets {3, 0}: 3 is in the history (not a discovery target), 0 missed.
+    return EvalSplit(
+        item_ids=np.array([f"i{i}" for i in range(N_ITEMS)]), item_types=np.array(["a"] * N_ITEMS),
+        user_ids=np.array(["u0", "u1", "u2"]),
+        histories=Ragged.from_lists([[19], [], [3]]),
+        targets=Ragged.from_lists([[10, 9], [5], [3, 0]]),
+        item_popularity=np.arange(N_ITEMS) * 10.0)
+
+
+def test_targets_leave_out_the_history_and_users_without_one():
+    units = target_units(_split())
+    users, positions, items = units["a"]
+    assert sorted(zip(users.tolist(), items.tolist())) == [(0, 9), (0, 10), (2, 0)]
+    assert np.array_equal(positions, items)  # one type: its position is the item index
+
+
+def test_the_top_k_is_cut_after_the_history_is_left_out():
+    split = _split()
+    units = target_units(split)
+    hits = target_hits(split, FixedScores(), units)
+    got = dict(zip(zip(units["a"][0].tolist(), units["a"][2].tolist()), hits["a"].tolist()))
+    assert K == 10 and got == {(0, 10): True, (0, 9): True, (2, 0): False}
+    # What `gfm evaluate` recorded must match these hits, per (user, type) unit: u0 hit, u2 not.
+    check_against_run(units, hits, {"hr@10": {"a": 0.5}})
+    with pytest.raises(SystemExit, match="changed since its run"):
+        check_against_run(units, hits, {"hr@10": {"a": 0.9}})
+
+
+def test_units_per_bucket_and_paired_differences():
+    split = _split()
+    units = target_units(split)
+    yes = {"a": np.array([True, True, True])}
+    no = {"a": np.array([False, False, False])}
+    result = by_popularity(split, units, {SERVED: yes, OWN: yes, NO_GNN: no})
+    buckets = result["buckets"]
+    # Streams of the targets: 0, 90, 100; every target lands in exactly one bucket, and a
+    # bucket the quantiles leave empty is not shown.
+    assert sum(b["units"] for b in buckets) == 3 and all(b["units"] for b in buckets)
+    assert [b["streams"] for b in buckets][0] == "0-35"  # no new item: no such bucket
+    for b in buckets:
+        assert b["hr"][SERVED] == 1.0 and b["hr"][NO_GNN] == 0.0
+        assert b["versus"][f"{OWN} - {NO_GNN}"]["diff"] == pytest.approx(1.0)
+
+
+def test_items_released_since_the_cutoff_have_a_bucket_of_their_own():
+    split = _split()
+    split.is_new_item = np.arange(N_ITEMS) == 0  # u2's target
+    units = target_units(split)
+    hits = {"a": units["a"][2] != 0}  # u0's targets hit, u2's new item missed
+    buckets = by_popularity(split, units, {SERVED: hits, OWN: hits, NO_GNN: hits})["buckets"]
+    assert buckets[0]["streams"] == "released since the cutoff"
+    assert buckets[0]["units"] == 1 and buckets[0]["hr"][SERVED] == 0.0
+    # u0's two older targets (90 and 100 streams) fall in two of the older items' buckets
+    assert [b["units"] for b in buckets[1:]] == [1, 1]
+    assert all(b["hr"][SERVED] == 1.0 for b in buckets[1:])
