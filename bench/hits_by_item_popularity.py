@@ -36,7 +36,6 @@ from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
 K = 10
 N_BUCKETS = 5
 SERVED, OWN, NO_GNN = "unified_2t", "unified_2t_own_scores", "unified_2t_no_gnn"
-MODELS = (SERVED, OWN, NO_GNN, "ease", "als", "hgnn_knn")
 # (A, B) shown as A - B: Table 2 (by own scores and as served), and the two-tower against EASE.
 PAIRS = ((OWN, NO_GNN), (SERVED, NO_GNN), (SERVED, "ease"))
 BATCH_USERS = 512
