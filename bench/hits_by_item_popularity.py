@@ -1,16 +1,16 @@
 """Where the graph helps: HR@10 of each model by how many training streams the target item had,
-from a `make results` run's hold-out (docs/hits_by_item_popularity.md and a plot).
+from `make results` runs' hold-outs (docs/hits_by_item_popularity.md and a plot).
 
-    python bench/hits_by_item_popularity.py                    # the run paper_medium
-    python bench/hits_by_item_popularity.py --run paper_medium --out FILE
+    python bench/hits_by_item_popularity.py           # the runs paper_medium and medium_seed8
+    python bench/hits_by_item_popularity.py --run small --run medium --out FILE
 
 The paper's case for the HGNN (its Table 2) is the items whose learned ids see little data: a
 graph vector carries what their co-listeners and text say. docs/results.md's Table 2 pools all
-targets, which the popular items dominate. This scores the run's trained models again (the
-served unified_2t, the same model by its own scores, Table 2's unified_2t_no_gnn, EASE, ALS,
-hgnn_knn; no training) and splits the hold-out targets by the item's streams in the training
-window (`item_popularity` of the evaluation split: what the two-tower's learned ids trained
-on), into buckets of a fifth of the older items' targets each, after a bucket of the items
+targets, which the popular items dominate. This scores each run's trained models again (the
+served unified_2t, the same model by its own scores where it has a new-item exposure, Table 2's
+unified_2t_no_gnn where the run trained it, EASE, ALS, hgnn_knn; no training) and splits the
+hold-out targets by the item's streams in the training window (`item_popularity` of the
+evaluation split: what the two-tower's learned ids trained on), into buckets of a fifth of the older items' targets each, after a bucket of the items
 released since the cutoff (no training streams; ranked through the new-item exposure). A unit
 is (user, type, bucket): a user with history counted in a bucket when a hold-out target of
 that type, not in the history, falls in it; a hit when one of them is in the user's top 10 of
@@ -39,12 +39,15 @@ SERVED, OWN, NO_GNN = "unified_2t", "unified_2t_own_scores", "unified_2t_no_gnn"
 # (A, B) shown as A - B: Table 2 (by own scores and as served), and the two-tower against EASE.
 PAIRS = ((OWN, NO_GNN), (SERVED, NO_GNN), (SERVED, "ease"))
 BATCH_USERS = 512
+# Table 2's models are in paper_medium's workspace; medium_seed8 is a hold-out no setting saw.
+DEFAULT_RUNS = ("paper_medium", "medium_seed8")
 
 
 def retrievers(workspace: Path) -> tuple[object, dict[str, object], dict]:
     """(the run's evaluation split, {model: retriever} with the run's trained models, the
     run's metrics.json results)."""
     from evaluation.evaluate import build_als, build_ease, build_hgnn_knn
+    from evaluation.retrievers import ModelUnavailable
     from evaluation.split import load_split
     from evaluation.two_tower import build_two_tower
     from gfm.config import load_config
@@ -54,15 +57,16 @@ def retrievers(workspace: Path) -> tuple[object, dict[str, object], dict]:
     ws, config = Workspace.at(workspace), load_config(workspace)
     split = load_split(ws, resolve_timeline(config.timeline, ws))
     metrics = json.loads((workspace / "reports" / "metrics.json").read_text())
+    built = {SERVED: build_two_tower(split, ws)}
+    try:  # only for a model with the new-item exposure on (else it is the served ranking)
+        built[OWN] = build_two_tower(split, ws, apply_exposure=False)
+    except ModelUnavailable:
+        pass
     no_gnn = metrics["results"].get(NO_GNN, {}).get("source")
-    if not no_gnn:
-        raise SystemExit(f"error: {workspace} has no {NO_GNN} in reports/metrics.json: run "
-                         "`gfm evaluate --experiments paper` there (the run paper_medium)")
-    built = {SERVED: build_two_tower(split, ws),
-             OWN: build_two_tower(split, ws, apply_exposure=False),
-             NO_GNN: build_two_tower(split, ws, tag=no_gnn),
-             "ease": build_ease(split, ws, config), "als": build_als(split, ws, config),
-             "hgnn_knn": build_hgnn_knn(split, ws, config)}
+    if no_gnn:  # Table 2's model: trained by `gfm evaluate --experiments paper` (paper_medium)
+        built[NO_GNN] = build_two_tower(split, ws, tag=no_gnn)
+    built.update({"ease": build_ease(split, ws, config), "als": build_als(split, ws, config),
+                  "hgnn_knn": build_hgnn_knn(split, ws, config)})
     return split, built, metrics["results"]
 
 
@@ -167,50 +171,60 @@ def by_popularity(split, units, hits: dict[str, dict[str, np.ndarray]]) -> dict:
     return {"types": list(units), "models": list(hits), "buckets": [b for b in buckets if b]}
 
 
-def render(run: str, result: dict, stamp: dict, plot: str) -> str:
+def render(results: dict[str, dict], stamps: dict[str, dict], plot: str) -> str:
     from evaluation.stats import format_difference
 
-    pairs = [f"{a} - {b}" for a, b in PAIRS]
     lines = ["# Where the graph helps: HR@10 by the target item's training streams", "",
-             f"Written by `python bench/hits_by_item_popularity.py --run {run}` at commit "
-             f"{commit_label()}, from the run's trained models (docs/results.md, run {run}, "
-             f"commit {stamp.get('commit', '?')[:10]}) scored again on its hold-out "
-             f"({', '.join(result['types'])}). Buckets: a first one of the items released since "
-             "the cutoff (no training streams; served through the new-item exposure), then a "
-             "fifth of the older items' (user, target) pairs each, by the target item's streams "
-             "in the training window (what its learned id trained on). Units: (user, type, "
-             "bucket), users with history, discovery. Differences paired on the bucket's "
-             "units, 95% bootstrap interval; bold: it excludes 0. unified_2t_own_scores: the "
-             "served model ranked by its own scores (no new-item exposure), Table 2's A. A "
-             "diagnosis on the hold-out: nothing is chosen by it.", "",
-             "| target's streams in training | items | units | "
-             + " | ".join(result["models"]) + " | " + " | ".join(pairs) + " |",
-             "|:--|--:|--:|" + "--:|" * (len(result["models"]) + len(pairs))]
-    for b in result["buckets"]:
-        best = max(b["hr"].values())
-        cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in b["hr"].values()]
-        lines.append(f"| {b['streams']} | {b['items']:,} | {b['units']:,} | "
-                     + " | ".join(cells) + " | "
-                     + " | ".join(format_difference(b["versus"].get(p)) for p in pairs) + " |")
-    lines += ["", f"![HR@10 by the target's training streams]({plot})", ""]
+             "Written by `python bench/hits_by_item_popularity.py "
+             + " ".join(f"--run {r}" for r in results) + f"` at commit {commit_label()}, from "
+             "each run's trained models (docs/results.md; each run's commit below) scored again "
+             "on its hold-out. Buckets: a first one of the items released since the cutoff (no "
+             "training streams; served through the new-item exposure), then a fifth of the "
+             "older items' (user, target) pairs each, by the target item's streams in the "
+             "training window (what its learned id trained on). Units: (user, type, bucket), "
+             "users with history, discovery. Differences paired on the bucket's units, 95% "
+             "bootstrap interval; bold: it excludes 0. unified_2t_own_scores: the served model "
+             "ranked by its own scores (no new-item exposure), Table 2's A; unified_2t_no_gnn: "
+             "Table 2's B, trained only by the run paper_medium. A diagnosis on the hold-out: "
+             "nothing is chosen by it.", ""]
+    for run, result in results.items():
+        pairs = [p for p in (f"{a} - {b}" for a, b in PAIRS)
+                 if p in result["buckets"][0]["versus"]]
+        lines += [f"## {run}", "",
+                  f"Run at commit {stamps[run].get('commit', '?')[:10]}; "
+                  f"{', '.join(result['types'])}.", "",
+                  "| target's streams in training | items | units | "
+                  + " | ".join(result["models"]) + " | " + " | ".join(pairs) + " |",
+                  "|:--|--:|--:|" + "--:|" * (len(result["models"]) + len(pairs))]
+        for b in result["buckets"]:
+            best = max(b["hr"].values())
+            cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in b["hr"].values()]
+            lines.append(f"| {b['streams']} | {b['items']:,} | {b['units']:,} | "
+                         + " | ".join(cells) + " | "
+                         + " | ".join(format_difference(b["versus"][p]) for p in pairs) + " |")
+        lines.append("")
+    lines += [f"![HR@10 by the target's training streams]({plot})", ""]
     return "\n".join(lines)
 
 
-def write_plot(run: str, result: dict, path: Path) -> None:
+def write_plot(results: dict[str, dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5 * len(results), 4))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    labels = [b["streams"].replace("released since the cutoff", "new") for b in result["buckets"]]
-    for m in result["models"]:
-        ax.plot(labels, [b["hr"][m] for b in result["buckets"]], marker="o", label=m,
-                linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
-    ax.set_title(f"{run}: HR@10 by the target item's training streams")
-    ax.set_xlabel("target item's streams in the training window")
-    ax.set_ylabel(f"HR@{K} (discovery)")
-    ax.legend(fontsize=8)
+    for i, (run, result) in enumerate(results.items(), start=1):
+        ax = fig.add_subplot(1, len(results), i)
+        labels = [b["streams"].replace("released since the cutoff", "new")
+                  for b in result["buckets"]]
+        for m in result["models"]:
+            ax.plot(labels, [b["hr"][m] for b in result["buckets"]], marker="o", label=m,
+                    linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
+        ax.set_title(f"{run}: HR@10 by the target's training streams")
+        ax.set_xlabel("target item's streams in the training window")
+        ax.set_ylabel(f"HR@{K} (discovery)")
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.axes[0].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -218,29 +232,31 @@ def write_plot(run: str, result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", default="paper_medium",
-                        help="a `make results` run whose workspace holds Table 2's models "
-                             "(default: paper_medium)")
+    parser.add_argument("--run", action="append", default=None, metavar="NAME",
+                        help="a `make results` run with a workspace here (repeatable; default: "
+                             f"{', '.join(DEFAULT_RUNS)})")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "hits_by_item_popularity.md")
     args = parser.parse_args(argv)
     root = results_dir()
-    workspace = workspace_of(root, args.run)
-    if not workspace.is_dir():
-        print(f"error: {workspace} is missing: run `RUNS={args.run} make results` first",
-              file=sys.stderr)
-        return 2
-    split, built, recorded = retrievers(workspace)
-    units = target_units(split)
-    hits = {}
-    for name, retriever in built.items():
-        print(f"scoring {name} ...", flush=True)
-        hits[name] = target_hits(split, retriever, units)
-        check_against_run(units, hits[name], recorded.get(name, {}))
-    result = by_popularity(split, units, hits)
+    results, stamps = {}, {}
+    for run in args.run or DEFAULT_RUNS:
+        workspace = workspace_of(root, run)
+        if not workspace.is_dir():
+            print(f"error: {workspace} is missing: run `RUNS={run} make results` first",
+                  file=sys.stderr)
+            return 2
+        split, built, recorded = retrievers(workspace)
+        units = target_units(split)
+        hits = {}
+        for name, retriever in built.items():
+            print(f"{run}: scoring {name} ...", flush=True)
+            hits[name] = target_hits(split, retriever, units)
+            check_against_run(units, hits[name], recorded.get(name, {}))
+        results[run] = by_popularity(split, units, hits)
+        stamps[run] = read_stamp(root, run) or {}
     plot = args.out.parent / "img" / f"{args.out.stem}.png"
-    write_plot(args.run, result, plot)
-    args.out.write_text(render(args.run, result, read_stamp(root, args.run) or {},
-                               str(plot.relative_to(args.out.parent))))
+    write_plot(results, plot)
+    args.out.write_text(render(results, stamps, str(plot.relative_to(args.out.parent))))
     print(f"wrote {args.out} and {plot}")
     return 0
 

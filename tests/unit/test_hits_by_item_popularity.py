@@ -92,3 +92,18 @@ def test_items_released_since_the_cutoff_have_a_bucket_of_their_own():
     # u0's two older targets (90 and 100 streams) fall in two of the older items' buckets
     assert [b["units"] for b in buckets[1:]] == [1, 1]
     assert all(b["hr"][SERVED] == 1.0 for b in buckets[1:])
+
+
+def test_a_run_without_table_2s_model_shows_the_pairs_it_has():
+    from hits_by_item_popularity import render
+
+    split = _split()
+    units = target_units(split)
+    hits = target_hits(split, FixedScores(), units)
+    with_b = by_popularity(split, units, {SERVED: hits, OWN: hits, NO_GNN: hits, "ease": hits})
+    without = by_popularity(split, units, {SERVED: hits, "ease": hits})
+    text = render({"paper": with_b, "seed8": without},
+                  {"paper": {"commit": "abc"}, "seed8": {"commit": "def"}}, "img/x.png")
+    paper, seed8 = text.split("## seed8")
+    assert f"{OWN} - {NO_GNN}" in paper and f"{SERVED} - ease" in paper
+    assert NO_GNN not in seed8 and f"{SERVED} - ease" in seed8
