@@ -10,8 +10,9 @@ targets, which the popular items dominate. This scores each run's trained models
 served unified_2t, the same model by its own scores where it has a new-item exposure, Table 2's
 unified_2t_no_gnn where the run trained it, EASE, ALS, hgnn_knn; no training) and splits the
 hold-out targets by the item's streams in the training window (`item_popularity` of the
-evaluation split: what the two-tower's learned ids trained on), into buckets of a fifth of the older items' targets each, after a bucket of the items
-released since the cutoff (no training streams; ranked through the new-item exposure). A unit
+evaluation split: what the two-tower's learned ids trained on), into buckets of a fifth of the
+older items' targets each, after a bucket of the items released since the cutoff (no training
+streams; ranked through the new-item exposure). A unit
 is (user, type, bucket): a user with history counted in a bucket when a hold-out target of
 that type, not in the history, falls in it; a hit when one of them is in the user's top 10 of
 that type (discovery: the history left out). Paired differences on the bucket's units, 95%
