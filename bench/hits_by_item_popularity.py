@@ -212,6 +212,10 @@ def write_plot(results: dict[str, dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    # One colour per model across the panels: a run without Table 2's B must not shift the
+    # colours of the models after it.
+    models = list(dict.fromkeys(m for result in results.values() for m in result["models"]))
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
     fig = Figure(figsize=(6.5 * len(results), 4))
     FigureCanvasAgg(fig)
     for i, (run, result) in enumerate(results.items(), start=1):
@@ -220,12 +224,12 @@ def write_plot(results: dict[str, dict], path: Path) -> None:
                   for b in result["buckets"]]
         for m in result["models"]:
             ax.plot(labels, [b["hr"][m] for b in result["buckets"]], marker="o", label=m,
-                    linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
+                    color=colour[m], linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
         ax.set_title(f"{run}: HR@10 by the target's training streams")
         ax.set_xlabel("target item's streams in the training window")
         ax.set_ylabel(f"HR@{K} (discovery)")
         ax.tick_params(axis="x", labelrotation=20)
-    fig.axes[0].legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
