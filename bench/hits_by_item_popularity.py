@@ -133,43 +133,56 @@ def bucket_edges(values: np.ndarray, n: int = N_BUCKETS) -> list[float]:
     return edges.tolist()
 
 
-def by_popularity(split, units, hits: dict[str, dict[str, np.ndarray]]) -> dict:
-    """Per bucket: units (user, type, bucket), each model's HR@K, and the PAIRS' paired
-    differences. The first bucket holds the items released since the cutoff (no training
-    streams, ranked through the new-item exposure); the others the older items' targets by
-    their training streams, a fifth each."""
-    from evaluation.stats import paired_comparison
-
-    def bucket(label: str, inside_of) -> dict | None:
-        unit_hits = {m: [] for m in hits}
-        n_items = 0
-        for t, (users, _, items) in units.items():
-            inside = inside_of(items)
-            n_items += len(np.unique(items[inside]))
-            keys, unit = np.unique(users[inside], return_inverse=True)
-            for m in hits:
-                per_unit = np.zeros(len(keys), dtype=bool)
-                np.logical_or.at(per_unit, unit, hits[m][t][inside])
-                unit_hits[m].append(per_unit)
-        stacked = {m: np.concatenate(v) for m, v in unit_hits.items()}
-        if not len(stacked[SERVED]):  # no target there (quantiles of few distinct values)
-            return None
-        return {"streams": label, "units": int(len(stacked[SERVED])), "items": n_items,
-                "hr": {m: float(v.mean()) for m, v in stacked.items()},
-                "versus": {f"{a} - {b}": paired_comparison(stacked[a], stacked[b])
-                           for a, b in PAIRS if a in stacked and b in stacked}}
-
+def stream_buckets(split, units) -> list[tuple[str, object]]:
+    """[(label, which items of an index array fall in the bucket)]: first the items released
+    since the cutoff (no training streams, ranked through the new-item exposure), then the
+    older items by their training streams, about a fifth of `units`' older targets each. The
+    edges depend on the split alone, so every model is bucketed alike."""
     new, streams = split.is_new_item, split.item_popularity
+    buckets = [("released since the cutoff", lambda items: new[items])]
     older = np.concatenate([streams[u[2]][~new[u[2]]] for u in units.values()])
-    buckets = [bucket("released since the cutoff", lambda items: new[items])]
     if len(older):
         edges = bucket_edges(older)
         for lo, hi in zip(edges[:-1], edges[1:]):
-            buckets.append(bucket(
-                f"{int(lo):,}-{int(np.ceil(hi)) - 1:,}",
-                lambda items, lo=lo, hi=hi: ~new[items] & (streams[items] >= lo)
-                & (streams[items] < hi)))
-    return {"types": list(units), "models": list(hits), "buckets": [b for b in buckets if b]}
+            buckets.append((f"{int(lo):,}-{int(np.ceil(hi)) - 1:,}",
+                            lambda items, lo=lo, hi=hi: ~new[items] & (streams[items] >= lo)
+                            & (streams[items] < hi)))
+    return buckets
+
+
+def bucket_user_hits(units, hits: dict[str, np.ndarray], inside_of
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{type: (user indices, hit)} of one model in one bucket: a user counted once per type
+    with a target inside the bucket, a hit when any of those targets is (the user_hits layout
+    of evaluation.user_hits, so evaluation.stats pairs them)."""
+    out = {}
+    for t, (users, _, items) in units.items():
+        inside = inside_of(items)
+        keys, unit = np.unique(users[inside], return_inverse=True)
+        per_unit = np.zeros(len(keys), dtype=bool)
+        np.logical_or.at(per_unit, unit, hits[t][inside])
+        out[t] = (keys, per_unit)
+    return out
+
+
+def by_popularity(split, units, hits: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Per bucket (stream_buckets): units (user, type, bucket), each model's HR@K, and the
+    PAIRS' paired differences."""
+    from evaluation.stats import paired_comparison
+
+    buckets = []
+    for label, inside_of in stream_buckets(split, units):
+        stacked = {m: np.concatenate([h for _, h in bucket_user_hits(units, per_target,
+                                                                     inside_of).values()])
+                   for m, per_target in hits.items()}
+        if not len(stacked[SERVED]):  # no target there (quantiles of few distinct values)
+            continue
+        n_items = sum(len(np.unique(items[inside_of(items)])) for _, _, items in units.values())
+        buckets.append({"streams": label, "units": int(len(stacked[SERVED])), "items": n_items,
+                        "hr": {m: float(v.mean()) for m, v in stacked.items()},
+                        "versus": {f"{a} - {b}": paired_comparison(stacked[a], stacked[b])
+                                   for a, b in PAIRS if a in stacked and b in stacked}})
+    return {"types": list(units), "models": list(hits), "buckets": buckets}
 
 
 def render(results: dict[str, dict], stamps: dict[str, dict], plot: str) -> str:

@@ -22,6 +22,12 @@ the paired difference to the baseline with its 95% bootstrap interval) and a plo
 with its own validation cutoff (e.g. the years before a rolling evaluation's first hold-out,
 when one validation split holds too few users), their users pooled.
 
+By the target's training streams (`by_streams` in a record, a second table in the doc): HR@10
+in bench/hits_by_item_popularity.py's buckets, the items released since the validation cutoff
+and then fifths of the older targets by their streams in the training window, each paired with
+the baseline on the bucket's (user, type) units. A pooled mean can hide a variant that gains on
+the most-streamed items what it loses on the tail (docs/hits_by_item_popularity.md).
+
 New items' share of top-10 slots (`new_item_slot_share` in a run's record; `slots` for the
 workspace's served model at its own cutoff, appended to <W>/reports/new_item_slots.jsonl): per
 type, the share of the top-10 lists of 4,000 sampled users with history (their history left
@@ -65,11 +71,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from hits_by_item_popularity import (  # noqa: E402
+    bucket_user_hits,
+    stream_buckets,
+    target_hits,
+    target_units,
+)
+
 from benchdoc import commit_label  # noqa: E402
 
 RECORDS = "two_tower_variants.jsonl"
 HITS_DIR = "two_tower_variants"
 COLD = ".cold"  # <name>.cold in a record's hits file: the per-user hits of users without history
+# <name>@streams in a record's hits file: hits per (user, type, bucket of the target's training
+# streams), each bucket a "type" named "<type>|<bucket>" (_by_streams).
+STREAMS = "@streams"
 PEERS = ("als", "ease", "hgnn_knn", "text_knn", "popularity")
 PRETEND_NEW_SHARE = 0.1  # of the catalogue released before the validation cutoff
 SLOT_SHARE_USERS = 4000  # users with history sampled for the new-item slot share
@@ -107,15 +123,35 @@ def _objective(workdir: Path, settings: dict):
     return tune.Objective("two-tower", copy, config, val, load_split(copy, val)), val, config
 
 
-def _record(workdir: Path, record: dict, hits: dict, cold_hits: dict, user_ids) -> None:
+def _record(workdir: Path, record: dict, hits: dict, cold_hits: dict, stream_hits: dict,
+            user_ids) -> None:
     from evaluation.user_hits import save_user_hits
 
     reports = workdir / "reports"
     name = record["name"]
-    save_user_hits(reports / HITS_DIR / f"{name}.npz", {name: hits, name + COLD: cold_hits},
-                   user_ids)
+    save_user_hits(reports / HITS_DIR / f"{name}.npz",
+                   {name: hits, name + COLD: cold_hits, name + STREAMS: stream_hits}, user_ids)
     with open(reports / RECORDS, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _by_streams(split, retriever) -> tuple[dict[str, float], dict]:
+    """HR@10 by the target item's training streams, in bench/hits_by_item_popularity.py's
+    buckets (items released since the cutoff, then fifths of the older targets): ({bucket:
+    HR@10 over its (user, type) units}, {"<type>|<bucket>": (user indices, hits)} for paired
+    comparisons). What the pooled mean hides: a learned id helps the items it saw often."""
+    import numpy as np
+
+    units = target_units(split)
+    hits = target_hits(split, retriever, units)
+    rates, unit_hits = {}, {}
+    for label, inside_of in stream_buckets(split, units):
+        per_type = bucket_user_hits(units, hits, inside_of)
+        pooled = np.concatenate([h for _, h in per_type.values()])
+        if len(pooled):
+            rates[label] = round(float(pooled.mean()), 4)
+            unit_hits.update({f"{t}|{label}": v for t, v in per_type.items()})
+    return rates, unit_hits
 
 
 def _rates(result: dict, hidden: dict, pretend: dict | None) -> dict:
@@ -357,7 +393,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
     epoch, _, scored = best
     records = []
     for variant, value in variants.items():
-        rates, hits, cold_hits = scored[variant]
+        rates, hits, cold_hits, stream_hits = scored[variant]
         two_tower = dataclasses.asdict(config.two_tower)
         variant_settings = dict(settings)
         if value is not None:
@@ -370,7 +406,7 @@ def run_variant(workdir: Path, name: str, settings: dict, epochs: int,
                   "seconds": seconds, "n_examples": len(frame),
                   "validation_cutoff": val.cutoff.isoformat(),
                   "commit": commit_label(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-        _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+        _record(workdir, record, hits, cold_hits, stream_hits, objective.split.user_ids)
         records.append(record)
         print(f"{variant}: epoch {epoch} validation HR@10 {rates['mean']:.4f}, new items "
               f"{rates['new_items']}, pretend new {rates['pretend_new']}, new items' share of "
@@ -410,11 +446,11 @@ def _user_vectors(bundle, users) -> tuple:
 
 
 def _score(bundle, splits, user_vectors: tuple, items, config,
-           name: str) -> tuple[dict, dict, dict]:
-    """(rates, per-user hits, cold users' hits) of the bundle as it scores now on the
-    validation split, the history-hidden one and the pretend-new one (`splits`, in that
-    order; `user_vectors` from _user_vectors), with where new items rank under each term of
-    the score."""
+           name: str) -> tuple[dict, dict, dict, dict]:
+    """(rates, per-user hits, cold users' hits, hits by the target's streams) of the bundle as
+    it scores now on the validation split, the history-hidden one and the pretend-new one
+    (`splits`, in that order; `user_vectors` from _user_vectors), with where new items rank
+    under each term of the score."""
     import torch
 
     from evaluation.evaluate import evaluate_retriever
@@ -427,8 +463,8 @@ def _score(bundle, splits, user_vectors: tuple, items, config,
     item_vectors = encode_items(bundle, item_inputs)
     hits: dict = {}
     cold_hits: dict = {}
-    result = evaluate_retriever(split, TwoTowerRetriever(split, user_vectors, item_vectors, name),
-                                progress=False, name=name, user_hits=hits,
+    retriever = TwoTowerRetriever(split, user_vectors, item_vectors, name)
+    result = evaluate_retriever(split, retriever, progress=False, name=name, user_hits=hits,
                                 cold_user_hits=cold_hits)
     hidden = evaluate_retriever(
         hidden_split, TwoTowerRetriever(hidden_split, hidden_user_vectors, item_vectors, name),
@@ -441,10 +477,11 @@ def _score(bundle, splits, user_vectors: tuple, items, config,
         pretend_split, TwoTowerRetriever(pretend_split, user_vectors, released, name),
         progress=False, name=name)
     rates = _rates(result, hidden, pretend)
+    rates["by_streams"], stream_hits = _by_streams(split, retriever)
     rates["new_item_ranks"] = _new_item_ranks(split, user_vectors, item_vectors,
                                               _score_terms(bundle.model))
     rates["new_item_slot_share"] = _new_item_slot_share(split, user_vectors, item_vectors)
-    return rates, hits, cold_hits
+    return rates, hits, cold_hits, stream_hits
 
 
 def _hidden_popularity(objective, config) -> dict:
@@ -469,11 +506,13 @@ def _record_peer(workdir: Path, name: str, settings: dict | None, objective, ret
     cold_hits: dict = {}
     result = evaluate_retriever(objective.split, retriever, progress=False, name=name,
                                 user_hits=hits, cold_user_hits=cold_hits)
+    by_streams, stream_hits = _by_streams(objective.split, retriever)
     record = {"name": name, "kind": "peer",
               "settings": settings if settings is not None else result.get("settings") or {},
-              **_rates(result, hidden, pretend), "validation_cutoff": val.cutoff.isoformat(),
+              **_rates(result, hidden, pretend), "by_streams": by_streams,
+              "validation_cutoff": val.cutoff.isoformat(),
               "commit": commit_label(), "at": dt.datetime.now(dt.timezone.utc).isoformat()[:19]}
-    _record(workdir, record, hits, cold_hits, objective.split.user_ids)
+    _record(workdir, record, hits, cold_hits, stream_hits, objective.split.user_ids)
     return record
 
 
@@ -707,10 +746,47 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               "'–': not measured (a record from before the measure, or a peer that would still "
               "see the items' or users' training streams). ![validation curves]"
               f"(img/{out.stem}.png)", ""]
+    lines += _streams_table(records, hits, baseline, types)
     lines += _seed_groups(records, types, defaults, used, off_defaults, is_default)
     out.write_text("\n".join(lines))
     _plot(records, out.parent / "img" / f"{out.stem}.png")
     print(f"wrote {out}")
+
+
+def _streams_table(records: dict[str, dict], hits: dict, baseline: str,
+                   types: list[str]) -> list[str]:
+    """HR@10 by the target item's training streams (_by_streams) of the records that measured
+    it, and each one's paired difference to the baseline per bucket."""
+    from evaluation.stats import compare_pooled, format_difference
+
+    measured = {n: r for n, r in records.items() if r.get("by_streams")}
+    if baseline not in measured:
+        return []
+    buckets = list(measured[baseline]["by_streams"])
+    short = {b: "new" if b.startswith("released") else b for b in buckets}
+
+    def delta(name: str, bucket: str) -> str:
+        a, b = hits.get(name + STREAMS, {}), hits.get(baseline + STREAMS, {})
+        keys = [f"{t}|{bucket}" for t in types if f"{t}|{bucket}" in a and f"{t}|{bucket}" in b]
+        if name == baseline or not keys:
+            return "–"
+        return format_difference(compare_pooled({"a": a, "b": b}, "a", "b", keys))
+
+    lines = ["## By the target item's training streams", "",
+             "HR@10 by the validation target's streams in the training window (what a learned "
+             "id trained on): `new` holds the items released since the validation cutoff, then "
+             "each bucket about a fifth of the older targets (bench/hits_by_item_popularity.py's "
+             "buckets). Units: (user, type, bucket), users with history. Δ: paired with "
+             f"`{baseline}` on the bucket's units, 95% bootstrap interval (bold: it excludes 0).",
+             "",
+             "| variant | " + " | ".join(short[b] for b in buckets) + " | "
+             + " | ".join(f"Δ {short[b]}" for b in buckets) + " |",
+             "|---|" + "---:|" * len(buckets) + "---|" * len(buckets)]
+    for name, r in measured.items():
+        lines.append(f"| `{name}` | "
+                     + " | ".join(_f(r["by_streams"].get(b)) for b in buckets) + " | "
+                     + " | ".join(delta(name, b) for b in buckets) + " |")
+    return lines + [""]
 
 
 def write_pooled_doc(workdirs: list[Path], baseline: str, out: Path, versus: str = "ease",
