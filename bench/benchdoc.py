@@ -34,6 +34,59 @@ def commit_label() -> str:
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
+def panel_plot(panels: dict[str, tuple[list[str], dict[str, list[float]]]], path: Path,
+               xlabel: str, ylabel: str, bold: tuple[str, ...] = (), panel_width: float = 5.0,
+               rotation: int = 20) -> None:
+    """A row of panels, {title: (x labels, {model: values})}, a line per model and a legend on
+    each. One colour per model across the panels: a panel without a model must not shift the
+    colours of the models after it. `bold`: models drawn thicker."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    models = list(dict.fromkeys(m for _, lines in panels.values() for m in lines))
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    fig = Figure(figsize=(panel_width * len(panels), 4))
+    FigureCanvasAgg(fig)
+    for i, (title, (labels, lines)) in enumerate(panels.items(), start=1):
+        ax = fig.add_subplot(1, len(panels), i)
+        for m, values in lines.items():
+            ax.plot(labels, values, marker="o", label=m, color=colour[m],
+                    linewidth=2.5 if m in bold else 1.2)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.tick_params(axis="x", labelrotation=rotation)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def run_diagnosis_args(argv: list[str] | None, description: str, default_runs_help: str,
+                       default_out: Path):
+    """The arguments of a diagnosis over `make results` runs' workspaces: --run NAME
+    (repeatable; None: the default runs) and --out FILE."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run", action="append", default=None, metavar="NAME",
+                        help="a `make results` run with a workspace here (repeatable; default: "
+                             f"{default_runs_help})")
+    parser.add_argument("--out", type=Path, default=default_out)
+    return parser.parse_args(argv)
+
+
+def write_doc_with_plot(out: Path, render, draw) -> None:
+    """Write `out` from render(its plot's path relative to it) and the plot, img/<stem>.png
+    beside it, from draw(path). The text is rendered first: the commit label it holds must not
+    count the freshly drawn plot as a change."""
+    plot = out.parent / "img" / f"{out.stem}.png"
+    text = render(str(plot.relative_to(out.parent)))
+    draw(plot)
+    out.write_text(text)
+    print(f"wrote {out} and {plot}")
+
+
 def save_json(path: Path | None, data) -> None:
     """A benchmark's raw figures (--json), for `--render-only` to render again later."""
     if path:

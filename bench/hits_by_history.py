@@ -15,7 +15,6 @@ hold-out's, so read them as a diagnosis for the next experiment on a validation 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchdoc import commit_label  # noqa: E402
+from benchdoc import (  # noqa: E402
+    commit_label,
+    panel_plot,
+    run_diagnosis_args,
+    write_doc_with_plot,
+)
 from resultsdoc import BASELINES  # noqa: E402
 from resultsdoc import UNIFIED as REFERENCE  # noqa: E402
 from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
@@ -116,36 +120,18 @@ def render(results: dict[str, dict], stamps: dict[str, dict], plot: str | None) 
 
 
 def write_plot(results: dict[str, dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5 * len(results), 4))
-    FigureCanvasAgg(fig)
-    for i, (run, r) in enumerate(results.items(), start=1):
-        ax = fig.add_subplot(1, len(results), i)
-        labels = [f"{b['history'][0]}-{b['history'][1]}" for b in r["buckets"]]
-        for m in r["models"]:
-            ax.plot(labels, [b["hr"][m] for b in r["buckets"]], marker="o", label=m,
-                    linewidth=2.5 if m == REFERENCE else 1.2)
-        ax.set_title(run)
-        ax.set_xlabel("items in history at the cutoff")
-        ax.set_ylabel("HR@10 (discovery)")
-        ax.tick_params(axis="x", labelrotation=30)
-    fig.axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    panel_plot({run: ([f"{b['history'][0]}-{b['history'][1]}" for b in r["buckets"]],
+                      {m: [b["hr"][m] for b in r["buckets"]] for m in r["models"]})
+                for run, r in results.items()}, path, "items in history at the cutoff",
+               "HR@10 (discovery)", bold=(REFERENCE,), rotation=30)
 
 
 def main(argv: list[str] | None = None) -> int:
     from evaluation.user_hits import FILE_NAME, load_user_hits
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", action="append", default=None, metavar="NAME",
-                        help="a `make results` run with a workspace (repeatable; default: those "
-                             f"of {', '.join(DEFAULT_RUNS)} whose workspace is here)")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "hits_by_history.md")
-    args = parser.parse_args(argv)
+    args = run_diagnosis_args(argv, __doc__.split("\n\n")[0],
+                              f"those of {', '.join(DEFAULT_RUNS)} whose workspace is here",
+                              REPO / "docs" / "hits_by_history.md")
     root = results_dir()
     runs = args.run or [r for r in DEFAULT_RUNS if workspace_of(root, r).is_dir()]
     results, stamps = {}, {}
@@ -166,10 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("error: no run with unified_2t's per-user hits", file=sys.stderr)
         return 2
-    plot = args.out.parent / "img" / f"{args.out.stem}.png"
-    write_plot(results, plot)
-    args.out.write_text(render(results, stamps, str(plot.relative_to(args.out.parent))))
-    print(f"wrote {args.out} and {plot}")
+    write_doc_with_plot(args.out, lambda plot: render(results, stamps, plot),
+                        lambda path: write_plot(results, path))
     return 0
 
 

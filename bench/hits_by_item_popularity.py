@@ -21,7 +21,6 @@ bootstrap interval. A diagnosis on the hold-out: nothing is chosen by it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -31,7 +30,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchdoc import commit_label  # noqa: E402
+from benchdoc import (  # noqa: E402
+    commit_label,
+    panel_plot,
+    run_diagnosis_args,
+    write_doc_with_plot,
+)
 from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
 
 K = 10
@@ -222,39 +226,16 @@ def render(results: dict[str, dict], stamps: dict[str, dict], plot: str) -> str:
 
 
 def write_plot(results: dict[str, dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # One colour per model across the panels: a run without Table 2's B must not shift the
-    # colours of the models after it.
-    models = list(dict.fromkeys(m for result in results.values() for m in result["models"]))
-    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
-    fig = Figure(figsize=(6.5 * len(results), 4))
-    FigureCanvasAgg(fig)
-    for i, (run, result) in enumerate(results.items(), start=1):
-        ax = fig.add_subplot(1, len(results), i)
-        labels = [b["streams"].replace("released since the cutoff", "new")
-                  for b in result["buckets"]]
-        for m in result["models"]:
-            ax.plot(labels, [b["hr"][m] for b in result["buckets"]], marker="o", label=m,
-                    color=colour[m], linewidth=2.5 if m in (SERVED, NO_GNN) else 1.2)
-        ax.set_title(f"{run}: HR@10 by the target's training streams")
-        ax.set_xlabel("target item's streams in the training window")
-        ax.set_ylabel(f"HR@{K} (discovery)")
-        ax.tick_params(axis="x", labelrotation=20)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    panel_plot({f"{run}: HR@10 by the target's training streams": (
+        [b["streams"].replace("released since the cutoff", "new") for b in r["buckets"]],
+        {m: [b["hr"][m] for b in r["buckets"]] for m in r["models"]})
+        for run, r in results.items()}, path, "target item's streams in the training window",
+        f"HR@{K} (discovery)", bold=(SERVED, NO_GNN), panel_width=6.5)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", action="append", default=None, metavar="NAME",
-                        help="a `make results` run with a workspace here (repeatable; default: "
-                             f"{', '.join(DEFAULT_RUNS)})")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "hits_by_item_popularity.md")
-    args = parser.parse_args(argv)
+    args = run_diagnosis_args(argv, __doc__.split("\n\n")[0], ", ".join(DEFAULT_RUNS),
+                              REPO / "docs" / "hits_by_item_popularity.md")
     root = results_dir()
     results, stamps = {}, {}
     for run in args.run or DEFAULT_RUNS:
@@ -272,10 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             check_against_run(units, hits[name], recorded.get(name, {}))
         results[run] = by_popularity(split, units, hits)
         stamps[run] = read_stamp(root, run) or {}
-    plot = args.out.parent / "img" / f"{args.out.stem}.png"
-    write_plot(results, plot)
-    args.out.write_text(render(results, stamps, str(plot.relative_to(args.out.parent))))
-    print(f"wrote {args.out} and {plot}")
+    write_doc_with_plot(args.out, lambda plot: render(results, stamps, plot),
+                        lambda path: write_plot(results, path))
     return 0
 
 
