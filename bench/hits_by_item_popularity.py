@@ -36,7 +36,14 @@ from benchdoc import (  # noqa: E402
     run_diagnosis_args,
     write_doc_with_plot,
 )
-from resultsrun import read_stamp, results_dir, workspace_of  # noqa: E402
+from resultsrun import (  # noqa: E402
+    read_record,
+    read_stamp,
+    record_metrics,
+    records_dir,
+    results_dir,
+    workspace_of,
+)
 
 K = 10
 N_BUCKETS = 5
@@ -189,13 +196,35 @@ def by_popularity(split, units, hits: dict[str, dict[str, np.ndarray]]) -> dict:
     return {"types": list(units), "models": list(hits), "buckets": buckets}
 
 
-def render(results: dict[str, dict], stamps: dict[str, dict], plot: str) -> str:
+def provenance(run: str, stamp: dict, results: dict, records: Path) -> str:
+    """Whether the workspace holds the run docs/results.md records, or a rerun on the same
+    inputs (e.g. on another machine): then how far its models' per-type HR@10 are from the
+    record's. `results`: the workspace's metrics.json results; `records`: docs/results/."""
+    if stamp == read_record(records, run):
+        return "the run docs/results.md records"
+    path = record_metrics(records, run)
+    if not path.is_file():
+        return "a run docs/results.md does not record"
+    recorded = json.loads(path.read_text())["results"]
+    gaps = [(abs(v - recorded[m][f"hr@{K}"][t]), m, t)
+            for m, r in results.items() if m in recorded
+            for t, v in (r.get(f"hr@{K}") or {}).items()
+            if v is not None and recorded[m].get(f"hr@{K}", {}).get(t) is not None]
+    gap, model, item_type = max(gaps) if gaps else (0.0, "-", "-")
+    same = "same" if stamp.get("key") == (read_record(records, run) or {}).get("key") else "other"
+    return (f"a rerun, on the {same} inputs (code, config, data), of the run docs/results.md "
+            f"records; its models' HR@{K} per type differ from the record's by up to "
+            f"{gap:.4f} ({model}, {item_type})")
+
+
+def render(results: dict[str, dict], stamps: dict[str, dict], plot: str,
+           provenances: dict[str, str]) -> str:
     from evaluation.stats import format_difference
 
     lines = ["# Where the graph helps: HR@10 by the target item's training streams", "",
              "Written by `python bench/hits_by_item_popularity.py "
              + " ".join(f"--run {r}" for r in results) + f"` at commit {commit_label()}, from "
-             "each run's trained models (docs/results.md; each run's commit below) scored again "
+             "each run's trained models (each run's commit and provenance below) scored again "
              "on its hold-out. Buckets: a first one of the items released since the cutoff (no "
              "training streams; served through the new-item exposure), then a fifth of the "
              "older items' (user, target) pairs each, by the target item's streams in the "
@@ -209,8 +238,8 @@ def render(results: dict[str, dict], stamps: dict[str, dict], plot: str) -> str:
         pairs = [p for p in (f"{a} - {b}" for a, b in PAIRS)
                  if p in result["buckets"][0]["versus"]]
         lines += [f"## {run}", "",
-                  f"Run at commit {stamps[run].get('commit', '?')[:10]}; "
-                  f"{', '.join(result['types'])}.", "",
+                  f"Run at commit {stamps[run].get('commit', '?')[:10]}, "
+                  f"{provenances[run]}; {', '.join(result['types'])}.", "",
                   "| target's streams in training | items | units | "
                   + " | ".join(result["models"]) + " | " + " | ".join(pairs) + " |",
                   "|:--|--:|--:|" + "--:|" * (len(result["models"]) + len(pairs))]
@@ -237,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = run_diagnosis_args(argv, __doc__.split("\n\n")[0], ", ".join(DEFAULT_RUNS),
                               REPO / "docs" / "hits_by_item_popularity.md")
     root = results_dir()
-    results, stamps = {}, {}
+    results, stamps, provenances = {}, {}, {}
     for run in args.run or DEFAULT_RUNS:
         workspace = workspace_of(root, run)
         if not workspace.is_dir():
@@ -253,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             check_against_run(units, hits[name], recorded.get(name, {}))
         results[run] = by_popularity(split, units, hits)
         stamps[run] = read_stamp(root, run) or {}
-    write_doc_with_plot(args.out, lambda plot: render(results, stamps, plot),
+        provenances[run] = provenance(run, stamps[run], recorded,
+                                      records_dir(REPO / "docs" / "results.md"))
+    write_doc_with_plot(args.out, lambda plot: render(results, stamps, plot, provenances),
                         lambda path: write_plot(results, path))
     return 0
 

@@ -103,7 +103,28 @@ def test_a_run_without_table_2s_model_shows_the_pairs_it_has():
     with_b = by_popularity(split, units, {SERVED: hits, OWN: hits, NO_GNN: hits, "ease": hits})
     without = by_popularity(split, units, {SERVED: hits, "ease": hits})
     text = render({"paper": with_b, "seed8": without},
-                  {"paper": {"commit": "abc"}, "seed8": {"commit": "def"}}, "img/x.png")
+                  {"paper": {"commit": "abc"}, "seed8": {"commit": "def"}}, "img/x.png",
+                  {"paper": "the run docs/results.md records", "seed8": "a rerun"})
     paper, seed8 = text.split("## seed8")
+    assert "Run at commit def, a rerun; a." in seed8
     assert f"{OWN} - {NO_GNN}" in paper and f"{SERVED} - ease" in paper
     assert NO_GNN not in seed8 and f"{SERVED} - ease" in seed8
+
+
+def test_provenance_tells_a_rerun_from_the_recorded_run(tmp_path):
+    import json
+
+    from hits_by_item_popularity import provenance
+
+    record = tmp_path / "medium"
+    record.mkdir()
+    stamp = {"key": "k1", "finished_at": "2026-12-07T10:20:31Z"}
+    (record / "stamp.json").write_text(json.dumps(stamp))
+    (record / "metrics.json").write_text(json.dumps(
+        {"results": {SERVED: {"hr@10": {"a": 0.340, "b": 0.388}}, "ease": {"skipped": "big"}}}))
+    assert provenance("medium", stamp, {}, tmp_path) == "the run docs/results.md records"
+    rerun = {"key": "k1", "finished_at": "2026-12-07T15:06:58Z"}
+    text = provenance("medium", rerun, {SERVED: {"hr@10": {"a": 0.342, "b": 0.388}},
+                                        "ease": {"hr@10": {"a": 0.3}}}, tmp_path)
+    assert "rerun, on the same inputs" in text and "by up to 0.0020 (unified_2t, a)" in text
+    assert "does not record" in provenance("small", rerun, {}, tmp_path)
