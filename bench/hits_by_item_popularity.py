@@ -144,6 +144,11 @@ def bucket_edges(values: np.ndarray, n: int = N_BUCKETS) -> list[float]:
     return edges.tolist()
 
 
+def streams_label(lo: float, hi: float) -> str:
+    """The whole stream counts in [lo, hi): quantile edges can fall between two counts."""
+    return f"{int(np.ceil(lo)):,}-{int(np.ceil(hi)) - 1:,}"
+
+
 def stream_buckets(split, units) -> list[tuple[str, object]]:
     """[(label, which items of an index array fall in the bucket)]: first the items released
     since the cutoff (no training streams, ranked through the new-item exposure), then the
@@ -155,7 +160,7 @@ def stream_buckets(split, units) -> list[tuple[str, object]]:
     if len(older):
         edges = bucket_edges(older)
         for lo, hi in zip(edges[:-1], edges[1:]):
-            buckets.append((f"{int(lo):,}-{int(np.ceil(hi)) - 1:,}",
+            buckets.append((streams_label(lo, hi),
                             lambda items, lo=lo, hi=hi: ~new[items] & (streams[items] >= lo)
                             & (streams[items] < hi)))
     return buckets

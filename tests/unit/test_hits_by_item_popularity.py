@@ -18,6 +18,7 @@ from hits_by_item_popularity import (  # noqa: E402
     K,
     by_popularity,
     check_against_run,
+    streams_label,
     target_hits,
     target_units,
 )
@@ -128,3 +129,8 @@ def test_provenance_tells_a_rerun_from_the_recorded_run(tmp_path):
                                         "ease": {"hr@10": {"a": 0.3}}}, tmp_path)
     assert "rerun, on the same inputs" in text and "by up to 0.0020 (unified_2t, a)" in text
     assert "does not record" in provenance("small", rerun, {}, tmp_path)
+
+
+def test_stream_labels_do_not_overlap_on_fractional_edges():
+    assert streams_label(0, 52.5) == "0-52" and streams_label(52.5, 158) == "53-157"
+    assert streams_label(425.4, 1251) == "426-1,250"
