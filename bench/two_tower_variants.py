@@ -756,21 +756,34 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
 def _streams_table(records: dict[str, dict], hits: dict, baseline: str,
                    types: list[str]) -> list[str]:
     """HR@10 by the target item's training streams (_by_streams) of the records that measured
-    it, and each one's paired difference to the baseline per bucket."""
+    it, and each one's paired difference to the baseline per bucket. Buckets are matched by
+    position: their edges depend on the validation split alone (one per doc), while their
+    labels were written by the code of each record's day."""
     from evaluation.stats import compare_pooled, format_difference
 
-    measured = {n: r for n, r in records.items() if r.get("by_streams")}
+    measured = {n: list(r["by_streams"]) for n, r in records.items() if r.get("by_streams")}
     if baseline not in measured:
         return []
-    buckets = list(measured[baseline]["by_streams"])
-    short = {b: "new" if b.startswith("released") else b for b in buckets}
+    n_buckets = len(measured[baseline])
+    header = [b for b in measured.values() if len(b) == n_buckets][-1]  # the newest labels
+    header = ["new" if b.startswith("released") else b for b in header]
 
-    def delta(name: str, bucket: str) -> str:
-        a, b = hits.get(name + STREAMS, {}), hits.get(baseline + STREAMS, {})
-        keys = [f"{t}|{bucket}" for t in types if f"{t}|{bucket}" in a and f"{t}|{bucket}" in b]
-        if name == baseline or not keys:
+    def rate(name: str, i: int) -> str:
+        labels = measured[name]
+        return _f(records[name]["by_streams"][labels[i]]) if len(labels) == n_buckets else "–"
+
+    def delta(name: str, i: int) -> str:
+        if name == baseline or len(measured[name]) != n_buckets:
             return "–"
-        return format_difference(compare_pooled({"a": a, "b": b}, "a", "b", keys))
+        a, b = hits.get(name + STREAMS, {}), hits.get(baseline + STREAMS, {})
+        ka, kb = measured[name][i], measured[baseline][i]
+        pairs = {t: (a[f"{t}|{ka}"], b[f"{t}|{kb}"]) for t in types
+                 if f"{t}|{ka}" in a and f"{t}|{kb}" in b}
+        if not pairs:
+            return "–"
+        return format_difference(compare_pooled(
+            {"a": {t: x for t, (x, _) in pairs.items()},
+             "b": {t: y for t, (_, y) in pairs.items()}}, "a", "b", list(pairs)))
 
     lines = ["## By the target item's training streams", "",
              "HR@10 by the validation target's streams in the training window (what a learned "
@@ -779,13 +792,12 @@ def _streams_table(records: dict[str, dict], hits: dict, baseline: str,
              "buckets). Units: (user, type, bucket), users with history. Δ: paired with "
              f"`{baseline}` on the bucket's units, 95% bootstrap interval (bold: it excludes 0).",
              "",
-             "| variant | " + " | ".join(short[b] for b in buckets) + " | "
-             + " | ".join(f"Δ {short[b]}" for b in buckets) + " |",
-             "|---|" + "---:|" * len(buckets) + "---|" * len(buckets)]
-    for name, r in measured.items():
-        lines.append(f"| `{name}` | "
-                     + " | ".join(_f(r["by_streams"].get(b)) for b in buckets) + " | "
-                     + " | ".join(delta(name, b) for b in buckets) + " |")
+             "| variant | " + " | ".join(header) + " | "
+             + " | ".join(f"Δ {b}" for b in header) + " |",
+             "|---|" + "---:|" * n_buckets + "---|" * n_buckets]
+    for name in measured:
+        lines.append(f"| `{name}` | " + " | ".join(rate(name, i) for i in range(n_buckets))
+                     + " | " + " | ".join(delta(name, i) for i in range(n_buckets)) + " |")
     return lines + [""]
 
 

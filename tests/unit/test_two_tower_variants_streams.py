@@ -46,3 +46,13 @@ def test_streams_table_pairs_each_bucket_with_the_baseline():
     assert rows["`ids`"][3].lstrip("*").startswith("+0.750")  # 3 of 4 units gained
     assert rows["`ids`"][4].startswith("+0.000") and rows["`base`"][3] == "–"
     assert two_tower_variants._streams_table({"x": {}}, {}, "x", ["a"]) == []
+
+
+def test_streams_table_matches_buckets_by_position_across_label_versions():
+    users = np.arange(2)
+    hits = {"base" + STREAMS: {"a|0-9": (users, np.array([False, False]))},
+            "new" + STREAMS: {"a|0-8": (users, np.array([True, True]))}}
+    records = {"base": {"by_streams": {"0-9": 0.0}}, "new": {"by_streams": {"0-8": 1.0}}}
+    text = "\n".join(two_tower_variants._streams_table(records, hits, "base", ["a"]))
+    assert "| variant | 0-8 | Δ 0-8 |" in text  # the newest record's labels
+    assert "| `new` | 1.000 | **+1.000" in text
