@@ -659,6 +659,7 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
         f"Written by `python bench/two_tower_variants.py doc --workdir {workdir.name}"
         + "".join(f" --also {a.name}" for a in also)
         + (f" --baseline {baseline}" if baseline != "in_batch" else "")
+        + (f" --versus {versus}" if versus != "ease" else "")
         + (" --note ..." if note else "")
         + f" --out {out.name}` from the "
         "records of its `run` and `peers` commands. Validation cutoff "
