@@ -747,44 +747,105 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
               "'–': not measured (a record from before the measure, or a peer that would still "
               "see the items' or users' training streams). ![validation curves]"
               f"(img/{out.stem}.png)", ""]
-    lines += _streams_table(records, hits, baseline, types)
+    streams_plot = out.parent / "img" / f"{out.stem}_by_streams.png"
+    measured, header, deltas = _stream_deltas(records, hits, baseline, types)
+    lines += _streams_table(records, header, measured, deltas, baseline,
+                            str(streams_plot.relative_to(out.parent)))
     lines += _seed_groups(records, types, defaults, used, off_defaults, is_default)
     out.write_text("\n".join(lines))
     _plot(records, out.parent / "img" / f"{out.stem}.png")
+    if header:
+        _plot_stream_deltas(records, header, deltas, baseline, versus, streams_plot)
     print(f"wrote {out}")
 
 
-def _streams_table(records: dict[str, dict], hits: dict, baseline: str,
-                   types: list[str]) -> list[str]:
-    """HR@10 by the target item's training streams (_by_streams) of the records that measured
-    it, and each one's paired difference to the baseline per bucket. Buckets are matched by
-    position: their edges depend on the validation split alone (one per doc), while their
-    labels were written by the code of each record's day."""
-    from evaluation.stats import compare_pooled, format_difference
-
+def _stream_buckets(records: dict[str, dict], baseline: str
+                    ) -> tuple[dict[str, list[str]], list[str]] | None:
+    """({name: its bucket labels} of the records that measured _by_streams, the header labels),
+    None without the baseline among them. Buckets are matched by position: their edges depend
+    on the validation split alone (one per doc), while their labels were written by the code
+    of each record's day."""
     measured = {n: list(r["by_streams"]) for n, r in records.items() if r.get("by_streams")}
     if baseline not in measured:
-        return []
+        return None
     n_buckets = len(measured[baseline])
     header = [b for b in measured.values() if len(b) == n_buckets][-1]  # the newest labels
-    header = ["new" if b.startswith("released") else b for b in header]
+    return measured, ["new" if b.startswith("released") else b for b in header]
 
-    def rate(name: str, i: int) -> str:
-        labels = measured[name]
-        return _f(records[name]["by_streams"][labels[i]]) if len(labels) == n_buckets else "–"
 
-    def delta(name: str, i: int) -> str:
-        if name == baseline or len(measured[name]) != n_buckets:
-            return "–"
+def _stream_deltas(records: dict[str, dict], hits: dict, baseline: str, types: list[str]
+                   ) -> tuple[dict[str, list[str]], list[str], dict[str, list[dict | None]]]:
+    """(_stream_buckets' labels and header, {name: each bucket's paired comparison with the
+    baseline, None where there is none}); empty without the baseline's by-streams record."""
+    from evaluation.stats import compare_pooled
+
+    buckets = _stream_buckets(records, baseline)
+    if buckets is None:
+        return {}, [], {}
+    measured, header = buckets
+
+    def delta(name: str, i: int) -> dict | None:
+        if name == baseline or len(measured[name]) != len(header):
+            return None
         a, b = hits.get(name + STREAMS, {}), hits.get(baseline + STREAMS, {})
         ka, kb = measured[name][i], measured[baseline][i]
         pairs = {t: (a[f"{t}|{ka}"], b[f"{t}|{kb}"]) for t in types
                  if f"{t}|{ka}" in a and f"{t}|{kb}" in b}
         if not pairs:
-            return "–"
-        return format_difference(compare_pooled(
-            {"a": {t: x for t, (x, _) in pairs.items()},
-             "b": {t: y for t, (_, y) in pairs.items()}}, "a", "b", list(pairs)))
+            return None
+        c = compare_pooled({"a": {t: x for t, (x, _) in pairs.items()},
+                            "b": {t: y for t, (_, y) in pairs.items()}}, "a", "b", list(pairs))
+        return c if c["diff"] is not None else None
+
+    return measured, header, {n: [delta(n, i) for i in range(len(header))] for n in measured}
+
+
+def _plot_stream_deltas(records: dict[str, dict], header: list[str],
+                        deltas: dict[str, list[dict | None]], baseline: str,
+                        versus: str, path: Path) -> None:
+    """Each two-tower variant's (and `versus`') paired difference to the baseline per bucket,
+    with its 95% interval: the differences are a hundredth where the rates are tenths."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = [n for n, d in deltas.items() if any(d)
+             and (records[n]["kind"] == "two_tower" or n == versus)]
+    fig = Figure(figsize=(8, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.axhline(0, color="grey", lw=1)
+    for k, name in enumerate(shown):
+        xs = [i + (k - (len(shown) - 1) / 2) * 0.12 for i in range(len(header))]
+        points = [(x, c) for x, c in zip(xs, deltas[name]) if c]
+        ax.errorbar([x for x, _ in points], [c["diff"] for _, c in points],
+                    yerr=[[c["diff"] - c["diff_ci"][0] for _, c in points],
+                          [c["diff_ci"][1] - c["diff"] for _, c in points]],
+                    fmt="o", capsize=3, label=name)
+    ax.set_xticks(range(len(header)), header, rotation=20)
+    ax.set_xlabel("target item's streams in the training window")
+    ax.set_ylabel(f"HR@10 minus {baseline}'s (95% CI)")
+    ax.set_title(f"paired with {baseline}, by the target's training streams (validation)")
+    if shown:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def _streams_table(records: dict[str, dict], header: list[str], measured: dict,
+                   deltas: dict[str, list[dict | None]], baseline: str,
+                   plot: str = "") -> list[str]:
+    """HR@10 by the target item's training streams (_by_streams) of the records that measured
+    it, and each one's paired difference to the baseline per bucket (_stream_deltas); `plot`:
+    the path of the differences' plot, relative to the doc."""
+    from evaluation.stats import format_difference
+
+    if not header:
+        return []
+
+    def rate(name: str, i: int) -> str:
+        labels = measured[name]
+        return _f(records[name]["by_streams"][labels[i]]) if len(labels) == len(header) else "–"
 
     lines = ["## By the target item's training streams", "",
              "HR@10 by the validation target's streams in the training window (what a learned "
@@ -795,10 +856,13 @@ def _streams_table(records: dict[str, dict], hits: dict, baseline: str,
              "",
              "| variant | " + " | ".join(header) + " | "
              + " | ".join(f"Δ {b}" for b in header) + " |",
-             "|---|" + "---:|" * n_buckets + "---|" * n_buckets]
+             "|---|" + "---:|" * len(header) + "---|" * len(header)]
     for name in measured:
-        lines.append(f"| `{name}` | " + " | ".join(rate(name, i) for i in range(n_buckets))
-                     + " | " + " | ".join(delta(name, i) for i in range(n_buckets)) + " |")
+        lines.append(f"| `{name}` | " + " | ".join(rate(name, i) for i in range(len(header)))
+                     + " | " + " | ".join(format_difference(c) if c else "–"
+                                          for c in deltas[name]) + " |")
+    if plot:
+        lines += ["", f"![HR@10 minus {baseline}'s by the target's training streams]({plot})"]
     return lines + [""]
 
 
