@@ -216,8 +216,9 @@ def provenance(run: str, stamp: dict, results: dict, records: Path) -> str:
             for t, v in (r.get(f"hr@{K}") or {}).items()
             if v is not None and recorded[m].get(f"hr@{K}", {}).get(t) is not None]
     gap, model, item_type = max(gaps) if gaps else (0.0, "-", "-")
-    same = "same" if stamp.get("key") == (read_record(records, run) or {}).get("key") else "other"
-    return (f"a rerun, on the {same} inputs (code, config, data), of the run docs/results.md "
+    same = stamp.get("key") == (read_record(records, run) or {}).get("key")
+    return (f"a rerun, on {'the same' if same else 'other'} inputs (code, config, data), of "
+            "the run docs/results.md "
             f"records; its models' HR@{K} per type differ from the record's by up to "
             f"{gap:.4f} ({model}, {item_type})")
 
