@@ -205,7 +205,8 @@ def provenance(run: str, stamp: dict, results: dict, records: Path) -> str:
     """Whether the workspace holds the run docs/results.md records, or a rerun on the same
     inputs (e.g. on another machine): then how far its models' per-type HR@10 are from the
     record's. `results`: the workspace's metrics.json results; `records`: docs/results/."""
-    if stamp == read_record(records, run):
+    record = read_record(records, run)
+    if stamp == record:
         return "the run docs/results.md records"
     path = record_metrics(records, run)
     if not path.is_file():
@@ -216,7 +217,7 @@ def provenance(run: str, stamp: dict, results: dict, records: Path) -> str:
             for t, v in (r.get(f"hr@{K}") or {}).items()
             if v is not None and recorded[m].get(f"hr@{K}", {}).get(t) is not None]
     gap, model, item_type = max(gaps) if gaps else (0.0, "-", "-")
-    same = stamp.get("key") == (read_record(records, run) or {}).get("key")
+    same = stamp.get("key") == (record or {}).get("key")
     return (f"a rerun, on {'the same' if same else 'other'} inputs (code, config, data), of "
             "the run docs/results.md "
             f"records; its models' HR@{K} per type differ from the record's by up to "

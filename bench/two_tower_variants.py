@@ -759,30 +759,21 @@ def write_doc(workdir: Path, baseline: str, out: Path, also: list[Path] = (),
     print(f"wrote {out}")
 
 
-def _stream_buckets(records: dict[str, dict], baseline: str
-                    ) -> tuple[dict[str, list[str]], list[str]] | None:
-    """({name: its bucket labels} of the records that measured _by_streams, the header labels),
-    None without the baseline among them. Buckets are matched by position: their edges depend
-    on the validation split alone (one per doc), while their labels were written by the code
-    of each record's day."""
-    measured = {n: list(r["by_streams"]) for n, r in records.items() if r.get("by_streams")}
-    if baseline not in measured:
-        return None
-    n_buckets = len(measured[baseline])
-    header = [b for b in measured.values() if len(b) == n_buckets][-1]  # the newest labels
-    return measured, ["new" if b.startswith("released") else b for b in header]
-
-
 def _stream_deltas(records: dict[str, dict], hits: dict, baseline: str, types: list[str]
                    ) -> tuple[dict[str, list[str]], list[str], dict[str, list[dict | None]]]:
-    """(_stream_buckets' labels and header, {name: each bucket's paired comparison with the
-    baseline, None where there is none}); empty without the baseline's by-streams record."""
+    """({name: its bucket labels} of the records that measured _by_streams, the header labels,
+    {name: each bucket's paired comparison with the baseline, None where there is none});
+    empty without the baseline among them. Buckets are matched by position: their edges depend
+    on the validation split alone (one per doc), while their labels were written by the code
+    of each record's day."""
     from evaluation.stats import compare_pooled
 
-    buckets = _stream_buckets(records, baseline)
-    if buckets is None:
+    measured = {n: list(r["by_streams"]) for n, r in records.items() if r.get("by_streams")}
+    if baseline not in measured:
         return {}, [], {}
-    measured, header = buckets
+    n_buckets = len(measured[baseline])
+    header = [b for b in measured.values() if len(b) == n_buckets][-1]  # the newest labels
+    header = ["new" if b.startswith("released") else b for b in header]
 
     def delta(name: str, i: int) -> dict | None:
         if name == baseline or len(measured[name]) != len(header):
