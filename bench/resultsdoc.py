@@ -45,7 +45,10 @@ commands that produced it,
 and how long it ran; a run that failed says so with the end of its output (the others go on),
 and a run whose inputs changed since is marked stale until it is rerun. Runs fix their epochs:
 one whose training a wall-clock time budget stopped instead (a loaded machine) fails rather
-than being recorded, so the figures do not depend on the machine's load.
+than being recorded, so the figures do not depend on the machine's load. Nor, on one machine,
+on the run: the HGNN retrained there gives the same vectors bit for bit. On another machine they
+move (its kernels' floating-point sums depend on the CPU), and with them the figures that read
+them (hgnn_knn, unified_2t) in the third decimal; EASE, popularity and text_knn do not move.
 
 Offline evaluation (`gfm evaluate`, `evaluation/`): Hit-Rate@10, MRR@100 and coverage@10 per
 top-level item type on the hold-out after the cutoff, exact scoring over every candidate,
