@@ -47,8 +47,10 @@ and a run whose inputs changed since is marked stale until it is rerun. Runs fix
 one whose training a wall-clock time budget stopped instead (a loaded machine) fails rather
 than being recorded, so the figures do not depend on the machine's load. Nor, on one machine,
 on the run: the HGNN retrained there gives the same vectors bit for bit. On another machine they
-move (its kernels' floating-point sums depend on the CPU), and with them the figures that read
-them (hgnn_knn, unified_2t) in the third decimal; EASE, popularity and text_knn do not move.
+move: the text encoder's floating-point sums already depend on the CPU's vector kernels (in the
+last digits of the text vectors), the HGNN's training amplifies that, and the figures that read
+its vectors (hgnn_knn, unified_2t) move in the third decimal; EASE, popularity and text_knn do
+not move.
 
 Offline evaluation (`gfm evaluate`, `evaluation/`): Hit-Rate@10, MRR@100 and coverage@10 per
 top-level item type on the hold-out after the cutoff, exact scoring over every candidate,
