@@ -123,8 +123,9 @@ SMALL_STUDIES = (
      "from an item's text neighbours (a trial: new items unreachable; not merged)"),
     ("hgnn_unseen_items_small_exposure.md", "hgnn_knn's new items lifted to a multiple of their "
      "share of the top-10 slots (evaluation.hgnn_knn_new_item_exposure 1.5 kept)"),
-    ("two_tower_variants_small_skip_scope.md", "the hgnn_knn path for new items only (lost: new "
-     "items unreachable); Table 2 by the target's training streams"),
+    ("two_tower_variants_small_skip_scope.md", "the hgnn_knn path for new items only, trained "
+     "so (lost: new items unreachable) or at scoring only (lost: new items flood the lists); "
+     "Table 2 by the target's training streams"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium_temperature.md", "temperature 0.3 against 0.1 (level; 0.3, "
