@@ -124,7 +124,8 @@ SMALL_STUDIES = (
     ("hgnn_unseen_items_small_exposure.md", "hgnn_knn's new items lifted to a multiple of their "
      "share of the top-10 slots (evaluation.hgnn_knn_new_item_exposure 1.5 kept)"),
     ("two_tower_variants_small_skip_scope.md", "the hgnn_knn path for new items only, trained "
-     "so (lost: new items unreachable) or at scoring only (lost: new items flood the lists); "
+     "so (lost: new items unreachable) or at scoring only (lost: new items flood the lists, "
+     "or, with a weight that may lower them, the towers alone rank far worse); "
      "Table 2 by the target's training streams"),
 )
 MEDIUM_STUDIES = (
