@@ -796,17 +796,20 @@ def _plot_stream_deltas(records: dict[str, dict], header: list[str],
                         versus: str, path: Path) -> None:
     """Each two-tower variant's (and `versus`') paired difference to the baseline per bucket,
     with its 95% interval: the differences are a hundredth where the rates are tenths."""
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     shown = [n for n, d in deltas.items() if any(d)
              and (records[n]["kind"] == "two_tower" or n == versus)]
-    fig = Figure(figsize=(8, 4.2))
+    fig = Figure(figsize=(10, 4.2))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)  # more variants than tab10's colours
     ax.axhline(0, color="grey", lw=1)
+    step = min(0.12, 0.8 / max(len(shown), 1))  # a bucket's points stay within its own slot
     for k, name in enumerate(shown):
-        xs = [i + (k - (len(shown) - 1) / 2) * 0.12 for i in range(len(header))]
+        xs = [i + (k - (len(shown) - 1) / 2) * step for i in range(len(header))]
         points = [(x, c) for x, c in zip(xs, deltas[name]) if c]
         ax.errorbar([x for x, _ in points], [c["diff"] for _, c in points],
                     yerr=[[c["diff"] - c["diff_ci"][0] for _, c in points],
@@ -816,8 +819,8 @@ def _plot_stream_deltas(records: dict[str, dict], header: list[str],
     ax.set_xlabel("target item's streams in the training window")
     ax.set_ylabel(f"HR@10 minus {baseline}'s (95% CI)")
     ax.set_title(f"paired with {baseline}, by the target's training streams (validation)")
-    if shown:
-        ax.legend(fontsize=7)
+    if shown:  # beside the axes: inside, it hid the points near 0
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
