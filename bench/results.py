@@ -125,8 +125,9 @@ SMALL_STUDIES = (
      "share of the top-10 slots (evaluation.hgnn_knn_new_item_exposure 1.5 kept)"),
     ("two_tower_variants_small_skip_scope.md", "the hgnn_knn path for new items only, trained "
      "so (lost: new items unreachable) or at scoring only (lost: new items flood the lists, "
-     "or, with a weight that may lower them, the towers alone rank far worse); "
-     "Table 2 by the target's training streams"),
+     "or, with a weight that may lower them, the towers alone rank far worse); the path "
+     "weighted per item by its popularity (lost: the most-streamed fifths gained, new items "
+     "lost); Table 2 by the target's training streams"),
 )
 # The studies behind Table 2 on medium: shown under the medium run and under paper_medium.
 MEDIUM_TABLE2_STUDIES = (
@@ -142,7 +143,8 @@ MEDIUM_TABLE2_STUDIES = (
     ("two_tower_variants_medium_seed8_tail.md", "Table 2 by the target's training streams on "
      "seed 8's validation split: the same shape as seed 7's (middle fifths below learned ids, "
      "the most-streamed above, level pooled); the new-items-only path, trained so (new items "
-     "far below) or at scoring only (mean below), failed rules fixed beforehand"),
+     "far below) or at scoring only (mean below), and the path weighted per item by its "
+     "popularity (middle fifths still below), failed rules fixed beforehand"),
 )
 MEDIUM_STUDIES = (
     ("two_tower_variants_medium_temperature.md", "temperature 0.3 against 0.1 (level; 0.3, "
