@@ -50,7 +50,7 @@ TUNED_PEERS = (("tune", "als", "--trials", "20"), ("tune", "ease", "--trials", "
 # docs/two_tower_variants_movielens_lag.md). Level there and not
 # kept: a recency-weighted history (history_decay 0.9, +0.007 [-0.007, +0.020]) and
 # temperature 0.05 (-0.003 [-0.021, +0.016]) (docs/two_tower_variants_movielens_levers.md).
-# Smaller towers, tower_dims [256, 128] (610 users), and 7 epochs: on seeds 0 and 1 they came
+# Smaller towers, tower_dims [256, 128] (671 users), and 7 epochs: on seeds 0 and 1 they came
 # level with ALS on validation where the 512-256-128 towers stayed below it; 7 epochs from the
 # two seeds' mean curve over 12 (a plateau from the 7th, level with the 12th); id_skip and
 # dropout 0.3 lost (docs/two_tower_variants_movielens_capacity.md). history_dropout 0.1: what
@@ -206,7 +206,7 @@ RUNS: list[Run] = [
         config={"timeline": {"protocol": "per_user"}, "warehouse": {"history_at_events": True},
                 "two_tower": {**MOVIELENS_TWO_TOWER, "history_decay": 0.5}},
         data=(MOVIELENS,), studies=MOVIELENS_STUDIES),
-    # Not in a plain `make results` (RUNS=movielens_rolling). ml-latest-small's 610 users span
+    # Not in a plain `make results` (RUNS=movielens_rolling). ml-latest-small's 671 users span
     # 20 years and mostly rate in one sitting, so the paper's 14-day global hold-out held 2-6
     # users per cutoff (96 user-cutoff units over 12 cutoffs every 28 days at commit 43f8983;
     # 7 at the configured cutoff, all that `gfm tune` validated on): unmeasurable. Here each
