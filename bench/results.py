@@ -128,6 +128,8 @@ SMALL_STUDIES = (
      "or, with a weight that may lower them, the towers alone rank far worse); the path "
      "weighted per item by its popularity (lost: the most-streamed fifths gained, new items "
      "lost); Table 2 by the target's training streams"),
+    ("two_tower_variants_small_lr_schedule.md", "a cosine-decayed learning rate (a trial: "
+     "below the constant rate over 2 seeds; not merged)"),
 )
 # The studies behind Table 2 on medium: shown under the medium run and under paper_medium.
 MEDIUM_TABLE2_STUDIES = (
@@ -186,6 +188,9 @@ MOVIELENS_STUDIES = (
      "a smoother curve, level with one seed at their best epochs; not merged)"),
     ("two_tower_variants_movielens_decay.md", "the pooled history ids weighted by recency, "
      "0.5 and 0.7 per position over 2 seeds (0.5 kept, this run only)"),
+    ("two_tower_variants_movielens_step.md", "the optimizer's step: learning rate 5e-4 and "
+     "2e-3, batches of 256 and 1024, a cosine-decayed rate (a trial; all below today's "
+     "settings over 2 seeds, nothing kept)"),
 )
 RUNS: list[Run] = [
     Run("small", "Small profile (synthetic, seed 7)",
